@@ -1,0 +1,94 @@
+"""The exception hierarchy of voicelive_nb.
+
+Every error raised by this package derives from :class:`VoiceLiveError`. Errors from
+third-party libraries (websockets, sounddevice, azure-identity) are translated into
+these at the edge modules, so callers catch one family.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class VoiceLiveError(Exception):
+    """Base class of every error raised by voicelive_nb."""
+
+
+class ConfigError(VoiceLiveError, ValueError):
+    """A session configuration value is invalid.
+
+    ``field`` is the dotted path of the field (``turn_detection.threshold``), ``value`` what
+    was given, ``allowed`` a human-readable description of the allowed range or choices.
+    """
+
+    def __init__(self, field: str, value: Any, allowed: str, message: str | None = None) -> None:
+        self.field = field
+        self.value = value
+        self.allowed = allowed
+        text = message or f"invalid {field}: {value!r}; allowed: {allowed}"
+        super().__init__(text)
+
+
+class ProtocolError(VoiceLiveError):
+    """A message could not be encoded or violates the Voice Live protocol."""
+
+
+class ServerError(VoiceLiveError):
+    """The service answered with an ``error`` event."""
+
+    def __init__(self, message: str, *, code: str | None = None, param: str | None = None,
+                 error_type: str | None = None, event_id: str | None = None) -> None:
+        self.code = code
+        self.param = param
+        self.error_type = error_type
+        self.event_id = event_id
+        details = ", ".join(f"{k}={v}" for k, v in (("code", code), ("param", param)) if v)
+        super().__init__(f"{message} ({details})" if details else message)
+
+
+class TransportError(VoiceLiveError):
+    """The WebSocket connection could not be opened or was lost."""
+
+
+class ConnectTimeout(TransportError):
+    """Opening the connection took longer than the connect timeout."""
+
+
+class AuthenticationError(TransportError):
+    """The service refused the credential during the handshake (HTTP 401/403)."""
+
+    def __init__(self, message: str, *, status: int | None = None, credential_kind: str | None = None) -> None:
+        self.status = status
+        self.credential_kind = credential_kind
+        super().__init__(message)
+
+
+class ConnectionClosed(TransportError):
+    """The connection was closed; ``code`` and ``reason`` come from the close frame."""
+
+    def __init__(self, code: int | None, reason: str = "") -> None:
+        self.code = code
+        self.reason = reason
+        text = f"connection closed (code {code})" if code is not None else "connection closed (no close frame)"
+        if reason:
+            text += f": {reason}"
+        super().__init__(text)
+
+
+class AudioError(VoiceLiveError):
+    """An audio source, sink or device failed."""
+
+
+class AudioDeviceUnavailable(AudioError):
+    """No usable audio device (PortAudio missing, no device, or the device refused)."""
+
+
+class OptionalDependencyMissing(VoiceLiveError, ImportError):
+    """An optional extra is needed for this feature; the message says what to install."""
+
+    def __init__(self, feature: str, package: str, extra: str) -> None:
+        self.package = package
+        self.extra = extra
+        super().__init__(
+            f"{feature} needs the '{package}' package; install it with: pip install 'voicelive_nb[{extra}]'"
+        )
