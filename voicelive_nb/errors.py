@@ -36,8 +36,15 @@ class ProtocolError(VoiceLiveError):
 class ServerError(VoiceLiveError):
     """The service answered with an ``error`` event."""
 
-    def __init__(self, message: str, *, code: str | None = None, param: str | None = None,
-                 error_type: str | None = None, event_id: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        param: str | None = None,
+        error_type: str | None = None,
+        event_id: str | None = None,
+    ) -> None:
         self.code = code
         self.param = param
         self.error_type = error_type
@@ -57,7 +64,9 @@ class ConnectTimeout(TransportError):
 class AuthenticationError(TransportError):
     """The service refused the credential during the handshake (HTTP 401/403)."""
 
-    def __init__(self, message: str, *, status: int | None = None, credential_kind: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, status: int | None = None, credential_kind: str | None = None
+    ) -> None:
         self.status = status
         self.credential_kind = credential_kind
         super().__init__(message)
@@ -69,7 +78,9 @@ class ConnectionClosed(TransportError):
     def __init__(self, code: int | None, reason: str = "") -> None:
         self.code = code
         self.reason = reason
-        text = f"connection closed (code {code})" if code is not None else "connection closed (no close frame)"
+        text = (
+            f"connection closed (code {code})" if code is not None else "connection closed (no close frame)"
+        )
         if reason:
             text += f": {reason}"
         super().__init__(text)
