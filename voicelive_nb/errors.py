@@ -53,6 +53,10 @@ class ServerError(VoiceLiveError):
         super().__init__(f"{message} ({details})" if details else message)
 
 
+class WaitTimeout(VoiceLiveError, TimeoutError):
+    """An awaited event did not arrive in time."""
+
+
 class TransportError(VoiceLiveError):
     """The WebSocket connection could not be opened or was lost."""
 

