@@ -1,0 +1,177 @@
+"""Settings resolution, secret masking, and token credentials (real implementations, no mocks)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from voicelive_nb.auth import (
+    DEFAULT_SCOPE,
+    LEGACY_SCOPE,
+    ApiKeyCredential,
+    Secret,
+    TokenCredentialAuth,
+    load_settings,
+    make_credential,
+)
+from voicelive_nb.errors import AuthenticationError
+
+
+@dataclass
+class AccessToken:
+    token: str
+    expires_on: int
+
+
+class ShortLivedTokens:
+    """An async token credential (azure-core's AsyncTokenCredential shape) issuing numbered tokens."""
+
+    def __init__(self, lifetime_s: int, clock: list[float]) -> None:
+        self.lifetime_s = lifetime_s
+        self.clock = clock
+        self.issued = 0
+        self.scopes: list[tuple[str, ...]] = []
+        self.closed = False
+
+    async def get_token(self, *scopes: str, **kwargs: object) -> AccessToken:
+        self.issued += 1
+        self.scopes.append(scopes)
+        return AccessToken(f"token-{self.issued}", int(self.clock[0]) + self.lifetime_s)
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+class SyncTokens:
+    def get_token(self, *scopes: str, **kwargs: object) -> AccessToken:
+        return AccessToken("sync-token", 2_000_000_000)
+
+
+class FailingTokens:
+    async def get_token(self, *scopes: str, **kwargs: object) -> AccessToken:
+        raise RuntimeError("no account signed in")
+
+
+def test_settings_precedence_argument_environment_dotenv(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text(
+        "AZURE_VOICE_LIVE_ENDPOINT=https://from-dotenv\nAZURE_VOICE_LIVE_API_KEY=dotenv-key\n"
+        "VOICE_LIVE_MODEL=gpt-4o\nAZURE_VOICE_LIVE_API_VERSION=2025-05-01-preview\n"
+    )
+    env = {"AZURE_VOICE_LIVE_ENDPOINT": "https://from-env"}
+    s = load_settings(environ=env, dotenv=tmp_path)
+    assert s.endpoint == "https://from-env"
+    assert s.api_key == Secret("dotenv-key")
+    assert s.model == "gpt-4o" and s.api_version == "2025-05-01-preview"
+    assert s.sources["endpoint"] == "environment AZURE_VOICE_LIVE_ENDPOINT"
+    assert s.sources["api_key"] == ".env AZURE_VOICE_LIVE_API_KEY"
+    s2 = load_settings(endpoint="https://arg", api_key="arg-key", environ=env, dotenv=tmp_path)
+    assert s2.endpoint == "https://arg" and s2.api_key == Secret("arg-key")
+
+
+def test_settings_defaults_without_anything(tmp_path: Path) -> None:
+    s = load_settings(environ={}, dotenv=tmp_path)
+    assert not s.configured and s.endpoint is None and s.api_key is None
+    assert s.model == "gpt-realtime" and s.api_version == "2026-07-15"
+    assert "built-in emulator" in s.describe()
+
+
+def test_dotenv_does_not_change_os_environ(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    (tmp_path / ".env").write_text("AZURE_VOICE_LIVE_API_KEY=file-key\n")
+    monkeypatch.delenv("AZURE_VOICE_LIVE_API_KEY", raising=False)
+    load_settings(environ={}, dotenv=tmp_path)
+    assert "AZURE_VOICE_LIVE_API_KEY" not in os.environ
+
+
+def test_secret_never_shows_itself() -> None:
+    key = "sk-very-secret-value-1234567890"
+    s = Secret(key)
+    settings = load_settings(endpoint="https://h", api_key=key, environ={}, dotenv=False)
+    for text in (repr(s), str(s), f"{s}", repr(settings), settings.describe(), repr(ApiKeyCredential(key))):
+        assert key not in text
+    assert s.reveal() == key
+    with pytest.raises(TypeError):
+        import pickle
+
+        pickle.dumps(s)
+
+
+async def test_api_key_header() -> None:
+    assert await ApiKeyCredential("k").headers() == {"api-key": "k"}
+
+
+async def test_token_is_cached_and_refreshed_before_expiry() -> None:
+    clock = [1_000.0]
+    tokens = ShortLivedTokens(lifetime_s=600, clock=clock)
+    auth = TokenCredentialAuth(tokens, refresh_margin_s=300, clock=lambda: clock[0])
+    assert await auth.headers() == {"Authorization": "Bearer token-1"}
+    clock[0] += 200  # 400 s left: still cached
+    assert await auth.headers() == {"Authorization": "Bearer token-1"}
+    clock[0] += 150  # 250 s left < margin: refreshed
+    assert await auth.headers() == {"Authorization": "Bearer token-2"}
+    assert tokens.issued == 2 and auth.fetches == 2
+    assert tokens.scopes[0] == (DEFAULT_SCOPE,)
+
+
+async def test_legacy_scope_and_sync_credentials() -> None:
+    clock = [0.0]
+    tokens = ShortLivedTokens(3600, clock)
+    auth = make_credential(credential=tokens, scopes=LEGACY_SCOPE)
+    await auth.headers()
+    assert tokens.scopes == [(LEGACY_SCOPE,)]
+    assert await make_credential(credential=SyncTokens()).headers() == {"Authorization": "Bearer sync-token"}
+
+
+async def test_azure_key_credential_is_used_as_api_key() -> None:
+    from azure.core.credentials import AzureKeyCredential
+
+    cred = make_credential(credential=AzureKeyCredential("azk"))
+    assert cred.kind == "api-key" and await cred.headers() == {"api-key": "azk"}
+
+
+async def test_token_failure_is_authentication_error() -> None:
+    auth = TokenCredentialAuth(FailingTokens())
+    with pytest.raises(AuthenticationError, match="no account signed in") as info:
+        await auth.headers()
+    assert info.value.credential_kind == "entra-token"
+
+
+async def test_owned_credentials_are_closed_borrowed_ones_not() -> None:
+    clock = [0.0]
+    owned, borrowed = ShortLivedTokens(60, clock), ShortLivedTokens(60, clock)
+    await TokenCredentialAuth(owned, owns=True).aclose()
+    await TokenCredentialAuth(borrowed, owns=False).aclose()
+    assert owned.closed and not borrowed.closed
+
+
+def test_default_azure_credential_is_created_and_closed_cleanly() -> None:
+    """No key → DefaultAzureCredential, owned and closed: no 'Unclosed client session' at exit.
+
+    Runs in a fresh interpreter with warnings as errors. No token is requested (that would
+    contact Azure); the credential's transports are created and must be closed.
+    """
+    code = textwrap.dedent(
+        """
+        import asyncio, gc
+        from voicelive_nb.auth import make_credential, TokenCredentialAuth
+        async def main():
+            cred = make_credential()
+            assert isinstance(cred, TokenCredentialAuth) and cred._owns
+            await cred.aclose()
+        asyncio.run(main())
+        gc.collect()
+        print("OK")
+        """
+    )
+    proc = subprocess.run(
+        [sys.executable, "-W", "error", "-X", "dev", "-c", code], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "OK" in proc.stdout
+    assert "Unclosed" not in proc.stderr and "ResourceWarning" not in proc.stderr

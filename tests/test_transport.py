@@ -1,0 +1,203 @@
+"""Transport: URL building as the service builds it, and the handshake against real local servers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from http import HTTPStatus
+from typing import Any
+
+import pytest
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.http11 import Request, Response
+
+from voicelive_nb.errors import AuthenticationError, ConnectionClosed, ConnectTimeout, TransportError
+from voicelive_nb.transport import Transport, build_url, describe_close, redact_url
+
+V = "2026-07-15"
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "expected"),
+    [
+        (
+            "https://res.services.ai.azure.com",
+            "wss://res.services.ai.azure.com/voice-live/realtime?api-version=2026-07-15&model=gpt-realtime",
+        ),
+        (
+            "https://res.services.ai.azure.com/",
+            "wss://res.services.ai.azure.com/voice-live/realtime?api-version=2026-07-15&model=gpt-realtime",
+        ),
+        (
+            "http://127.0.0.1:8765",
+            "ws://127.0.0.1:8765/voice-live/realtime?api-version=2026-07-15&model=gpt-realtime",
+        ),
+        (
+            "ws://127.0.0.1:1/prefix/",
+            "ws://127.0.0.1:1/prefix/voice-live/realtime?api-version=2026-07-15&model=gpt-realtime",
+        ),
+        (
+            "wss://h/openai/realtime",
+            "wss://h/openai/realtime/voice-live/realtime?api-version=2026-07-15&model=gpt-realtime",
+        ),
+    ],
+)
+def test_build_url_scheme_and_path(endpoint: str, expected: str) -> None:
+    assert build_url(endpoint, api_version=V, model="gpt-realtime") == expected
+
+
+def test_build_url_query_precedence() -> None:
+    url = build_url(
+        "https://h/?api-version=2020-01-01&features=x&extra=1",
+        api_version=V,
+        model="gpt-4o",
+        query={"features": "client_ec_reference:true"},
+    )
+    # the endpoint's own api-version is ignored (as the SDK does); query= overrides; other params kept
+    assert url == (
+        "wss://h/voice-live/realtime?api-version=2026-07-15&model=gpt-4o"
+        "&features=client_ec_reference%3Atrue&extra=1"
+    )
+
+
+def test_build_url_agent_mode_has_no_model() -> None:
+    url = build_url(
+        "https://h",
+        api_version=V,
+        agent={"agent_name": "helper", "project_name": "proj", "agent_version": "3"},
+    )
+    assert (
+        url
+        == "wss://h/voice-live/realtime?api-version=2026-07-15&agent-name=helper&agent-project-name=proj&agent-version=3"
+    )
+
+
+@pytest.mark.parametrize("bad", ["ftp://h", "h.example.com", "https://"])
+def test_build_url_rejects_bad_endpoints(bad: str) -> None:
+    with pytest.raises(TransportError, match="endpoint"):
+        build_url(bad, api_version=V, model="m")
+
+
+def test_redact_url_masks_secrets() -> None:
+    url = "wss://h/voice-live/realtime?api-version=1&api-key=SECRET123&Authorization=Bearer+tok"
+    shown = redact_url(url)
+    assert "SECRET123" not in shown and "tok" not in shown
+    assert "api-version=1" in shown
+
+
+def test_describe_close() -> None:
+    assert describe_close(1009, "") == "1009 message too big"
+    assert describe_close(None, None) == "no close frame"
+    assert describe_close(4000, "bye") == "4000 code 4000: bye"
+
+
+class _Server:
+    """A real websockets server on 127.0.0.1:0 with a scripted handshake answer."""
+
+    def __init__(self) -> None:
+        self.status: int | None = None
+        self.body = b""
+        self.requests: list[Request] = []
+        self.after_open: Any = None
+
+    def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        self.requests.append(request)
+        if self.status is not None:
+            return connection.respond(HTTPStatus(self.status), self.body.decode())
+        return None
+
+    async def handler(self, connection: ServerConnection) -> None:
+        if self.after_open is not None:
+            await self.after_open(connection)
+        else:
+            async for message in connection:
+                await connection.send(message)
+
+
+@contextlib.asynccontextmanager
+async def local_server() -> AsyncIterator[tuple[_Server, str]]:
+    s = _Server()
+    async with serve(s.handler, "127.0.0.1", 0, process_request=s.process_request) as server:
+        port = server.sockets[0].getsockname()[1]
+        yield s, f"ws://127.0.0.1:{port}/voice-live/realtime?api-version={V}&model=m"
+
+
+async def test_connect_sends_headers_and_echoes() -> None:
+    async with local_server() as (server, url):
+        t = await Transport.connect(url, {"api-key": "k1"}, credential_kind="api-key")
+        await t.send('{"type":"ping"}')
+        assert await t.recv() == '{"type":"ping"}'
+        await t.close()
+    headers = server.requests[0].headers
+    assert headers["api-key"] == "k1"
+    assert headers["x-ms-client-request-id"] == t.request_id
+    assert headers["User-Agent"].startswith("voicelive_nb/")
+    assert "permessage-deflate" not in headers.get("Sec-WebSocket-Extensions", "")
+
+
+@pytest.mark.parametrize(
+    ("status", "kind", "phrase"), [(401, "api-key", "API key"), (403, "entra-token", "Entra ID token")]
+)
+async def test_auth_failure_names_the_credential(status: int, kind: str, phrase: str) -> None:
+    async with local_server() as (server, url):
+        server.status = status
+        server.body = b"bad key"
+        with pytest.raises(AuthenticationError) as info:
+            await Transport.connect(url + "&api-key=SECRETQ", {}, credential_kind=kind)
+    err = info.value
+    assert err.status == status and err.credential_kind == kind
+    assert phrase in str(err) and str(status) in str(err)
+    assert "SECRETQ" not in str(err)
+
+
+async def test_other_http_status_is_transport_error() -> None:
+    async with local_server() as (server, url):
+        server.status = 404
+        with pytest.raises(TransportError, match="HTTP 404") as info:
+            await Transport.connect(url, {})
+    assert not isinstance(info.value, AuthenticationError)
+
+
+async def test_refused_connection() -> None:
+    # bind a port, then close it: nothing listens there any more
+    srv = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    port = srv.sockets[0].getsockname()[1]
+    srv.close()
+    await srv.wait_closed()
+    with pytest.raises(TransportError, match="cannot connect"):
+        await Transport.connect(f"ws://127.0.0.1:{port}/voice-live/realtime", {})
+
+
+async def test_connect_timeout() -> None:
+    writers = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)  # accept TCP, never answer the HTTP upgrade
+
+    srv = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = srv.sockets[0].getsockname()[1]
+    try:
+        with pytest.raises(ConnectTimeout, match="within 0.3 s"):
+            await Transport.connect(f"ws://127.0.0.1:{port}/voice-live/realtime", {}, connect_timeout_s=0.3)
+    finally:
+        for w in writers:
+            w.close()
+        srv.close()
+        await srv.wait_closed()
+
+
+async def test_server_close_becomes_connection_closed_with_code_and_reason() -> None:
+    async with local_server() as (server, url):
+
+        async def close_soon(connection: ServerConnection) -> None:
+            await connection.close(4001, "session_expired")
+
+        server.after_open = close_soon
+        t = await Transport.connect(url, {})
+        with pytest.raises(ConnectionClosed) as info:
+            await t.recv()
+        assert info.value.code == 4001 and info.value.reason == "session_expired"
+        with pytest.raises(ConnectionClosed):
+            await t.send("{}")
+        await t.close()
