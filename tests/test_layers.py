@@ -102,9 +102,12 @@ def imports_of(module: str, path: Path) -> list[tuple[str, int]]:
 def is_type_checking_only(path: Path, lineno: int) -> bool:
     tree = ast.parse(path.read_text())
     for node in ast.walk(tree):
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            if node.lineno <= lineno <= (node.end_lineno or node.lineno):
-                return True
+        if (
+            isinstance(node, ast.If)
+            and "TYPE_CHECKING" in ast.unparse(node.test)
+            and node.lineno <= lineno <= (node.end_lineno or node.lineno)
+        ):
+            return True
     return False
 
 
