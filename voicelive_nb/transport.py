@@ -13,10 +13,10 @@ import uuid
 from collections.abc import Mapping
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from websockets.version import version as websockets_version
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed as WsConnectionClosed
 from websockets.exceptions import InvalidHandshake, InvalidStatus
+from websockets.version import version as websockets_version
 
 from ._version import __version__
 from .errors import AuthenticationError, ConnectionClosed, ConnectTimeout, TransportError
