@@ -1,0 +1,387 @@
+"""In-memory audio sources and sinks: arrays in, buffers out (tests, notebooks, the VAD lab).
+
+- :class:`ArraySource` streams a NumPy array or PCM16 bytes as if it were a microphone.
+- :class:`SilenceSource` streams digital silence, for a while or for ever.
+- :class:`BufferSink` collects what the assistant says, per item and in total. By default
+  everything "plays" the moment it is written; with ``realtime=True`` it models a speaker
+  that plays at real-time speed on an injectable clock, so barge-in truncation (what was
+  really heard when the user interrupted) can be tested without a sound card.
+
+:class:`PcmSource` is the paced framing shared with :class:`~voicelive_nb.audio.wav.WavSource`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from ..errors import AudioError, ConfigError
+from .buffers import PlayoutTracker
+from .format import float_to_pcm16, resample
+
+__all__ = ["ArraySource", "BufferSink", "Flush", "Pace", "PcmSource", "SilenceSource"]
+
+Pace = Literal["realtime", "fast"]
+_PACES = ("realtime", "fast")
+
+
+def _check_pace(pace: str) -> None:
+    if pace not in _PACES:
+        raise ConfigError("pace", pace, "'realtime' (paced like a microphone) or 'fast' (no waiting)")
+
+
+def _check_ms(name: str, value: float) -> None:
+    if value < 0:
+        raise ConfigError(name, value, "0 or more milliseconds")
+
+
+def _frame_samples(sample_rate: int, frame_ms: int) -> int:
+    if sample_rate <= 0:
+        raise ConfigError("sample_rate", sample_rate, "a positive rate in Hz such as 24000")
+    if frame_ms <= 0:
+        raise ConfigError("frame_ms", frame_ms, "a positive number of milliseconds such as 20")
+    samples = sample_rate * frame_ms // 1000
+    if samples <= 0:
+        raise ConfigError("frame_ms", frame_ms, f"at least one sample per frame at {sample_rate} Hz")
+    return samples
+
+
+def _silence(sample_rate: int, ms: float) -> bytes:
+    return bytes(2 * round(sample_rate * ms / 1000))
+
+
+async def _paced(
+    frames: Iterator[bytes], sample_rate: int, pace: Pace, closed: Callable[[], bool]
+) -> AsyncIterator[bytes]:
+    """Yield ``frames`` either as fast as possible or like a microphone would deliver them.
+
+    Real-time pacing follows a deadline schedule computed from the start, not a sum of
+    sleeps: frame ``k`` is released when the audio up to its end has "been captured",
+    ``t0 + samples_through_k / sample_rate``. A late consumer catches up instead of
+    shifting every later frame (no drift).
+    """
+    loop = asyncio.get_running_loop()
+    t0: float | None = None
+    emitted = 0
+    for frame in frames:
+        if closed():
+            return
+        emitted += len(frame) // 2
+        if pace == "realtime":
+            if t0 is None:
+                t0 = loop.time()
+            delay = t0 + emitted / sample_rate - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        else:
+            await asyncio.sleep(0)
+        if closed():
+            return
+        yield frame
+
+
+class PcmSource:
+    """An :class:`~voicelive_nb.audio.base.AudioSource` over PCM16 mono audio held in memory.
+
+    ``frames(sample_rate, frame_ms)`` resamples (once per rate, cached), adds
+    ``lead_silence_ms`` before the audio and ``tail_silence_ms`` after each pass, and with
+    ``loop=True`` repeats audio + tail for ever (frames run across the seams, so only a
+    non-looping source ends with a shorter frame).
+    """
+
+    def __init__(
+        self,
+        pcm16: bytes,
+        sample_rate: int,
+        *,
+        pace: Pace = "fast",
+        loop: bool = False,
+        lead_silence_ms: float = 0,
+        tail_silence_ms: float = 0,
+    ) -> None:
+        _check_pace(pace)
+        _check_ms("lead_silence_ms", lead_silence_ms)
+        _check_ms("tail_silence_ms", tail_silence_ms)
+        if sample_rate <= 0:
+            raise ConfigError("sample_rate", sample_rate, "a positive rate in Hz such as 24000")
+        if len(pcm16) % 2:
+            raise AudioError(f"pcm16 audio must have an even number of bytes, got {len(pcm16)}")
+        self._pcm16 = bytes(pcm16)
+        self._rate = sample_rate
+        self.pace: Pace = pace
+        self.loop = loop
+        self.lead_silence_ms = lead_silence_ms
+        self.tail_silence_ms = tail_silence_ms
+        self._by_rate: dict[int, bytes] = {sample_rate: self._pcm16}
+        self._closed = False
+
+    @property
+    def sample_rate(self) -> int:
+        """The rate of the audio as given (``frames`` resamples to the rate it is asked for)."""
+        return self._rate
+
+    @property
+    def duration_s(self) -> float:
+        """Duration of the audio itself, without lead or tail silence."""
+        return len(self._pcm16) / 2 / self._rate
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def pcm16_at(self, sample_rate: int) -> bytes:
+        """The whole audio (no lead/tail silence) resampled to ``sample_rate``."""
+        pcm = self._by_rate.get(sample_rate)
+        if pcm is None:
+            pcm = resample(self._pcm16, self._rate, sample_rate)
+            self._by_rate[sample_rate] = pcm
+        return pcm
+
+    def _stream(self, sample_rate: int, frame_samples: int) -> Iterator[bytes]:
+        step = 2 * frame_samples
+        lead = _silence(sample_rate, self.lead_silence_ms)
+        body = self.pcm16_at(sample_rate) + _silence(sample_rate, self.tail_silence_ms)
+        if not self.loop or not body:
+            data = lead + body
+            for i in range(0, len(data), step):
+                yield data[i : i + step]
+            return
+        pending = bytearray(lead)
+        while True:
+            while len(pending) < step:
+                pending += body
+            yield bytes(pending[:step])
+            del pending[:step]
+
+    def frames(self, sample_rate: int, frame_ms: int = 20) -> AsyncIterator[bytes]:
+        """Yield PCM16 mono frames of ``frame_ms`` at ``sample_rate`` (see the class doc)."""
+        frame_samples = _frame_samples(sample_rate, frame_ms)
+        return _paced(self._stream(sample_rate, frame_samples), sample_rate, self.pace, lambda: self._closed)
+
+    async def aclose(self) -> None:
+        """Stop every running ``frames`` iterator at its next frame (idempotent)."""
+        self._closed = True
+
+
+def _to_pcm16(samples: npt.NDArray[Any] | bytes | bytearray | memoryview, gain: float) -> bytes:
+    if isinstance(samples, (bytes, bytearray, memoryview)):
+        raw = bytes(samples)
+        if len(raw) % 2:
+            raise AudioError(f"pcm16 audio must have an even number of bytes, got {len(raw)}")
+        if gain == 1.0:
+            return raw
+        return float_to_pcm16(np.frombuffer(raw, dtype="<i2").astype(np.float64) * (gain / 32768.0))
+    arr = np.asarray(samples)
+    if arr.dtype != np.int16 and arr.dtype.kind != "f":
+        raise AudioError(f"audio samples must be float (in [-1, 1]) or int16, got dtype {arr.dtype}")
+    if arr.ndim not in (1, 2):
+        raise AudioError(f"audio samples must be 1-D (mono) or 2-D (frames, channels), got shape {arr.shape}")
+    if arr.ndim == 1 and arr.dtype == np.int16 and gain == 1.0:
+        return arr.astype("<i2").tobytes()
+    x = arr.astype(np.float64)
+    if arr.dtype == np.int16:
+        x /= 32768.0
+    if x.ndim == 2:
+        x = x.mean(axis=1)  # (frames, channels) → mono
+    return float_to_pcm16(x * gain)
+
+
+class ArraySource(PcmSource):
+    """Stream an array (float in [-1, 1] or int16; 1-D, or 2-D ``(frames, channels)`` mixed to
+    mono) or PCM16 bytes at ``sample_rate``, as fast as possible by default."""
+
+    def __init__(
+        self,
+        samples: npt.NDArray[Any] | bytes,
+        sample_rate: int,
+        *,
+        pace: Pace = "fast",
+        tail_silence_ms: float = 0,
+        lead_silence_ms: float = 0,
+        loop: bool = False,
+        gain: float = 1.0,
+    ) -> None:
+        super().__init__(
+            _to_pcm16(samples, gain),
+            sample_rate,
+            pace=pace,
+            loop=loop,
+            lead_silence_ms=lead_silence_ms,
+            tail_silence_ms=tail_silence_ms,
+        )
+
+
+class SilenceSource:
+    """Digital silence: ``duration_ms`` of it, or for ever with ``None``; real-time paced by default."""
+
+    def __init__(self, duration_ms: float | None = None, *, pace: Pace = "realtime") -> None:
+        _check_pace(pace)
+        if duration_ms is not None:
+            _check_ms("duration_ms", duration_ms)
+        self.duration_ms = duration_ms
+        self.pace: Pace = pace
+        self._closed = False
+
+    def _stream(self, sample_rate: int, frame_samples: int) -> Iterator[bytes]:
+        frame = bytes(2 * frame_samples)
+        if self.duration_ms is None:
+            while True:
+                yield frame
+        remaining = 2 * round(sample_rate * self.duration_ms / 1000)
+        while remaining > 0:
+            out = frame if remaining >= len(frame) else frame[:remaining]
+            remaining -= len(out)
+            yield out
+
+    def frames(self, sample_rate: int, frame_ms: int = 20) -> AsyncIterator[bytes]:
+        frame_samples = _frame_samples(sample_rate, frame_ms)
+        return _paced(self._stream(sample_rate, frame_samples), sample_rate, self.pace, lambda: self._closed)
+
+    async def aclose(self) -> None:
+        self._closed = True
+
+
+@dataclass(frozen=True)
+class Flush:
+    """One :meth:`BufferSink.clear`: what was playing, how much of it was heard, what was dropped."""
+
+    item_id: str | None
+    """The item at the head of the playout queue (``None`` if nothing was queued)."""
+    played_ms: int
+    """``played_ms(item_id)`` at the moment of the flush."""
+    dropped_ms: int
+    """Audio (of any item) that was queued and will never play."""
+    total_bytes: int
+    """Bytes written to the sink before the flush (a position in :attr:`BufferSink.audio`)."""
+    at_s: float
+    """The sink's clock at the flush."""
+
+
+class BufferSink:
+    """An :class:`~voicelive_nb.audio.base.AudioSink` that keeps everything in memory.
+
+    ``audio`` is every byte written, ``items`` the bytes per item (both include audio that a
+    later ``clear`` dropped: they are what was *received*). ``clears`` counts flushes and
+    ``flushes`` records each one.
+
+    ``played_ms`` by default equals what was written, since nothing waits to be played.
+    With ``realtime=True`` the sink models a speaker: one playout queue that plays at
+    ``sample_rate`` on ``clock`` (seconds, ``time.monotonic`` by default), starting when
+    audio arrives at an idle speaker; ``clear`` drops what was not played yet. For a single
+    item that is ``min(received, elapsed since its first write)``; for back-to-back items
+    the second starts when the first has finished.
+    """
+
+    def __init__(self, *, realtime: bool = False, clock: Callable[[], float] = time.monotonic) -> None:
+        self.realtime = realtime
+        self._clock = clock
+        self.sample_rate: int | None = None
+        self.items: dict[str, bytearray] = {}
+        self._all = bytearray()
+        self.clears = 0
+        self.flushes: list[Flush] = []
+        self.closed = False
+        self._tracker: PlayoutTracker | None = None
+        # realtime model: when the current playout run started and how much it consumed since
+        self._anchor: float | None = None
+        self._consumed = 0
+
+    @property
+    def audio(self) -> bytes:
+        """Every byte written, in order."""
+        return bytes(self._all)
+
+    @property
+    def total_ms(self) -> int:
+        """Milliseconds of audio written in total."""
+        return 0 if not self.sample_rate else len(self._all) // 2 * 1000 // self.sample_rate
+
+    def open(self, sample_rate: int) -> None:
+        if sample_rate <= 0:
+            raise ConfigError("sample_rate", sample_rate, "a positive rate in Hz such as 24000")
+        if self.sample_rate is not None and self.sample_rate != sample_rate:
+            raise AudioError(f"buffer sink already opened at {self.sample_rate} Hz, not {sample_rate} Hz")
+        self.sample_rate = sample_rate
+        if self._tracker is None:
+            self._tracker = PlayoutTracker(sample_rate)
+        self.closed = False
+
+    def _require_tracker(self) -> PlayoutTracker:
+        if self._tracker is None:
+            raise AudioError("buffer sink is not open; call open(sample_rate) first")
+        return self._tracker
+
+    def _advance(self, tracker: PlayoutTracker, now: float) -> None:
+        """Realtime model: credit what the speaker has played up to ``now``."""
+        if self._anchor is None or self.sample_rate is None:
+            return
+        due = round((now - self._anchor) * self.sample_rate) - self._consumed
+        queued = tracker.queued_frames()
+        take = min(max(due, 0), queued)
+        if take:
+            tracker.consume(take)
+            self._consumed += take
+        if take == queued:
+            self._anchor = None  # ran dry: the next write starts a new run at its arrival
+
+    def write(self, item_id: str, pcm16: bytes) -> None:
+        tracker = self._require_tracker()
+        if self.closed:
+            raise AudioError("buffer sink is closed")
+        if len(pcm16) % 2:
+            raise AudioError(f"pcm16 audio must have an even number of bytes, got {len(pcm16)}")
+        self.items.setdefault(item_id, bytearray()).extend(pcm16)
+        self._all.extend(pcm16)
+        frames = len(pcm16) // 2
+        if not self.realtime:
+            tracker.add(item_id, frames)
+            tracker.consume(frames)
+            return
+        now = self._clock()
+        self._advance(tracker, now)
+        if self._anchor is None and frames:
+            self._anchor = now
+            self._consumed = 0
+        tracker.add(item_id, frames)
+
+    def clear(self) -> None:
+        tracker = self._tracker
+        now = self._clock()
+        item_id: str | None = None
+        played = dropped_ms = 0
+        if tracker is not None:
+            if self.realtime:
+                self._advance(tracker, now)
+            item_id = tracker.current_item
+            played = tracker.played_ms(item_id) if item_id is not None else 0
+            dropped = tracker.clear()
+            dropped_ms = dropped * 1000 // tracker.sample_rate
+            self._anchor = None
+        self.clears += 1
+        self.flushes.append(Flush(item_id, played, dropped_ms, len(self._all), now))
+
+    def played_ms(self, item_id: str) -> int:
+        tracker = self._tracker
+        if tracker is None:
+            return 0
+        if self.realtime:
+            self._advance(tracker, self._clock())
+        return tracker.played_ms(item_id)
+
+    def queued_ms(self) -> int:
+        """Milliseconds written and not yet played (always 0 unless ``realtime``)."""
+        tracker = self._tracker
+        if tracker is None:
+            return 0
+        if self.realtime:
+            self._advance(tracker, self._clock())
+        return tracker.queued_frames() * 1000 // tracker.sample_rate
+
+    def close(self) -> None:
+        self.closed = True
