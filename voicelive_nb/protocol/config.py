@@ -1,0 +1,1456 @@
+"""The Voice Live session configuration: an immutable, typed, validated model of the session object.
+
+This is the request side of ``session.update`` (reference §3.4–3.6). It is pure: no I/O, no
+environment, no clocks.
+
+* ``SessionConfig.from_dict(wire)`` / ``.to_dict()`` round-trip a wire dict losslessly: keys this
+  module does not know are kept in ``extra`` at every nesting level, and an explicit JSON ``null``
+  (``None`` here, which disables a feature) stays distinct from a key that is not set (:data:`UNSET`,
+  omitted from the wire). Two spellings are normalised on the way in: ``max_output_tokens`` (the
+  SDK's response-level name) becomes ``max_response_output_tokens``, and hyphenated
+  ``interim-response`` / ``static-interim-response`` / ``llm-interim-response`` become underscores.
+* Every value is checked on construction; a bad one raises :class:`~voicelive_nb.errors.ConfigError`
+  naming the dotted field, the value and what is allowed.
+* ``replace`` / ``with_changes`` / ``merge_update`` return new validated configs; ``diff`` gives the
+  minimal ``session.update`` payload between two configs.
+* :func:`field_specs` describes every editable field as data (kind, default, range, choices, and
+  which ``type`` of the enclosing object it applies to) so that forms can be generated from it.
+
+Ranges and limits that the reference does not fix are chosen generously and stated here:
+turn-detection and end-of-utterance durations are integers 0–10,000 ms, the legacy EOU ``timeout``
+is 0–10 s, the interim-response latency threshold 0–60,000 ms.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from dataclasses import replace as _dc_replace
+from types import MappingProxyType
+from typing import Any, ClassVar, Final, Literal, TypeAlias, TypeVar, cast
+
+from ..errors import ConfigError
+
+__all__ = [
+    "FIELD_SPECS",
+    "UNSET",
+    "Animation",
+    "Avatar",
+    "EchoCancellation",
+    "EndOfUtteranceDetection",
+    "FieldSpec",
+    "FunctionTool",
+    "InputTranscription",
+    "InterimResponse",
+    "McpTool",
+    "NoiseReduction",
+    "SessionConfig",
+    "TurnDetection",
+    "Unset",
+    "Voice",
+    "field_spec",
+    "field_specs",
+]
+
+
+# --------------------------------------------------------------------------------------------
+# "not set" sentinel and JSON helpers
+# --------------------------------------------------------------------------------------------
+
+
+class _UnsetType(enum.Enum):
+    UNSET = "UNSET"
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+UNSET: Final = _UnsetType.UNSET
+"""A field that is not set: omitted from the wire (unlike ``None``, which is sent as ``null``)."""
+
+Unset = Literal[_UnsetType.UNSET]
+_T = TypeVar("_T")
+Opt: TypeAlias = _T | Unset | None
+
+
+def _freeze(value: Any) -> Any:
+    """Deep read-only copy of a JSON value: objects become mapping proxies, arrays tuples."""
+    if isinstance(value, _WireObject):
+        return value
+    if isinstance(value, Mapping):
+        return MappingProxyType({k: _freeze(v) for k, v in value.items() if v is not UNSET})
+    if isinstance(value, (list, tuple)):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
+def _thaw(value: Any) -> Any:
+    """Plain JSON-ready copy (dicts and lists) of a frozen value or config object."""
+    if isinstance(value, _WireObject):
+        return value.to_dict()
+    if isinstance(value, Mapping):
+        return {k: _thaw(v) for k, v in value.items() if v is not UNSET}
+    if isinstance(value, (list, tuple)):
+        return [_thaw(v) for v in value]
+    return value
+
+
+def _is_number(value: Any) -> bool:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return not isinstance(value, float) or math.isfinite(value)
+
+
+def _same(a: Any, b: Any) -> bool:
+    """JSON equality that does not confuse ``true`` with ``1``."""
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    if _is_number(a) and _is_number(b):
+        return bool(a == b)
+    return type(a) is type(b) and bool(a == b)
+
+
+# --------------------------------------------------------------------------------------------
+# Vocabulary (reference §3.3–3.6)
+# --------------------------------------------------------------------------------------------
+
+TURN_DETECTION_TYPES: Final = (
+    "server_vad",
+    "azure_semantic_vad",
+    "azure_semantic_vad_en",
+    "azure_semantic_vad_multilingual",
+    "semantic_vad",
+)
+_AZURE_VAD: Final = ("azure_semantic_vad", "azure_semantic_vad_en", "azure_semantic_vad_multilingual")
+_CLASSIC_VAD: Final = ("server_vad", *_AZURE_VAD)
+_MULTILINGUAL_VAD_LANGUAGES: Final = ("en", "es", "fr", "it", "de", "ja", "pt", "zh", "ko", "hi")
+
+VOICE_TYPES: Final = (
+    "openai",
+    "azure-standard",
+    "azure-custom",
+    "azure-personal",
+    "avatar-voice-sync",
+    "azure-realtime-native",
+)
+_AZURE_VOICES: Final = ("azure-standard", "azure-custom", "azure-personal", "avatar-voice-sync")
+_NAMED_VOICES: Final = ("openai", "azure-standard", "azure-custom", "azure-personal", "azure-realtime-native")
+OPENAI_VOICES: Final = (
+    "alloy",
+    "ash",
+    "ballad",
+    "coral",
+    "echo",
+    "sage",
+    "shimmer",
+    "verse",
+    "marin",
+    "cedar",
+)
+REALTIME_NATIVE_VOICES: Final = (
+    "aarti",
+    "andrew",
+    "ava",
+    "denise",
+    "diya",
+    "elsa",
+    "florian",
+    "francisca",
+    "meera",
+    "ximena",
+    "xiaoxiao",
+    "yunxi",
+)
+PERSONAL_VOICE_MODELS: Final = (
+    "DragonLatestNeural",
+    "PhoenixLatestNeural",
+    "PhoenixV2Neural",
+    "DragonHDOmniLatestNeural",
+    "MAI-Voice-1",
+)
+_VOICE_REQUIRED: Final[Mapping[str, tuple[str, ...]]] = {
+    "openai": ("name",),
+    "azure-standard": ("name",),
+    "azure-custom": ("name", "endpoint_id"),
+    "azure-personal": ("name", "model"),
+    "avatar-voice-sync": ("model",),
+    "azure-realtime-native": ("name",),
+}
+
+EOU_MODELS: Final = (
+    "semantic_detection_v1",
+    "semantic_detection_v1_en",
+    "semantic_detection_v1_multilingual",
+)
+TRANSCRIPTION_MODELS: Final = (
+    "azure-speech",
+    "whisper-1",
+    "gpt-4o-transcribe",
+    "gpt-4o-mini-transcribe",
+    "gpt-4o-transcribe-diarize",
+    "mai-transcribe",
+    "mai-transcribe-1",
+    "mai-transcribe-2",
+)
+_OPENAI_TRANSCRIBERS: Final = (
+    "whisper-1",
+    "gpt-4o-transcribe",
+    "gpt-4o-mini-transcribe",
+    "gpt-4o-transcribe-diarize",
+)
+INPUT_AUDIO_FORMATS: Final = ("pcm16", "g711_ulaw", "g711_alaw")
+OUTPUT_AUDIO_FORMATS: Final = ("pcm16", "pcm16_8000hz", "pcm16_16000hz", "g711_ulaw", "g711_alaw")
+SAMPLING_RATES: Final = (8000, 16000, 24000)
+MODALITIES: Final = ("text", "audio", "animation", "avatar")
+_G711: Final = ("g711_ulaw", "g711_alaw")
+_OUTPUT_RATES: Final[Mapping[str, int]] = {
+    "pcm16": 24000,
+    "pcm16_8000hz": 8000,
+    "pcm16_16000hz": 16000,
+    "g711_ulaw": 8000,
+    "g711_alaw": 8000,
+}
+_INTERIM_TYPES: Final = ("static_interim_response", "llm_interim_response")
+_ALIASES: Final[Mapping[str, str]] = {
+    "max_output_tokens": "max_response_output_tokens",
+    "interim-response": "interim_response",
+}
+_TOOL_CHOICE_ALLOWED: Final = "auto, none, required, a function name, or {type: function, name}"
+_METADATA_MAX_PAIRS: Final = 16
+_METADATA_MAX_KEY: Final = 64
+_METADATA_MAX_VALUE: Final = 512
+
+
+# --------------------------------------------------------------------------------------------
+# Field specifications: the data that drives validation and generated forms
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """One editable field of the session, as data (no widgets).
+
+    ``kind`` is one of ``float``, ``int``, ``bool``, ``str`` (one line), ``text`` (multi-line),
+    ``choice`` (closed set: ``choices``), ``list`` (of strings; when ``choices`` is non-empty the
+    items must come from it) or ``object`` (a structured JSON value, edited whole).
+    For ``str``, ``choices`` are suggestions only; for ``int``, extra literal values accepted besides
+    the numeric range (``"inf"`` for the token limit).
+    ``minimum`` / ``maximum`` / ``step`` apply to numeric kinds. ``default`` is the service's documented
+    default when the field is omitted (``UNSET`` if none is documented); ``type_defaults`` gives it per
+    value of the discriminator where it differs. ``applies_to`` lists the values of ``discriminator``
+    (a dotted path, e.g. ``turn_detection.type``) for which the field is valid; empty means always.
+    ``nullable``: an explicit ``null`` is meaningful (it disables the feature). ``required``: must be
+    present whenever the enclosing object is.
+    """
+
+    path: str
+    kind: str
+    doc: str
+    default: Any = UNSET
+    minimum: float | None = None
+    maximum: float | None = None
+    step: float | None = None
+    choices: tuple[Any, ...] = ()
+    applies_to: tuple[str, ...] = ()
+    discriminator: str | None = None
+    type_defaults: Mapping[str, Any] = field(default_factory=dict)
+    nullable: bool = False
+    required: bool = False
+
+    @property
+    def allowed(self) -> str:
+        """Human-readable description of the allowed values (used in error messages)."""
+        if self.kind == "float":
+            return f"{self.minimum!r} to {self.maximum!r}"
+        if self.kind == "int":
+            text = f"integers {self.minimum!r} to {self.maximum!r}"
+            return text + "".join(f" or {c!r}" for c in self.choices)
+        if self.kind == "choice":
+            return "one of: " + ", ".join(str(c) for c in self.choices)
+        if self.kind == "list":
+            if self.choices:
+                return "a list of distinct values from: " + ", ".join(self.choices)
+            return "a list of strings"
+        if self.kind == "bool":
+            return "true or false"
+        if self.kind in ("str", "text"):
+            return "a non-empty string" if self.required else "a string"
+        return "a JSON object"
+
+
+def _td(name: str, kind: str, doc: str, applies_to: tuple[str, ...] = (), **kw: Any) -> FieldSpec:
+    return FieldSpec(
+        f"turn_detection.{name}", kind, doc, applies_to=applies_to, discriminator="turn_detection.type", **kw
+    )
+
+
+def _voice(
+    name: str, kind: str, doc: str, applies_to: tuple[str, ...] = _AZURE_VOICES, **kw: Any
+) -> FieldSpec:
+    return FieldSpec(f"voice.{name}", kind, doc, applies_to=applies_to, discriminator="voice.type", **kw)
+
+
+_EOU = "turn_detection.end_of_utterance_detection"
+_TR = "input_audio_transcription"
+_IR = "interim_response"
+_MS: Final[dict[str, Any]] = {"minimum": 0, "maximum": 10_000, "step": 10}
+
+FIELD_SPECS: Final[tuple[FieldSpec, ...]] = (
+    FieldSpec("model", "str", "model or deployment name; fixed once connected"),
+    FieldSpec(
+        "modalities", "list", "output modalities; audio needs text too", ("text", "audio"), choices=MODALITIES
+    ),
+    FieldSpec("instructions", "text", "system prompt; an empty string clears it", ""),
+    FieldSpec("voice", "object", "the assistant voice: a bare OpenAI voice name or a voice object"),
+    _voice("type", "choice", "voice family", applies_to=(), choices=VOICE_TYPES, required=True),
+    _voice(
+        "name",
+        "str",
+        "voice name, e.g. alloy, en-US-AvaNeural, en-US-Ava:DragonHDLatestNeural, ava",
+        applies_to=_NAMED_VOICES,
+        choices=OPENAI_VOICES + REALTIME_NATIVE_VOICES,
+    ),
+    _voice("endpoint_id", "str", "custom voice deployment id", applies_to=("azure-custom",)),
+    _voice(
+        "model",
+        "choice",
+        "neural model of a personal voice",
+        applies_to=("azure-personal", "avatar-voice-sync"),
+        choices=PERSONAL_VOICE_MODELS,
+    ),
+    _voice("temperature", "float", "voice variability (HD voices)", minimum=0.0, maximum=1.0, step=0.05),
+    _voice("custom_lexicon_url", "str", "URL of a custom pronunciation lexicon"),
+    _voice("custom_text_normalization_url", "str", "URL of a custom text normalization endpoint"),
+    _voice("prefer_locales", "list", "preferred locales (BCP-47) that shape accents"),
+    _voice("locale", "str", "force one output locale (BCP-47)"),
+    _voice("style", "str", "speaking style, e.g. cheerful"),
+    _voice("pitch", "str", "SSML prosody pitch, e.g. +5% or high"),
+    _voice("rate", "str", "SSML prosody rate, e.g. 1.2 or fast"),
+    _voice("volume", "str", "SSML prosody volume, e.g. +10% or loud"),
+    FieldSpec(
+        "input_audio_format", "choice", "format of appended audio", "pcm16", choices=INPUT_AUDIO_FORMATS
+    ),
+    FieldSpec(
+        "output_audio_format", "choice", "format of response audio", "pcm16", choices=OUTPUT_AUDIO_FORMATS
+    ),
+    FieldSpec(
+        "input_audio_sampling_rate",
+        "choice",
+        "sample rate of pcm16 input in Hz; cannot change mid-session",
+        24000,
+        choices=SAMPLING_RATES,
+    ),
+    FieldSpec(
+        "turn_detection", "object", "voice activity detection; null means manual commit", nullable=True
+    ),
+    _td("type", "choice", "turn detection algorithm", choices=TURN_DETECTION_TYPES, required=True),
+    _td(
+        "threshold",
+        "float",
+        "speech probability needed to start a turn",
+        _CLASSIC_VAD,
+        default=0.5,
+        minimum=0.0,
+        maximum=1.0,
+        step=0.01,
+    ),
+    _td(
+        "prefix_padding_ms",
+        "int",
+        "audio kept before detected speech, ms",
+        _CLASSIC_VAD,
+        type_defaults=dict.fromkeys(_AZURE_VAD, 420) | {"server_vad": 400},
+        **_MS,
+    ),
+    _td("silence_duration_ms", "int", "silence that ends a turn, ms", _CLASSIC_VAD, default=500, **_MS),
+    _td(
+        "speech_duration_ms",
+        "int",
+        "minimum speech that starts a turn, ms",
+        _CLASSIC_VAD,
+        type_defaults=dict.fromkeys(_AZURE_VAD, 80) | {"server_vad": 200},
+        **_MS,
+    ),
+    _td("remove_filler_words", "bool", "fillers (um, uh) do not barge in", _AZURE_VAD, default=False),
+    _td(
+        "languages",
+        "list",
+        "speech languages (BCP-47); azure_semantic_vad: English only",
+        ("azure_semantic_vad", "azure_semantic_vad_multilingual"),
+    ),
+    _td(
+        "eagerness",
+        "choice",
+        "how soon the model ends the turn",
+        ("semantic_vad",),
+        default="auto",
+        choices=("auto", "low", "medium", "high"),
+    ),
+    _td("create_response", "bool", "start a response when a turn ends", default=True),
+    _td("interrupt_response", "bool", "user speech cancels the current response", default=True),
+    _td("auto_truncate", "bool", "server truncates interrupted audio itself", default=False),
+    _td("appended_text_after_truncation", "str", "marker appended to truncated assistant text", _AZURE_VAD),
+    _td(
+        "end_of_utterance_detection",
+        "object",
+        "semantic end-of-utterance model; null disables",
+        _CLASSIC_VAD,
+        nullable=True,
+    ),
+    FieldSpec(f"{_EOU}.model", "choice", "end-of-utterance model", choices=EOU_MODELS, required=True),
+    FieldSpec(
+        f"{_EOU}.threshold_level",
+        "choice",
+        "lower ends the utterance more readily",
+        "default",
+        choices=("low", "medium", "high", "default"),
+    ),
+    FieldSpec(f"{_EOU}.timeout_ms", "int", "longest wait for more speech, ms", 1000, **_MS),
+    FieldSpec(
+        f"{_EOU}.threshold",
+        "float",
+        "legacy shape: decision threshold",
+        minimum=0.0,
+        maximum=1.0,
+        step=0.01,
+    ),
+    FieldSpec(
+        f"{_EOU}.timeout", "float", "legacy shape: longest wait, seconds", minimum=0, maximum=10, step=0.1
+    ),
+    FieldSpec("input_audio_noise_reduction", "object", "input noise reduction; null disables", nullable=True),
+    FieldSpec(
+        "input_audio_noise_reduction.type",
+        "choice",
+        "noise reduction model (near/far_field: gpt-realtime only)",
+        choices=("azure_deep_noise_suppression", "near_field", "far_field"),
+        required=True,
+    ),
+    FieldSpec(
+        "input_audio_echo_cancellation", "object", "server echo cancellation; null disables", nullable=True
+    ),
+    FieldSpec(
+        "input_audio_echo_cancellation.type",
+        "choice",
+        "echo cancellation model",
+        "server_echo_cancellation",
+        choices=("server_echo_cancellation",),
+        required=True,
+    ),
+    FieldSpec(
+        "input_audio_echo_cancellation.reference_source",
+        "choice",
+        "echo reference: what the server played, or a second input channel",
+        "server",
+        choices=("server", "client"),
+    ),
+    FieldSpec(
+        "input_audio_echo_cancellation.channels",
+        "choice",
+        "input channels: 1 with server reference, 2 (mic+ref) with client",
+        1,
+        choices=(1, 2),
+    ),
+    FieldSpec(_TR, "object", "transcription of user audio; null disables", nullable=True),
+    FieldSpec(f"{_TR}.model", "choice", "transcription model", choices=TRANSCRIPTION_MODELS, required=True),
+    FieldSpec(f"{_TR}.language", "str", "language (BCP-47, ISO-639-1, or a comma list to auto-detect)"),
+    FieldSpec(
+        f"{_TR}.custom_speech",
+        "object",
+        "custom speech endpoints by locale",
+        applies_to=("azure-speech",),
+        discriminator=f"{_TR}.model",
+    ),
+    FieldSpec(
+        f"{_TR}.phrase_list",
+        "list",
+        "phrases that bias recognition",
+        applies_to=("azure-speech", "mai-transcribe", "mai-transcribe-1", "mai-transcribe-2"),
+        discriminator=f"{_TR}.model",
+    ),
+    FieldSpec(
+        f"{_TR}.prompt",
+        "text",
+        "prompt that guides an OpenAI transcription model",
+        applies_to=_OPENAI_TRANSCRIBERS,
+        discriminator=f"{_TR}.model",
+    ),
+    FieldSpec("tools", "object", "list of tools: {type: function, ...} or {type: mcp, ...}", ()),
+    FieldSpec(
+        "tool_choice",
+        "str",
+        "auto, none, required, a function name, or {type: function, name}",
+        "auto",
+        choices=("auto", "none", "required"),
+    ),
+    FieldSpec("parallel_tool_calls", "bool", "allow several tool calls in one response", True),
+    FieldSpec(
+        "temperature", "float", "sampling temperature of the model", 0.8, minimum=0.0, maximum=2.0, step=0.05
+    ),
+    FieldSpec(
+        "max_response_output_tokens",
+        "int",
+        "token limit of one response",
+        "inf",
+        minimum=1,
+        maximum=4096,
+        step=1,
+        choices=("inf",),
+    ),
+    FieldSpec(
+        "reasoning_effort",
+        "choice",
+        "reasoning models only",
+        choices=("none", "minimal", "low", "medium", "high", "xhigh"),
+    ),
+    FieldSpec(_IR, "object", "filler speech while the answer is slow; null disables", nullable=True),
+    FieldSpec(
+        f"{_IR}.type",
+        "choice",
+        "static texts or an LLM-written filler",
+        choices=_INTERIM_TYPES,
+        required=True,
+    ),
+    FieldSpec(f"{_IR}.triggers", "list", "what triggers a filler", ("latency",), choices=("latency", "tool")),
+    FieldSpec(
+        f"{_IR}.latency_threshold_ms",
+        "int",
+        "latency before a filler is spoken, ms",
+        2000,
+        minimum=0,
+        maximum=60_000,
+        step=100,
+    ),
+    FieldSpec(
+        f"{_IR}.texts",
+        "list",
+        "filler texts to pick from",
+        applies_to=("static_interim_response",),
+        discriminator=f"{_IR}.type",
+    ),
+    FieldSpec(
+        f"{_IR}.model",
+        "str",
+        "model that writes the filler",
+        "gpt-4.1-mini",
+        applies_to=("llm_interim_response",),
+        discriminator=f"{_IR}.type",
+    ),
+    FieldSpec(
+        f"{_IR}.instructions",
+        "text",
+        "instructions for the filler model",
+        applies_to=("llm_interim_response",),
+        discriminator=f"{_IR}.type",
+    ),
+    FieldSpec(
+        f"{_IR}.max_completion_tokens",
+        "int",
+        "token limit of the filler",
+        50,
+        minimum=1,
+        maximum=4096,
+        step=1,
+        applies_to=("llm_interim_response",),
+        discriminator=f"{_IR}.type",
+    ),
+    FieldSpec("output_audio_timestamp_types", "list", "word timestamps for Azure voices", choices=("word",)),
+    FieldSpec("animation", "object", "viseme / blendshape output; null disables", nullable=True),
+    FieldSpec("animation.model_name", "str", "animation model", "default"),
+    FieldSpec(
+        "animation.outputs",
+        "list",
+        "animation data to send",
+        ("blendshapes",),
+        choices=("blendshapes", "viseme_id"),
+    ),
+    FieldSpec("avatar", "object", "video or photo avatar; null disables", nullable=True),
+    FieldSpec(
+        "avatar.type", "choice", "avatar kind", "video-avatar", choices=("video-avatar", "photo-avatar")
+    ),
+    FieldSpec("avatar.character", "str", "avatar character, e.g. lisa", required=True),
+    FieldSpec("avatar.style", "str", "avatar style, e.g. casual-sitting"),
+    FieldSpec("avatar.customized", "bool", "a custom avatar", False),
+    FieldSpec(
+        "avatar.model",
+        "choice",
+        "photo avatar base model",
+        choices=("vasa-1",),
+        applies_to=("photo-avatar",),
+        discriminator="avatar.type",
+    ),
+    FieldSpec(
+        "avatar.output_protocol",
+        "choice",
+        "how video is delivered",
+        "webrtc",
+        choices=("webrtc", "websocket"),
+    ),
+    FieldSpec("avatar.output_audit_audio", "bool", "forward audit audio over the WebSocket", False),
+    FieldSpec("avatar.ice_servers", "object", "list of ICE servers {urls, username?, credential?}"),
+    FieldSpec("avatar.video", "object", "video parameters (bitrate, codec, crop, resolution, background)"),
+    FieldSpec("avatar.scene", "object", "zoom, position, rotation and amplitude of the avatar"),
+    FieldSpec(
+        "include",
+        "list",
+        "extra data in server events",
+        choices=(
+            "item.input_audio_transcription.logprobs",
+            "item.input_audio_transcription.phrases",
+            "file_search_call.results",
+        ),
+    ),
+    FieldSpec("metadata", "object", "string pairs for logs: at most 16, keys ≤ 64 chars, values ≤ 512"),
+)
+
+# Tool fields are validated from specs too, but tools are edited as one JSON value in forms.
+_TOOL_SPECS: Final = (
+    FieldSpec("tools.name", "str", "function name", required=True),
+    FieldSpec("tools.description", "text", "what the function does"),
+    FieldSpec("tools.parameters", "object", "JSON Schema of the arguments"),
+    FieldSpec("tools.server_label", "str", "MCP server label", required=True),
+    FieldSpec("tools.server_url", "str", "MCP server URL", required=True),
+    FieldSpec("tools.authorization", "str", "MCP authorization header value"),
+    FieldSpec("tools.headers", "object", "extra HTTP headers for the MCP server"),
+    FieldSpec("tools.allowed_tools", "list", "MCP tools the model may call"),
+    FieldSpec("tools.require_approval", "object", "never, always, or {never: [...], always: [...]}"),
+)
+_SPECS: Final[Mapping[str, FieldSpec]] = {s.path: s for s in FIELD_SPECS + _TOOL_SPECS}
+
+
+def field_specs() -> tuple[FieldSpec, ...]:
+    """Every editable field of the session, in display order."""
+    return FIELD_SPECS
+
+
+def field_spec(path: str) -> FieldSpec:
+    """The spec of one dotted path, e.g. ``turn_detection.threshold``."""
+    try:
+        return _SPECS[path]
+    except KeyError:
+        raise ConfigError(path, path, "a known field path (see field_specs())") from None
+
+
+def _check(spec: FieldSpec, value: Any) -> None:
+    kind = spec.kind
+    if kind in ("str", "text"):
+        ok = isinstance(value, str) and (value != "" or not spec.required)
+    elif kind == "bool":
+        ok = isinstance(value, bool)
+    elif kind == "float":
+        ok = _is_number(value) and cast(float, spec.minimum) <= value <= cast(float, spec.maximum)
+    elif kind == "int":
+        in_range = isinstance(value, int) and not isinstance(value, bool)
+        in_range = in_range and cast(float, spec.minimum) <= value <= cast(float, spec.maximum)
+        ok = in_range or (isinstance(value, str) and value in spec.choices)
+    elif kind == "choice":
+        ok = not isinstance(value, (bool, float)) and value in spec.choices
+    elif kind == "list":
+        ok = isinstance(value, tuple) and all(isinstance(v, str) for v in value)
+        if ok and spec.choices:
+            ok = all(v in spec.choices for v in value) and len(set(value)) == len(value)
+    else:
+        ok = isinstance(value, Mapping)
+    if not ok:
+        raise ConfigError(spec.path, _thaw(value), spec.allowed)
+
+
+def _missing(path: str, allowed: str, why: str = "") -> ConfigError:
+    return ConfigError(path, UNSET, allowed, message=f"missing {path}{why}; allowed: {allowed}")
+
+
+# --------------------------------------------------------------------------------------------
+# The generic wire object: normalise, validate, to/from dict
+# --------------------------------------------------------------------------------------------
+
+_W = TypeVar("_W", bound="_WireObject")
+
+
+class _WireObject:
+    """Shared machinery of the config dataclasses. Field names equal wire keys."""
+
+    _PATH: ClassVar[str] = ""
+    _NESTED: ClassVar[Mapping[str, type[_WireObject]]] = {}
+    _DISCRIMINATOR: ClassVar[str | None] = None
+    _WIRE_REQUIRED: ClassVar[tuple[str, ...]] = ()
+    _CUSTOM_CHECK: ClassVar[frozenset[str]] = frozenset()  # fields checked by _check_rules, not by spec
+    extra: Mapping[str, Any]
+
+    @classmethod
+    def _known(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cast(Any, cls)) if f.name != "extra")
+
+    @classmethod
+    def _path_of(cls, name: str) -> str:
+        return f"{cls._PATH}.{name}" if cls._PATH else name
+
+    @classmethod
+    def _canonical_keys(cls, data: Mapping[str, Any]) -> Mapping[str, Any]:
+        return data
+
+    @classmethod
+    def from_dict(cls: type[_W], data: Mapping[str, Any]) -> _W:
+        """Build from a wire dict; unknown keys go to ``extra``, explicit nulls stay ``None``."""
+        where = cls._PATH or "session"
+        if not isinstance(data, Mapping):
+            raise ConfigError(where, data, "a JSON object")
+        data = cls._canonical_keys(data)
+        for key in cls._WIRE_REQUIRED:
+            if key not in data:
+                path = cls._path_of(key)
+                raise _missing(path, _SPECS[path].allowed if path in _SPECS else "a value")
+        known = set(cls._known())
+        kwargs: dict[str, Any] = {}
+        extra: dict[str, Any] = {}
+        for key, value in data.items():
+            if not isinstance(key, str):
+                raise ConfigError(where, key, "string keys")
+            (kwargs if key in known else extra)[key] = value
+        return cast(_W, cast(Any, cls)(**kwargs, extra=extra))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The wire dict: set fields (``None`` as ``null``) plus ``extra``; fresh plain dicts and lists."""
+        out: dict[str, Any] = {}
+        for name in self._known():
+            value = getattr(self, name)
+            if value is not UNSET:
+                out[name] = _thaw(value)
+        out.update(_thaw(self.extra))
+        return out
+
+    def __repr__(self) -> str:
+        parts = [f"{n}={getattr(self, n)!r}" for n in self._known() if getattr(self, n) is not UNSET]
+        if self.extra:
+            parts.append(f"extra={_thaw(self.extra)!r}")
+        return f"{type(self).__name__}({', '.join(parts)})"
+
+    def __post_init__(self) -> None:
+        known = self._known()
+        for name in known:
+            object.__setattr__(self, name, self._normalize(name, getattr(self, name)))
+        extra = self.extra
+        extra_path = self._path_of("extra")
+        if not isinstance(extra, Mapping):
+            raise ConfigError(extra_path, extra, "a mapping of keys this package does not model")
+        for key in extra:
+            if not isinstance(key, str) or key in known or (not self._PATH and key in _ALIASES):
+                raise ConfigError(extra_path, key, "keys that are not modelled fields of this object")
+        object.__setattr__(self, "extra", _freeze(extra))
+        self._validate()
+
+    def _normalize(self, name: str, value: Any) -> Any:
+        if value is UNSET or value is None:
+            return value
+        path = self._path_of(name)
+        sub = self._NESTED.get(name)
+        if sub is not None:
+            if isinstance(value, sub):
+                return value
+            if isinstance(value, Mapping):
+                return sub.from_dict(value)
+            raise ConfigError(path, value, "a JSON object")
+        spec = _SPECS.get(path)
+        if spec is not None and spec.kind == "list":
+            if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+                raise ConfigError(path, value, spec.allowed)
+            return _freeze(value)
+        if spec is not None and spec.kind == "object":
+            return _freeze(value)
+        return value
+
+    def _discriminator_value(self) -> Any:
+        if self._DISCRIMINATOR is None:
+            return None
+        value = getattr(self, self._DISCRIMINATOR)
+        if value is UNSET or value is None:
+            return _SPECS[self._path_of(self._DISCRIMINATOR)].default
+        return value
+
+    def _validate(self) -> None:
+        for name in self._known():
+            path = self._path_of(name)
+            spec = _SPECS.get(path)
+            value = getattr(self, name)
+            if spec is None or name in self._CUSTOM_CHECK:
+                continue
+            if value is UNSET or value is None:
+                if spec.required:
+                    raise _missing(path, spec.allowed)
+                continue
+            if not isinstance(value, _WireObject):
+                _check(spec, value)
+            if spec.applies_to:
+                disc = self._discriminator_value()
+                if isinstance(disc, str) and disc not in spec.applies_to:
+                    allowed = f"only when {spec.discriminator} is one of: {', '.join(spec.applies_to)}"
+                    raise ConfigError(
+                        path,
+                        _thaw(value),
+                        allowed,
+                        message=f"invalid {path}: {_thaw(value)!r} is not valid for "
+                        f"{spec.discriminator} {disc!r}; allowed: {allowed}",
+                    )
+        self._check_rules()
+
+    def _check_rules(self) -> None:
+        """Cross-field rules of one object (overridden where needed)."""
+
+
+# --------------------------------------------------------------------------------------------
+# Sub-objects
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True, repr=False)
+class EndOfUtteranceDetection(_WireObject):
+    """``turn_detection.end_of_utterance_detection``: current shape ``{model, threshold_level,
+    timeout_ms}`` or legacy shape ``{model, threshold, timeout (seconds)}``; the two do not mix."""
+
+    _PATH = _EOU
+
+    model: Opt[str] = UNSET
+    threshold_level: Opt[str] = UNSET
+    timeout_ms: Opt[int] = UNSET
+    threshold: Opt[float] = UNSET
+    timeout: Opt[float] = UNSET
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_legacy(self) -> bool:
+        """True for the legacy ``{threshold, timeout}`` shape."""
+        return self.threshold is not UNSET or self.timeout is not UNSET
+
+    def _check_rules(self) -> None:
+        current = [n for n in ("threshold_level", "timeout_ms") if getattr(self, n) is not UNSET]
+        if self.is_legacy and current:
+            path = self._path_of(current[0])
+            raise ConfigError(
+                path,
+                getattr(self, current[0]),
+                "either {model, threshold_level, timeout_ms} or the legacy {model, threshold, timeout}",
+                message=f"invalid {path}: cannot mix with the legacy threshold/timeout fields; allowed: either "
+                "{model, threshold_level, timeout_ms} or the legacy {model, threshold, timeout}",
+            )
+
+
+@dataclass(frozen=True, kw_only=True, repr=False)
+class TurnDetection(_WireObject):
+    """``turn_detection``: one of the VAD types with its knobs (reference §3.6)."""
+
+    _PATH = "turn_detection"
+    _NESTED = {"end_of_utterance_detection": EndOfUtteranceDetection}
+    _DISCRIMINATOR = "type"
+
+    type: Opt[str] = UNSET
+    threshold: Opt[float] = UNSET
+    prefix_padding_ms: Opt[int] = UNSET
+    silence_duration_ms: Opt[int] = UNSET
+    speech_duration_ms: Opt[int] = UNSET
+    remove_filler_words: Opt[bool] = UNSET
+    languages: Opt[Sequence[str]] = UNSET
+    eagerness: Opt[str] = UNSET
+    create_response: Opt[bool] = UNSET
+    interrupt_response: Opt[bool] = UNSET
+    auto_truncate: Opt[bool] = UNSET
+    appended_text_after_truncation: Opt[str] = UNSET
+    end_of_utterance_detection: Opt[EndOfUtteranceDetection] = UNSET
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def _check_rules(self) -> None:
+        if not isinstance(self.languages, tuple):
+            return
+        allowed_langs = ("en",) if self.type == "azure_semantic_vad" else _MULTILINGUAL_VAD_LANGUAGES
+        for lang in self.languages:
+            if lang.split("-")[0].lower() not in allowed_langs:
+                raise ConfigError(
+                    "turn_detection.languages",
+                    list(self.languages),
+                    f"BCP-47 tags of: {', '.join(allowed_langs)} (for {self.type})",
+                )
+
+
+@dataclass(frozen=True, kw_only=True, repr=False)
+class Voice(_WireObject):
+    """``voice`` as an object. (A bare OpenAI voice name is kept as a plain ``str`` in ``SessionConfig``.)"""
+
+    _PATH = "voice"
+    _DISCRIMINATOR = "type"
+
+    type: Opt[str] = UNSET
+    name: Opt[str] = UNSET
+    endpoint_id: Opt[str] = UNSET
+    model: Opt[str] = UNSET
+    temperature: Opt[float] = UNSET
+    custom_lexicon_url: Opt[str] = UNSET
+    custom_text_normalization_url: Opt[str] = UNSET
+    prefer_locales: Opt[Sequence[str]] = UNSET
+    locale: Opt[str] = UNSET
+    style: Opt[str] = UNSET
+    pitch: Opt[str] = UNSET
+    rate: Opt[str] = UNSET
+    volume: Opt[str] = UNSET
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def _check_rules(self) -> None:
+        vtype = cast(str, self.type)
+        for name in _VOICE_REQUIRED[vtype]:
+            value = getattr(self, name)
+            if value is UNSET or value is None or value == "":
+                spec = _SPECS[f"voice.{name}"]
+                allowed = spec.allowed if spec.kind == "choice" else "a non-empty string"
+                raise _missing(spec.path, allowed, f" (required for voice.type {vtype!r})")
+        names = {"openai": OPENAI_VOICES, "azure-realtime-native": REALTIME_NATIVE_VOICES}.get(vtype)
+        if names is not None and self.name not in names:
+            raise ConfigError(
+                "voice.name", self.name, f"one of: {', '.join(names)} (for voice.type {vtype!r})"
+            )
+
+
+@dataclass(frozen=True, kw_only=True, repr=False)
+class NoiseReduction(_WireObject):
+    """``input_audio_noise_reduction``."""
+
+    _PATH = "input_audio_noise_reduction"
+
+    type: Opt[str] = UNSET
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True, repr=False)
+class EchoCancellation(_WireObject):
+    """``input_audio_echo_cancellation``. Valid pairs: reference_source server with 1 channel
+    (the defaults) or client with 2 channels (stereo mic + reference input)."""
+
+    _PATH = "input_audio_echo_cancellation"
+    _WIRE_REQUIRED = ("type",)
+
+    type: Opt[str] = "server_echo_cancellation"
+    reference_source: Opt[str] = UNSET
+    channels: Opt[int] = UNSET
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def effective_channels(self) -> int:
+        return self.channels if isinstance(self.channels, int) else 1
+
+    def _check_rules(self) -> None:
+        source = self.reference_source if isinstance(self.reference_source, str) else "server"
+        wanted = 2 if source == "client" else 1
+        if self.effective_channels != wanted:
+            name = "channels" if isinstance(self.channels, int) else "reference_source"
+            raise ConfigError(
+                self._path_of(name),
+                getattr(self, name),
+                "reference_source server with channels 1, or reference_source client with channels 2",
+            )
+
+
+@dataclass(frozen=True, kw_only=True, repr=False)
+class InputTranscription(_WireObject):
+    """``input_audio_transcription``; ``custom_speech`` is for azure-speech, ``phrase_list`` for
+    azure-speech and mai-transcribe*, ``prompt`` for the OpenAI models."""
+
+    _PATH = _TR
+    _DISCRIMINATOR = "model"
+
+    model: Opt[str] = UNSET
+    language: Opt[str] = UNSET
+    custom_speech: Opt[Mapping[str, str]] = UNSET
+    phrase_list: Opt[Sequence[str]] = UNSET
+    prompt: Opt[str] = UNSET
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True, repr=False)
+class FunctionTool(_WireObject):
+    """A ``{type: "function", name, description?, parameters?}`` tool."""
+
+    _PATH = "tools"
+    _WIRE_REQUIRED = ("type",)
+
+    type: Opt[str] = "function"
+    name: Opt[str] = UNSET
+    description: Opt[str] = UNSET
+    parameters: Opt[Mapping[str, Any]] = UNSET
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def _check_rules(self) -> None:
+        if self.type != "function":
+            raise ConfigError("tools.type", self.type, "'function' for a FunctionTool")
+
+
+@dataclass(frozen=True, kw_only=True, repr=False)
+class McpTool(_WireObject):
+    """A ``{type: "mcp", server_label, server_url, ...}`` tool."""
+
+    _PATH = "tools"
+    _WIRE_REQUIRED = ("type",)
+
+    type: Opt[str] = "mcp"
+    server_label: Opt[str] = UNSET
+    server_url: Opt[str] = UNSET
+    authorization: Opt[str] = UNSET
+    headers: Opt[Mapping[str, str]] = UNSET
+    allowed_tools: Opt[Sequence[str]] = UNSET
+    require_approval: Opt[str | Mapping[str, Sequence[str]]] = UNSET
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    _CUSTOM_CHECK = frozenset({"require_approval"})
+
+    def _check_rules(self) -> None:
+        if self.type != "mcp":
+            raise ConfigError("tools.type", self.type, "'mcp' for an McpTool")
+        approval = self.require_approval
+        if approval is UNSET or approval is None:
+            return
+        if isinstance(approval, Mapping):
+            ok = all(
+                k in ("never", "always") and isinstance(v, tuple) and all(isinstance(t, str) for t in v)
+                for k, v in approval.items()
+            )
+        else:
+            ok = approval in ("never", "always")
+        if not ok:
+            raise ConfigError(
+                "tools.require_approval",
+                _thaw(approval),
+                "never, always, or {never: [tool names], always: [tool names]}",
+            )
+
+
+@dataclass(frozen=True, kw_only=True, repr=False)
+class InterimResponse(_WireObject):
+    """``interim_response``: static texts or an LLM-written filler while the answer is slow.
+    Hyphenated type names are accepted and stored with underscores."""
+
+    _PATH = _IR
+    _DISCRIMINATOR = "type"
+
+    type: Opt[str] = UNSET
+    triggers: Opt[Sequence[str]] = UNSET
+    latency_threshold_ms: Opt[int] = UNSET
+    texts: Opt[Sequence[str]] = UNSET
+    model: Opt[str] = UNSET
+    instructions: Opt[str] = UNSET
+    max_completion_tokens: Opt[int] = UNSET
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def _normalize(self, name: str, value: Any) -> Any:
+        if name == "type" and isinstance(value, str):
+            return value.replace("-", "_")
+        return super()._normalize(name, value)
+
+
+@dataclass(frozen=True, kw_only=True, repr=False)
+class Animation(_WireObject):
+    """``animation``: viseme ids and/or blendshapes alongside the audio."""
+
+    _PATH = "animation"
+
+    model_name: Opt[str] = UNSET
+    outputs: Opt[Sequence[str]] = UNSET
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True, repr=False)
+class Avatar(_WireObject):
+    """``avatar``; ``ice_servers``, ``video`` and ``scene`` are kept as JSON values."""
+
+    _PATH = "avatar"
+    _DISCRIMINATOR = "type"
+    _CUSTOM_CHECK = frozenset({"ice_servers"})
+
+    type: Opt[str] = UNSET
+    character: Opt[str] = UNSET
+    style: Opt[str] = UNSET
+    customized: Opt[bool] = UNSET
+    model: Opt[str] = UNSET
+    output_protocol: Opt[str] = UNSET
+    output_audit_audio: Opt[bool] = UNSET
+    ice_servers: Opt[Sequence[Mapping[str, Any]]] = UNSET
+    video: Opt[Mapping[str, Any]] = UNSET
+    scene: Opt[Mapping[str, Any]] = UNSET
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def _check_rules(self) -> None:
+        servers = self.ice_servers
+        if servers is UNSET or servers is None:
+            return
+        if not (isinstance(servers, tuple) and all(isinstance(s, Mapping) for s in servers)):
+            raise ConfigError(
+                "avatar.ice_servers", _thaw(servers), "a list of {urls, username?, credential?}"
+            )
+
+
+Tool = FunctionTool | McpTool
+_TOOL_CLASSES: Final[Mapping[str, type[FunctionTool] | type[McpTool]]] = {
+    "function": FunctionTool,
+    "mcp": McpTool,
+}
+
+
+# --------------------------------------------------------------------------------------------
+# The session
+# --------------------------------------------------------------------------------------------
+
+QUICKSTART_INSTRUCTIONS: Final = "You are a helpful AI assistant responding in natural, engaging language."
+
+
+@dataclass(frozen=True, kw_only=True, repr=False)
+class SessionConfig(_WireObject):
+    """The whole session object of ``session.update`` (request side), immutable and validated.
+
+    Every field defaults to :data:`UNSET` (not sent); ``None`` is sent as ``null``. Nested objects
+    may be given as their dataclass or as a wire dict; lists are stored as tuples and JSON objects
+    as read-only mappings. ``extra`` holds top-level keys this package does not model.
+    """
+
+    _NESTED = {
+        "turn_detection": TurnDetection,
+        "input_audio_noise_reduction": NoiseReduction,
+        "input_audio_echo_cancellation": EchoCancellation,
+        "input_audio_transcription": InputTranscription,
+        "interim_response": InterimResponse,
+        "animation": Animation,
+        "avatar": Avatar,
+    }
+    _CUSTOM_CHECK = frozenset({"voice", "tools", "tool_choice"})
+
+    model: Opt[str] = UNSET
+    modalities: Opt[Sequence[str]] = UNSET
+    instructions: Opt[str] = UNSET
+    voice: Opt[str | Voice] = UNSET
+    input_audio_format: Opt[str] = UNSET
+    output_audio_format: Opt[str] = UNSET
+    input_audio_sampling_rate: Opt[int] = UNSET
+    turn_detection: Opt[TurnDetection] = UNSET
+    input_audio_noise_reduction: Opt[NoiseReduction] = UNSET
+    input_audio_echo_cancellation: Opt[EchoCancellation] = UNSET
+    input_audio_transcription: Opt[InputTranscription] = UNSET
+    tools: Opt[Sequence[Tool]] = UNSET
+    tool_choice: Opt[str | Mapping[str, Any]] = UNSET
+    parallel_tool_calls: Opt[bool] = UNSET
+    temperature: Opt[float] = UNSET
+    max_response_output_tokens: Opt[int | str] = UNSET
+    reasoning_effort: Opt[str] = UNSET
+    interim_response: Opt[InterimResponse] = UNSET
+    output_audio_timestamp_types: Opt[Sequence[str]] = UNSET
+    animation: Opt[Animation] = UNSET
+    avatar: Opt[Avatar] = UNSET
+    include: Opt[Sequence[str]] = UNSET
+    metadata: Opt[Mapping[str, str]] = UNSET
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    # ---- presets ---------------------------------------------------------------------------
+
+    @classmethod
+    def quickstart(cls, **changes: Any) -> SessionConfig:
+        """The session the service's own Python quickstart sends (azure_semantic_vad with the
+        legacy end-of-utterance shape, deep noise suppression, server echo cancellation, the
+        Ava HD voice), plus modalities text+audio and pcm16 both ways."""
+        base = cls(
+            modalities=("text", "audio"),
+            instructions=QUICKSTART_INSTRUCTIONS,
+            input_audio_format="pcm16",
+            output_audio_format="pcm16",
+            turn_detection=TurnDetection(
+                type="azure_semantic_vad",
+                threshold=0.3,
+                prefix_padding_ms=200,
+                silence_duration_ms=200,
+                remove_filler_words=False,
+                end_of_utterance_detection=EndOfUtteranceDetection(
+                    model="semantic_detection_v1", threshold=0.01, timeout=2
+                ),
+            ),
+            input_audio_noise_reduction=NoiseReduction(type="azure_deep_noise_suppression"),
+            input_audio_echo_cancellation=EchoCancellation(type="server_echo_cancellation"),
+            voice=Voice(type="azure-standard", name="en-US-Ava:DragonHDLatestNeural", temperature=0.8),
+        )
+        return base.replace(**changes) if changes else base
+
+    @classmethod
+    def server_vad(cls, **changes: Any) -> SessionConfig:
+        """Plain server_vad with its documented defaults (threshold 0.5, prefix 400 ms, silence
+        500 ms), pcm16 at 24 kHz both ways, azure-speech transcription, server echo cancellation."""
+        base = cls(
+            modalities=("text", "audio"),
+            input_audio_format="pcm16",
+            output_audio_format="pcm16",
+            input_audio_sampling_rate=24000,
+            turn_detection=TurnDetection(
+                type="server_vad", threshold=0.5, prefix_padding_ms=400, silence_duration_ms=500
+            ),
+            input_audio_transcription=InputTranscription(model="azure-speech"),
+            input_audio_echo_cancellation=EchoCancellation(type="server_echo_cancellation"),
+        )
+        return base.replace(**changes) if changes else base
+
+    @classmethod
+    def manual(cls, **changes: Any) -> SessionConfig:
+        """Push-to-talk: like :meth:`server_vad` but ``turn_detection`` is ``null`` (the client
+        commits the input buffer and asks for a response itself)."""
+        base = cls.server_vad(turn_detection=None)
+        return base.replace(**changes) if changes else base
+
+    # ---- normalisation and rules -------------------------------------------------------------
+
+    @classmethod
+    def _canonical_keys(cls, data: Mapping[str, Any]) -> Mapping[str, Any]:
+        if not any(k in data for k in _ALIASES):
+            return data
+        out = dict(data)
+        for alias, canonical in _ALIASES.items():
+            if alias in out:
+                if canonical in out:
+                    raise ConfigError(
+                        canonical, out[alias], f"either {canonical} or {alias}, not both (they are one field)"
+                    )
+                out[canonical] = out.pop(alias)
+        return out
+
+    def _normalize(self, name: str, value: Any) -> Any:
+        if value is UNSET or value is None:
+            return value
+        if name == "voice":
+            if isinstance(value, (str, Voice)):
+                return value
+            if isinstance(value, Mapping):
+                return Voice.from_dict(value)
+            raise ConfigError("voice", value, "an OpenAI voice name or a voice object")
+        if name == "tools":
+            if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+                raise ConfigError("tools", value, "a list of tool objects")
+            return tuple(_tool(i, item) for i, item in enumerate(value))
+        if name == "tool_choice":
+            return _freeze(value)
+        return super()._normalize(name, value)
+
+    def _check_rules(self) -> None:
+        voice = self.voice
+        if isinstance(voice, str) and voice not in OPENAI_VOICES:
+            raise ConfigError("voice", voice, "one of: " + ", ".join(OPENAI_VOICES) + " (or a voice object)")
+        choice = self.tool_choice
+        if isinstance(choice, str) and not choice:
+            raise ConfigError("tool_choice", choice, _TOOL_CHOICE_ALLOWED)
+        is_function = (
+            isinstance(choice, Mapping)
+            and choice.get("type") == "function"
+            and isinstance(choice.get("name"), str)
+        )
+        if choice is not UNSET and choice is not None and not isinstance(choice, str) and not is_function:
+            raise ConfigError("tool_choice", _thaw(choice), _TOOL_CHOICE_ALLOWED)
+        if isinstance(self.modalities, tuple):
+            mods = self.modalities
+            problem = ""
+            if not mods:
+                problem = "at least one modality"
+            elif "audio" in mods and "text" not in mods:
+                problem = "audio only together with text"
+            elif "avatar" in mods and not {"text", "audio"} <= set(mods):
+                problem = "avatar only together with text and audio"
+            if problem:
+                raise ConfigError("modalities", list(mods), f"{_SPECS['modalities'].allowed}; {problem}")
+        if isinstance(self.metadata, Mapping):
+            _check_metadata(self.metadata)
+        ec = self.input_audio_echo_cancellation
+        in_fmt = self.input_audio_format
+        if (
+            isinstance(ec, EchoCancellation)
+            and ec.reference_source == "client"
+            and in_fmt not in (UNSET, None, "pcm16")
+        ):
+            raise ConfigError(
+                "input_audio_echo_cancellation.reference_source",
+                "client",
+                "'client' only with input_audio_format pcm16",
+            )
+        rate = self.input_audio_sampling_rate
+        if in_fmt in _G711 and isinstance(rate, int) and rate != 8000:
+            raise ConfigError("input_audio_sampling_rate", rate, f"8000 with input_audio_format {in_fmt}")
+
+    # ---- audio helpers ---------------------------------------------------------------------
+
+    @property
+    def input_sample_rate(self) -> int:
+        """Sample rate of the audio the client appends (Hz)."""
+        if self.input_audio_format in _G711:
+            return 8000
+        rate = self.input_audio_sampling_rate
+        return rate if isinstance(rate, int) else 24000
+
+    @property
+    def input_channels(self) -> int:
+        """2 when client-reference echo cancellation expects interleaved mic + reference, else 1."""
+        ec = self.input_audio_echo_cancellation
+        return ec.effective_channels if isinstance(ec, EchoCancellation) else 1
+
+    @property
+    def input_bytes_per_ms(self) -> int:
+        """Bytes of appended audio per millisecond (all channels)."""
+        width = 1 if self.input_audio_format in _G711 else 2
+        return self.input_sample_rate * width * self.input_channels // 1000
+
+    @property
+    def output_sample_rate(self) -> int:
+        """Sample rate of ``response.audio.delta`` audio (Hz)."""
+        fmt = self.output_audio_format
+        return _OUTPUT_RATES[fmt] if isinstance(fmt, str) else 24000
+
+    @property
+    def output_bytes_per_ms(self) -> int:
+        """Bytes of response audio per millisecond (48 for the default pcm16 at 24 kHz)."""
+        width = 1 if self.output_audio_format in _G711 else 2
+        return self.output_sample_rate * width // 1000
+
+    # ---- changes -----------------------------------------------------------------------------
+
+    def replace(self, **changes: Any) -> SessionConfig:
+        """A new validated config with top-level fields replaced (``UNSET`` removes a field)."""
+        known = set(self._known()) | {"extra"}
+        for key in list(changes):
+            canonical = _ALIASES.get(key, key)
+            if canonical not in known:
+                raise ConfigError(key, changes[key], "a SessionConfig field: " + ", ".join(self._known()))
+            if canonical != key:
+                if canonical in changes:
+                    raise ConfigError(canonical, changes[key], f"either {canonical} or {key}, not both")
+                changes[canonical] = changes.pop(key)
+        return cast(SessionConfig, _dc_replace(cast(Any, self), **changes))
+
+    def with_changes(self, changes: Mapping[str, Any]) -> SessionConfig:
+        """A new validated config with fields changed by dotted path or nested dict.
+
+        ``{"turn_detection.threshold": 0.6}`` and ``{"turn_detection": {"threshold": 0.6}}`` both change
+        one knob and keep the others (a nested dict merges into a set sub-object; a dataclass value
+        replaces it whole). ``UNSET`` removes a key, ``None`` sends null. Unknown keys land in ``extra``.
+        Changing a field inside an object that is not set raises ConfigError.
+        """
+        if not isinstance(changes, Mapping):
+            raise ConfigError("session", changes, "a mapping of dotted field paths to values")
+        wire = self.to_dict()
+        for key, value in changes.items():
+            if not isinstance(key, str) or not key or "" in key.split("."):
+                raise ConfigError("session", key, "dotted field paths such as turn_detection.threshold")
+            parts = key.split(".")
+            parts[0] = _ALIASES.get(parts[0], parts[0])
+            _apply_change(wire, parts, value, SessionConfig, "")
+        return SessionConfig.from_dict(wire)
+
+    def merge_update(self, update: Mapping[str, Any]) -> SessionConfig:
+        """Apply a ``session.update`` payload the way the service does: only supplied keys change,
+        nested objects are replaced whole, an explicit null disables."""
+        if not isinstance(update, Mapping):
+            raise ConfigError("session", update, "a JSON object")
+        wire = self.to_dict()
+        for key, value in SessionConfig._canonical_keys(update).items():
+            wire[key] = _thaw(value)
+        return SessionConfig.from_dict(wire)
+
+    def diff(self, other: SessionConfig) -> dict[str, Any]:
+        """The minimal ``session.update`` payload that turns ``self`` into ``other``.
+
+        Changed top-level keys are sent whole (the service replaces nested objects whole).
+        A key set in ``self`` but not in ``other`` cannot be expressed (session.update has no
+        "unset"): that raises ConfigError; set it to a value or to None instead.
+        """
+        mine, theirs = self.to_dict(), other.to_dict()
+        for key in mine:
+            if key not in theirs:
+                raise ConfigError(
+                    key,
+                    UNSET,
+                    "a value or null",
+                    message=f"cannot unset {key} with session.update; allowed: a value or null (None)",
+                )
+        return {k: v for k, v in theirs.items() if k not in mine or not _same(mine[k], v)}
+
+    def value_at(self, path: str) -> Any:
+        """The value at a dotted path (``UNSET`` when it or a parent is not set)."""
+        node: Any = self
+        for part in path.split("."):
+            if isinstance(node, _WireObject) and part in node._known():
+                node = getattr(node, part)
+            elif isinstance(node, _WireObject):
+                node = node.extra.get(part, UNSET)
+            elif isinstance(node, Mapping):
+                node = node.get(part, UNSET)
+            else:
+                return UNSET
+        return node
+
+    @staticmethod
+    def field_specs() -> tuple[FieldSpec, ...]:
+        """Every editable field, as data (see :class:`FieldSpec`)."""
+        return FIELD_SPECS
+
+
+def _tool(index: int, item: Any) -> Tool:
+    if isinstance(item, (FunctionTool, McpTool)):
+        return item
+    if not isinstance(item, Mapping):
+        raise ConfigError(f"tools[{index}]", item, "a tool object")
+    kind = item.get("type", UNSET)
+    cls = _TOOL_CLASSES.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise ConfigError(f"tools[{index}].type", kind, "one of: function, mcp")
+    try:
+        return cls.from_dict(item)
+    except ConfigError as exc:
+        if not exc.field.startswith("tools"):
+            raise
+        new_field = f"tools[{index}]" + exc.field[len("tools") :]
+        raise ConfigError(
+            new_field, exc.value, exc.allowed, str(exc).replace(exc.field, new_field, 1)
+        ) from None
+
+
+def _check_metadata(metadata: Mapping[str, Any]) -> None:
+    if len(metadata) > _METADATA_MAX_PAIRS:
+        raise ConfigError("metadata", _thaw(metadata), f"at most {_METADATA_MAX_PAIRS} pairs")
+    for key, value in metadata.items():
+        if not isinstance(key, str) or not 0 < len(key) <= _METADATA_MAX_KEY:
+            raise ConfigError(f"metadata.{key}", key, f"string keys of 1 to {_METADATA_MAX_KEY} characters")
+        if not isinstance(value, str) or len(value) > _METADATA_MAX_VALUE:
+            raise ConfigError(
+                f"metadata.{key}", value, f"string values of at most {_METADATA_MAX_VALUE} characters"
+            )
+
+
+def _apply_change(
+    target: dict[str, Any], parts: list[str], value: Any, owner: type[_WireObject] | None, prefix: str
+) -> None:
+    name = parts[0]
+    path = f"{prefix}.{name}" if prefix else name
+    sub = owner._NESTED.get(name) if owner is not None else None
+    if owner is SessionConfig and name == "voice":
+        sub = Voice
+    current = target.get(name, UNSET)
+    if len(parts) > 1:
+        if not isinstance(current, dict):
+            raise ConfigError(
+                path,
+                current,
+                "an object that is set",
+                message=f"cannot change {path}.{'.'.join(parts[1:])}: {path} is {current!r}, not an object; "
+                f"allowed: set the whole {path} first",
+            )
+        _apply_change(current, parts[1:], value, sub, path)
+        return
+    if value is UNSET:
+        target.pop(name, None)
+    elif sub is not None and isinstance(value, Mapping) and isinstance(current, dict):
+        for key, item in value.items():
+            if not isinstance(key, str) or not key:
+                raise ConfigError(path, key, "string field names")
+            _apply_change(current, key.split("."), item, sub, path)
+    else:
+        target[name] = _thaw(value)
