@@ -18,7 +18,7 @@ import platform
 import sys
 import time
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Literal, TextIO
 
 from ._version import __version__
 from .errors import VoiceLiveError
@@ -111,7 +111,7 @@ async def talk_command(args: argparse.Namespace, out: TextIO | None = None) -> i
     if args.instructions:
         config = config.replace(instructions=args.instructions)
     emulator: bool | str = True if args.emulator else "auto"
-    pace = args.pace
+    pace: Literal["realtime", "fast"] | None = args.pace
     session = Session(
         config,
         endpoint=args.endpoint,
@@ -171,7 +171,7 @@ def _describe_event(event: Any) -> str:
     if etype == "error":
         err = event.error or {}
         return f"{etype} {err.get('code')}: {err.get('message')}"
-    return etype
+    return str(etype)
 
 
 def _print_summary(session: Any, done: Any, stream: TextIO) -> None:
@@ -189,7 +189,7 @@ def _print_summary(session: Any, done: Any, stream: TextIO) -> None:
         print(f"speech_stopped -> first audio: {(first_audio - stopped) * 1000:.0f} ms", file=stream)
     response = getattr(done, "response", None) or {}
     print(f"response: {response.get('status')}", file=stream)
-    audio_ms = sum(session.state.audio_ms(i) for i in session.state.audio_items())
+    audio_ms = sum(tally.ms for tally in session.state.assistant_audio.values())
     print(f"assistant audio: {audio_ms / 1000:.2f} s", file=stream)
 
 
@@ -227,7 +227,7 @@ def _version_of(dist: str) -> str:
     from importlib.metadata import PackageNotFoundError, version
 
     try:
-        return version(dist)
+        return str(version(dist))
     except PackageNotFoundError:
         return "not installed"
 

@@ -150,6 +150,7 @@ class Session:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._recorder: Any = None
         self._playing_item: str | None = None
+        self._output_format = "pcm16"
         self._sink_open = False
         self.source_done = asyncio.Event()
 
@@ -391,14 +392,20 @@ class Session:
         self._event_count += 1
         if self._recorder is not None:
             self._recorder.record_received(event_to_dict(event))
-        self.state.receive(event)
+        if etype == "input_audio_buffer.speech_started" and self.sink is not None and self._playing_item:
+            # what was really heard, before the state machine decides about barge-in
+            self.state.note_playback(self._playing_item, self.sink.played_ms(self._playing_item))
+        barge_in = self.state.receive(event)
         if etype == "response.audio.delta":
             self._play(event)
-        elif etype == "input_audio_buffer.speech_started" and self.barge_in:
-            self._on_speech_started()
+        elif etype in ("session.created", "session.updated"):
+            fmt = self.state.session.get("output_audio_format")
+            self._output_format = fmt if isinstance(fmt, str) else "pcm16"
         elif etype == "error":
             self.errors.append(event)
             log.warning("voice live error event: %s", getattr(event, "error", event))
+        if barge_in is not None and self.barge_in:
+            self._on_barge_in(barge_in)
         self._dispatch(etype, event)
         self._wake(etype, event)
 
@@ -408,31 +415,29 @@ class Session:
         if not self._sink_open:
             self.sink.open(self.config.output_sample_rate)
             self._sink_open = True
-        pcm = _to_pcm16(event.audio, str(self.effective_session().get("output_audio_format", "pcm16")))
+        pcm = _to_pcm16(event.audio, self._output_format)
         self._playing_item = event.item_id
         self.sink.write(event.item_id, pcm)
 
-    def _on_speech_started(self) -> None:
-        item = self._playing_item
-        if item is None or self.sink is None:
+    def _on_barge_in(self, barge_in: Any) -> None:
+        """Silence the speaker at once, then tell the service what was really heard."""
+        item = barge_in.assistant_item_id
+        if self.sink is None or item is None:
             return
-        received_ms = int(self.state.audio_ms(item))
-        played_ms = int(self.sink.played_ms(item))
-        active = self.state.active_response is not None
-        if played_ms >= received_ms and not active:
-            return  # everything was heard; nothing to cut
+        played_ms = self.sink.played_ms(item)
         self.sink.clear()
         self._playing_item = None
-        if self._effective_turn_detection().get("auto_truncate"):
-            return  # the service truncates by itself
-        end_ms = max(0, min(played_ms, received_ms))
-        truncate = {
-            "type": "conversation.item.truncate",
-            "item_id": item,
-            "content_index": 0,
-            "audio_end_ms": end_ms,
-        }
-        self.truncations.append({**truncate, "received_ms": received_ms, "played_ms": played_ms})
+        if barge_in.server_truncates:
+            return  # auto_truncate: the service truncates by itself
+        truncate = self.state.truncate_event(item, played_ms)
+        self.truncations.append(
+            {
+                "item_id": item,
+                "audio_end_ms": truncate.audio_end_ms,
+                "received_ms": barge_in.received_audio_ms,
+                "played_ms": played_ms,
+            }
+        )
         self._spawn(self.send(truncate))
 
     def _dispatch(self, etype: str, event: Any) -> None:
@@ -576,10 +581,6 @@ class Session:
         """The session as the service last reported it (else as configured)."""
         session = self.state.session
         return dict(session) if session else self.config.to_dict()
-
-    def _effective_turn_detection(self) -> dict[str, Any]:
-        td = self.effective_session().get("turn_detection")
-        return dict(td) if isinstance(td, Mapping) else {}
 
     @property
     def events(self) -> list[Any]:
