@@ -446,18 +446,32 @@ class Session:
                 try:
                     result = handler(event)
                     if inspect.isawaitable(result):
-                        self._spawn(result)
+                        self._spawn(result, critical=False)
                 except Exception as exc:
                     self.handler_errors.append(exc)
                     log.exception("handler for %s failed", etype)
 
-    def _spawn(self, awaitable: Awaitable[Any]) -> None:
+    def _spawn(self, awaitable: Awaitable[Any], *, critical: bool = True) -> None:
+        """Run ``awaitable`` in the background; a failure is kept and logged, never lost.
+
+        A failing critical task (sending audio, a truncate) fails the session; a failing
+        async handler is only recorded in :attr:`handler_errors`.
+        """
+
         async def run() -> Any:
             return await awaitable
 
         task = asyncio.get_running_loop().create_task(run())
         self._tasks.add(task)
-        task.add_done_callback(self._background_done)
+        task.add_done_callback(self._background_done if critical else self._handler_done)
+
+    def _handler_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            assert exc is not None
+            self.handler_errors.append(exc)
+            log.error("async handler failed: %s", _reason(exc))
 
     def _background_done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)

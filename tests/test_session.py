@@ -1,0 +1,291 @@
+"""Session ↔ emulator over real sockets on 127.0.0.1: whole voice turns, barge-in, recording, failures."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from websockets.asyncio.server import ServerConnection, serve
+
+from voicelive_nb import Session, SessionConfig
+from voicelive_nb.audio.memory import ArraySource, BufferSink
+from voicelive_nb.emulator.server import Faults, run_emulator
+from voicelive_nb.emulator.tts import synthesize
+from voicelive_nb.errors import AuthenticationError, ConfigError, ConnectionClosed, ServerError, WaitTimeout
+from voicelive_nb.protocol import ProtocolWarning, UnknownEvent
+from voicelive_nb.recording import Recorder
+
+KEY = "test-key-0123456789abcdef"
+
+
+@pytest.fixture(scope="module")
+def question() -> bytes:
+    return synthesize("What is the weather like today?", sample_rate=24000).pcm16
+
+
+def speech(pcm: bytes, *, pace: str = "fast", tail_ms: int = 1200) -> ArraySource:
+    return ArraySource(pcm, 24000, pace=pace, tail_silence_ms=tail_ms)  # type: ignore[arg-type]
+
+
+async def test_whole_voice_turn(question: bytes) -> None:
+    sink = BufferSink()
+    async with run_emulator(api_key=KEY, pace="fast") as emu:
+        async with Session(SessionConfig.server_vad(), endpoint=emu.url, api_key=KEY, sink=sink, dotenv=False) as s:
+            assert s.status == "connected"
+            seen: list[str] = []
+            s.on("*", lambda e: seen.append(e.type))
+            s.stream(speech(question))
+            done = await s.wait_for("response.done", timeout=30)
+            await s.wait_for("conversation.item.input_audio_transcription.completed", timeout=15)
+    assert done.response["status"] == "completed"
+    assert s.status == "closed"
+    # the service's order of a turn (reference §3.2), as seen by handlers
+    order = [
+        "input_audio_buffer.speech_started",
+        "input_audio_buffer.speech_stopped",
+        "input_audio_buffer.committed",
+        "response.created",
+        "response.output_item.added",
+        "response.content_part.added",
+        "response.audio.delta",
+        "response.audio.done",
+        "response.audio_transcript.done",
+        "response.content_part.done",
+        "response.output_item.done",
+        "response.done",
+    ]
+    positions = [seen.index(t) for t in order]
+    assert positions == sorted(positions)
+    # state machine, sink and transcript agree
+    (segment,) = s.state.vad_segments
+    assert segment.start_ms < 400 and segment.end_ms is not None
+    assert segment.end_ms > len(question) / 48  # ends after the speech (includes the silence window)
+    assistant_ms = sum(t.ms for t in s.state.assistant_audio.values())
+    assert assistant_ms > 500
+    assert len(sink.audio) == pytest.approx(assistant_ms * 48, abs=2)
+    roles = {t.role for t in s.transcript if t.text}
+    assert roles == {"user", "assistant"}
+    assert s.frames_sent * 960 >= len(question)
+
+
+async def test_wait_for_has_a_cursor_per_type_and_times_out(question: bytes) -> None:
+    async with run_emulator(pace="fast", replies=["One.", "Two."]) as emu:
+        async with Session(SessionConfig.manual(), endpoint=emu.url, api_key="x", dotenv=False) as s:
+            for _ in range(2):
+                await s.create_response()
+                await s.wait_for("response.done", timeout=20)
+            # both already arrived: the cursor hands out nothing more
+            with pytest.raises(WaitTimeout, match=r"no response\.done within 0\.2 s"):
+                await s.wait_for("response.done", timeout=0.2)
+            texts = [t.text for t in s.transcript if t.role == "assistant"]
+    assert texts == ["One.", "Two."]
+
+
+async def test_update_live_and_bad_values(question: bytes) -> None:
+    async with run_emulator(pace="fast") as emu:
+        async with Session(SessionConfig.server_vad(), endpoint=emu.url, api_key="x", dotenv=False) as s:
+            updated = await s.update(instructions="Be brief.", temperature=0.9)
+            assert updated.session["instructions"] == "Be brief."
+            assert s.effective_session()["temperature"] == 0.9
+            with pytest.raises(ConfigError, match=r"turn_detection\.threshold") as info:
+                await s.update({"turn_detection": {"type": "server_vad", "threshold": 1.7}})
+            assert "0.0 to 1.0" in str(info.value) or "1.0" in str(info.value)
+            # the service's own validation error comes back as ServerError naming the param
+            before = len(s.errors)
+            await s.send({"type": "session.update", "session": {"input_audio_sampling_rate": 11025}})
+            err = await s.wait_for("error", timeout=10)
+            assert len(s.errors) == before + 1
+            assert "input_audio_sampling_rate" in (err.error.get("param") or "")
+            # and the session still works
+            assert (await s.update(instructions="Again.")).session["instructions"] == "Again."
+
+
+async def test_server_error_during_setup_is_raised() -> None:
+    async with run_emulator(pace="fast") as emu:
+        bad = Session(endpoint=emu.url, api_key="x", dotenv=False)
+        bad.config = _RawConfig({"turn_detection": {"type": "nonsense_vad"}})  # type: ignore[assignment]
+        with pytest.raises(ServerError) as info:
+            await bad.open()
+    assert "turn_detection" in (info.value.param or "")
+    assert bad.status.startswith("failed: ServerError")
+
+
+class _RawConfig:
+    """A config whose wire dict skips client-side validation (to reach the server's)."""
+
+    def __init__(self, wire: dict[str, Any]) -> None:
+        self.wire = wire
+        self.input_sample_rate = 24000
+        self.output_sample_rate = 24000
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.wire
+
+
+async def test_barge_in_silences_sink_and_truncates_at_what_was_played(question: bytes) -> None:
+    clock_origin = asyncio.get_running_loop().time
+    sink = BufferSink(realtime=True, clock=clock_origin)
+    long_reply = "This is a long answer that keeps going on and on so that there is time to interrupt it. " * 3
+    async with run_emulator(pace="realtime", replies=[long_reply]) as emu:
+        async with Session(SessionConfig.server_vad(), endpoint=emu.url, api_key="x", sink=sink, dotenv=False) as s:
+            s.stream(speech(question, pace="realtime", tail_ms=800))
+            first = await s.wait_for("response.audio.delta", timeout=30)
+            await s.wait_for("response.audio.delta", timeout=10, predicate=lambda e: sink.played_ms(first.item_id) > 1000)
+            s.stream(speech(question, pace="realtime", tail_ms=1500))  # the user talks over the reply
+            started = await s.wait_for("input_audio_buffer.speech_started", timeout=15)
+            assert started is not None
+            truncated = await s.wait_for("conversation.item.truncated", timeout=10)
+            done = await s.wait_for("response.done", timeout=10)
+    assert done.response["status"] == "cancelled"
+    assert done.response["status_details"]["reason"] == "turn_detected"
+    (cut,) = s.truncations
+    assert sink.clears >= 1
+    flush = sink.flushes[0]
+    assert flush.item_id == first.item_id
+    # what the client says it played is what the sink played, never more than received
+    assert cut["audio_end_ms"] == int(flush.played_ms)
+    assert cut["audio_end_ms"] <= cut["received_ms"]
+    assert truncated.audio_end_ms == cut["audio_end_ms"]
+    assert 1000 <= cut["audio_end_ms"]
+
+
+async def test_auto_truncate_leaves_truncation_to_the_server(question: bytes) -> None:
+    sink = BufferSink(realtime=True, clock=asyncio.get_running_loop().time)
+    config = SessionConfig.server_vad().with_changes({"turn_detection.auto_truncate": True})
+    long_reply = "A long reply that goes on for quite a while so that it can be interrupted. " * 3
+    async with run_emulator(pace="realtime", replies=[long_reply]) as emu:
+        async with Session(config, endpoint=emu.url, api_key="x", sink=sink, dotenv=False) as s:
+            s.stream(speech(question, pace="realtime", tail_ms=800))
+            await s.wait_for("response.audio.delta", timeout=30)
+            s.stream(speech(question, pace="realtime", tail_ms=1500))
+            truncated = await s.wait_for("conversation.item.truncated", timeout=20)
+    assert s.truncations == []  # the client sent none
+    assert sink.clears >= 1  # but still silenced the speaker at once
+    assert truncated.audio_end_ms > 0
+
+
+async def test_recording_has_events_and_audio_and_no_secret(tmp_path: Path, question: bytes) -> None:
+    out = tmp_path / "rec"
+    async with run_emulator(api_key=KEY, pace="fast") as emu:
+        async with Session(endpoint=emu.url, api_key=KEY, record=out, sink=BufferSink(), dotenv=False) as s:
+            s.stream(speech(question))
+            await s.wait_for("response.done", timeout=30)
+    rec = Recorder.load(out)
+    types = [e.type for e in rec.events]
+    assert types.count("session.update") == 1
+    assert "response.done" in types
+    assert len(rec.mic) == s.bytes_sent
+    assert len(rec.assistant) == pytest.approx(sum(t.ms for t in s.state.assistant_audio.values()) * 48, abs=2)
+    for f in out.iterdir():
+        assert KEY.encode() not in f.read_bytes(), f.name
+
+
+async def test_connection_drop_shows_reason_in_status() -> None:
+    async with run_emulator(pace="fast", faults=Faults(close_after_events=3, close_code=1011, close_reason="boom")) as emu:
+        s = Session(SessionConfig.manual(), endpoint=emu.url, api_key="x", dotenv=False)
+        await s.open()
+        try:
+            await s.create_response()
+            with pytest.raises(ConnectionClosed) as info:
+                await s.wait_for("response.done", timeout=10)
+            assert info.value.code == 1011
+            assert s.status == "failed: connection lost: 1011 server error: boom"
+            with pytest.raises(ConnectionClosed):  # later waits fail at once too
+                await s.wait_for("response.done", timeout=10)
+        finally:
+            await s.close()
+        assert s.status.startswith("failed: connection lost")
+
+
+async def test_wrong_key_is_authentication_error() -> None:
+    async with run_emulator(api_key=KEY) as emu:
+        s = Session(endpoint=emu.url, api_key="wrong-key", dotenv=False)
+        with pytest.raises(AuthenticationError, match="401") as info:
+            await s.open()
+    assert "wrong-key" not in str(info.value)
+    assert s.status.startswith("failed: AuthenticationError")
+
+
+async def test_entra_token_credential_reaches_the_service() -> None:
+    class Tokens:
+        calls = 0
+
+        async def get_token(self, *scopes: str, **kw: object) -> Any:
+            Tokens.calls += 1
+            return type("T", (), {"token": KEY, "expires_on": 4_000_000_000})()
+
+    async with run_emulator(api_key=KEY) as emu:
+        async with Session(endpoint=emu.url, credential=Tokens(), dotenv=False) as s:
+            assert s.status == "connected"
+    assert Tokens.calls == 1
+
+
+async def test_handler_errors_are_kept_not_fatal() -> None:
+    async with run_emulator(pace="fast") as emu:
+        async with Session(SessionConfig.manual(), endpoint=emu.url, api_key="x", dotenv=False) as s:
+
+            def bad(event: Any) -> None:
+                raise RuntimeError("handler bug")
+
+            async def bad_async(event: Any) -> None:
+                raise ValueError("async handler bug")
+
+            s.on("response.created", bad)
+            s.on("response.created", bad_async)
+            await s.create_response()
+            await s.wait_for("response.done", timeout=20)
+            assert s.status == "connected"
+    kinds = sorted(type(e).__name__ for e in s.handler_errors)
+    assert kinds == ["RuntimeError", "ValueError"]
+
+
+@contextlib.asynccontextmanager
+async def scripted_server(messages: list[str]) -> AsyncIterator[str]:
+    """A minimal real server that sends odd messages, then behaves."""
+
+    async def handler(ws: ServerConnection) -> None:
+        await ws.send(json.dumps({"type": "session.created", "event_id": "e0", "session": {"id": "s1"}}))
+        async for raw in ws:
+            event = json.loads(raw)
+            if event["type"] == "session.update":
+                for m in messages:
+                    await ws.send(m)
+                await ws.send(json.dumps({"type": "session.updated", "event_id": "e9", "session": event["session"]}))
+
+    async with serve(handler, "127.0.0.1", 0) as server:
+        yield f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+
+
+async def test_reader_survives_malformed_and_unknown_messages() -> None:
+    garbage = ["not json", "[1,2]", '{"no_type": 1}', '{"type":"brand.new.event","x":1}', '{"type":"response.done"}']
+    async with scripted_server(garbage) as url:
+        async with Session(endpoint=url, api_key="x", dotenv=False) as s:
+            assert s.status == "connected"
+    kinds = [type(e).__name__ for e in s.events]
+    assert kinds.count("ProtocolWarning") == 4
+    assert any(isinstance(e, UnknownEvent) and e.type == "brand.new.event" for e in s.events)
+    assert all(isinstance(e, ProtocolWarning) or e.type for e in s.events)
+
+
+async def test_no_endpoint_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AZURE_VOICE_LIVE_ENDPOINT", raising=False)
+    monkeypatch.chdir(tmp_path)
+    s = Session(dotenv=False)
+    with pytest.raises(Exception, match="no endpoint configured"):
+        await s.open()
+
+
+async def test_emulator_auto_starts_when_nothing_configured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AZURE_VOICE_LIVE_ENDPOINT", raising=False)
+    monkeypatch.chdir(tmp_path)
+    async with Session(SessionConfig.manual(), emulator="auto", emulator_options={"pace": "fast"}, dotenv=False) as s:
+        assert s.use_emulator
+        assert s.emulator_url is not None
+        await s.create_response()
+        done = await s.wait_for("response.done", timeout=20)
+    assert done.response["status"] == "completed"
