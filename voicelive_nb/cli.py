@@ -34,6 +34,11 @@ _QUIET = {
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["emulator"]:  # its own options, parsed by the emulator itself
+        from .emulator.__main__ import main as emulator_main
+
+        return emulator_main(argv[1:])
     parser = argparse.ArgumentParser(
         prog="voicelive-nb", description="Azure AI Voice Live from notebooks and the shell."
     )
@@ -70,16 +75,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     talk.add_argument("--quiet", action="store_true", help="print only the summary")
 
-    emu = sub.add_parser("emulator", help="run the built-in Voice Live emulator", add_help=False)
-    emu.add_argument("args", nargs=argparse.REMAINDER)
+    sub.add_parser("emulator", help="run the built-in Voice Live emulator (voicelive-nb emulator --help)")
 
     sub.add_parser("info", help="versions, audio devices and the configured endpoint")
 
     args = parser.parse_args(argv)
-    if args.command == "emulator":
-        from .emulator.__main__ import main as emulator_main
-
-        return emulator_main(args.args)
     if args.command == "talk":
         if args.wav is None:
             parser.error("talk needs --wav FILE (microphone input comes with the audio extra: --mic)")

@@ -227,6 +227,9 @@ def write_wav(path: StrPath, pcm16: bytes, sample_rate: int) -> None:
         with os.fdopen(fd, "wb") as f:
             f.write(_header(sample_rate, len(pcm16)))
             f.write(pcm16)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a written WAV is an ordinary file
         os.replace(tmp, p)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
