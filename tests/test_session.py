@@ -34,14 +34,15 @@ def speech(pcm: bytes, *, pace: str = "fast", tail_ms: int = 1200) -> ArraySourc
 
 async def test_whole_voice_turn(question: bytes) -> None:
     sink = BufferSink()
-    async with run_emulator(api_key=KEY, pace="fast") as emu:
-        async with Session(SessionConfig.server_vad(), endpoint=emu.url, api_key=KEY, sink=sink, dotenv=False) as s:
-            assert s.status == "connected"
-            seen: list[str] = []
-            s.on("*", lambda e: seen.append(e.type))
-            s.stream(speech(question))
-            done = await s.wait_for("response.done", timeout=30)
-            await s.wait_for("conversation.item.input_audio_transcription.completed", timeout=15)
+    async with run_emulator(api_key=KEY, pace="fast") as emu, Session(
+        SessionConfig.server_vad(), endpoint=emu.url, api_key=KEY, sink=sink, dotenv=False
+    ) as s:
+        assert s.status == "connected"
+        seen: list[str] = []
+        s.on("*", lambda e: seen.append(e.type))
+        s.stream(speech(question))
+        done = await s.wait_for("response.done", timeout=30)
+        await s.wait_for("conversation.item.input_audio_transcription.completed", timeout=15)
     assert done.response["status"] == "completed"
     assert s.status == "closed"
     # the service's order of a turn (reference §3.2), as seen by handlers
@@ -130,17 +131,22 @@ class _RawConfig:
 async def test_barge_in_silences_sink_and_truncates_at_what_was_played(question: bytes) -> None:
     clock_origin = asyncio.get_running_loop().time
     sink = BufferSink(realtime=True, clock=clock_origin)
-    long_reply = "This is a long answer that keeps going on and on so that there is time to interrupt it. " * 3
-    async with run_emulator(pace="realtime", replies=[long_reply]) as emu:
-        async with Session(SessionConfig.server_vad(), endpoint=emu.url, api_key="x", sink=sink, dotenv=False) as s:
-            s.stream(speech(question, pace="realtime", tail_ms=800))
-            first = await s.wait_for("response.audio.delta", timeout=30)
-            await s.wait_for("response.audio.delta", timeout=10, predicate=lambda e: sink.played_ms(first.item_id) > 1000)
-            s.stream(speech(question, pace="realtime", tail_ms=1500))  # the user talks over the reply
-            started = await s.wait_for("input_audio_buffer.speech_started", timeout=15)
-            assert started is not None
-            truncated = await s.wait_for("conversation.item.truncated", timeout=10)
-            done = await s.wait_for("response.done", timeout=10)
+    long_reply = (
+        "This is a long answer that keeps going on and on so that there is time to interrupt it. " * 3
+    )
+    async with run_emulator(pace="realtime", replies=[long_reply]) as emu, Session(
+        SessionConfig.server_vad(), endpoint=emu.url, api_key="x", sink=sink, dotenv=False
+    ) as s:
+        s.stream(speech(question, pace="realtime", tail_ms=800))
+        first = await s.wait_for("response.audio.delta", timeout=30)
+        await s.wait_for(
+            "response.audio.delta", timeout=10, predicate=lambda e: sink.played_ms(first.item_id) > 1000
+        )
+        s.stream(speech(question, pace="realtime", tail_ms=1500))  # the user talks over the reply
+        started = await s.wait_for("input_audio_buffer.speech_started", timeout=15)
+        assert started is not None
+        truncated = await s.wait_for("conversation.item.truncated", timeout=10)
+        done = await s.wait_for("response.done", timeout=10)
     assert done.response["status"] == "cancelled"
     assert done.response["status_details"]["reason"] == "turn_detected"
     (cut,) = s.truncations
@@ -151,7 +157,7 @@ async def test_barge_in_silences_sink_and_truncates_at_what_was_played(question:
     assert cut["audio_end_ms"] == int(flush.played_ms)
     assert cut["audio_end_ms"] <= cut["received_ms"]
     assert truncated.audio_end_ms == cut["audio_end_ms"]
-    assert 1000 <= cut["audio_end_ms"]
+    assert cut["audio_end_ms"] >= 1000
 
 
 async def test_auto_truncate_leaves_truncation_to_the_server(question: bytes) -> None:
@@ -180,13 +186,17 @@ async def test_recording_has_events_and_audio_and_no_secret(tmp_path: Path, ques
     assert types.count("session.update") == 1
     assert "response.done" in types
     assert len(rec.mic) == s.bytes_sent
-    assert len(rec.assistant) == pytest.approx(sum(t.ms for t in s.state.assistant_audio.values()) * 48, abs=2)
+    assert len(rec.assistant) == pytest.approx(
+        sum(t.ms for t in s.state.assistant_audio.values()) * 48, abs=2
+    )
     for f in out.iterdir():
         assert KEY.encode() not in f.read_bytes(), f.name
 
 
 async def test_connection_drop_shows_reason_in_status() -> None:
-    async with run_emulator(pace="fast", faults=Faults(close_after_events=3, close_code=1011, close_reason="boom")) as emu:
+    async with run_emulator(
+        pace="fast", faults=Faults(close_after_events=3, close_code=1011, close_reason="boom")
+    ) as emu:
         s = Session(SessionConfig.manual(), endpoint=emu.url, api_key="x", dotenv=False)
         await s.open()
         try:
@@ -255,17 +265,24 @@ async def scripted_server(messages: list[str]) -> AsyncIterator[str]:
             if event["type"] == "session.update":
                 for m in messages:
                     await ws.send(m)
-                await ws.send(json.dumps({"type": "session.updated", "event_id": "e9", "session": event["session"]}))
+                await ws.send(
+                    json.dumps({"type": "session.updated", "event_id": "e9", "session": event["session"]})
+                )
 
     async with serve(handler, "127.0.0.1", 0) as server:
         yield f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}"
 
 
 async def test_reader_survives_malformed_and_unknown_messages() -> None:
-    garbage = ["not json", "[1,2]", '{"no_type": 1}', '{"type":"brand.new.event","x":1}', '{"type":"response.done"}']
-    async with scripted_server(garbage) as url:
-        async with Session(endpoint=url, api_key="x", dotenv=False) as s:
-            assert s.status == "connected"
+    garbage = [
+        "not json",
+        "[1,2]",
+        '{"no_type": 1}',
+        '{"type":"brand.new.event","x":1}',
+        '{"type":"response.done"}',
+    ]
+    async with scripted_server(garbage) as url, Session(endpoint=url, api_key="x", dotenv=False) as s:
+        assert s.status == "connected"
     kinds = [type(e).__name__ for e in s.events]
     assert kinds.count("ProtocolWarning") == 4
     assert any(isinstance(e, UnknownEvent) and e.type == "brand.new.event" for e in s.events)
@@ -280,10 +297,14 @@ async def test_no_endpoint_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.
         await s.open()
 
 
-async def test_emulator_auto_starts_when_nothing_configured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_emulator_auto_starts_when_nothing_configured(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("AZURE_VOICE_LIVE_ENDPOINT", raising=False)
     monkeypatch.chdir(tmp_path)
-    async with Session(SessionConfig.manual(), emulator="auto", emulator_options={"pace": "fast"}, dotenv=False) as s:
+    async with Session(
+        SessionConfig.manual(), emulator="auto", emulator_options={"pace": "fast"}, dotenv=False
+    ) as s:
         assert s.use_emulator
         assert s.emulator_url is not None
         await s.create_response()
