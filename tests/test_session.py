@@ -34,9 +34,10 @@ def speech(pcm: bytes, *, pace: str = "fast", tail_ms: int = 1200) -> ArraySourc
 
 async def test_whole_voice_turn(question: bytes) -> None:
     sink = BufferSink()
-    async with run_emulator(api_key=KEY, pace="fast") as emu, Session(
-        SessionConfig.server_vad(), endpoint=emu.url, api_key=KEY, sink=sink, dotenv=False
-    ) as s:
+    async with (
+        run_emulator(api_key=KEY, pace="fast") as emu,
+        Session(SessionConfig.server_vad(), endpoint=emu.url, api_key=KEY, sink=sink, dotenv=False) as s,
+    ):
         assert s.status == "connected"
         seen: list[str] = []
         s.on("*", lambda e: seen.append(e.type))
@@ -134,9 +135,10 @@ async def test_barge_in_silences_sink_and_truncates_at_what_was_played(question:
     long_reply = (
         "This is a long answer that keeps going on and on so that there is time to interrupt it. " * 3
     )
-    async with run_emulator(pace="realtime", replies=[long_reply]) as emu, Session(
-        SessionConfig.server_vad(), endpoint=emu.url, api_key="x", sink=sink, dotenv=False
-    ) as s:
+    async with (
+        run_emulator(pace="realtime", replies=[long_reply]) as emu,
+        Session(SessionConfig.server_vad(), endpoint=emu.url, api_key="x", sink=sink, dotenv=False) as s,
+    ):
         s.stream(speech(question, pace="realtime", tail_ms=800))
         first = await s.wait_for("response.audio.delta", timeout=30)
         await s.wait_for(
