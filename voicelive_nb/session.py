@@ -93,6 +93,7 @@ class Session:
         emulator: bool | str = False,
         emulator_options: Mapping[str, Any] | None = None,
         barge_in: bool = True,
+        close_audio: bool = True,
         max_events: int = 20_000,
         dotenv: bool = True,
     ) -> None:
@@ -124,6 +125,7 @@ class Session:
         self.use_emulator = emulator is True or (emulator == "auto" and not self.settings.configured)
         self._emulator_options = dict(emulator_options or {})
         self.barge_in = barge_in
+        self.close_audio = close_audio
 
         self.state = SessionProtocol()
         self.status = "idle"
@@ -264,10 +266,10 @@ class Session:
         if self._reader is not None:
             with contextlib.suppress(BaseException):
                 await asyncio.wait_for(self._reader, timeout=5)
-        if self.source is not None:
+        if self.source is not None and self.close_audio:
             with contextlib.suppress(Exception):
                 await self.source.aclose()
-        if self.sink is not None and self._sink_open:
+        if self.sink is not None and self._sink_open and self.close_audio:
             with contextlib.suppress(Exception):
                 self.sink.close()
         if self._recorder is not None:
