@@ -136,6 +136,10 @@ class Session:
         self.truncations: list[dict[str, Any]] = []
         self.bytes_sent = 0
         self.frames_sent = 0
+        #: ``fn(pcm16)`` for every block of input audio sent (engine thread; keep it cheap).
+        self.input_taps: list[Callable[[bytes], None]] = []
+        #: ``fn(item_id, pcm16)`` for every block of assistant audio received (engine thread).
+        self.output_taps: list[Callable[[str, bytes], None]] = []
 
         self._events: deque[tuple[float, Any]] = deque(maxlen=max_events)
         self._event_count = 0
@@ -304,6 +308,8 @@ class Session:
         await self._transport.send(encode_audio_append(pcm16))
         self.bytes_sent += len(pcm16)
         self.frames_sent += 1
+        for tap in self.input_taps:
+            _call_tap(tap, pcm16)
         if self._recorder is not None:
             self._recorder.record_sent(
                 {"type": "input_audio_buffer.append", "audio": base64.b64encode(pcm16).decode("ascii")}
@@ -412,12 +418,16 @@ class Session:
         self._wake(etype, event)
 
     def _play(self, event: Any) -> None:
+        if self.sink is None and not self.output_taps:
+            return
+        pcm = _to_pcm16(event.audio, self._output_format)
+        for tap in self.output_taps:
+            _call_tap(tap, event.item_id, pcm)
         if self.sink is None:
             return
         if not self._sink_open:
             self.sink.open(self.config.output_sample_rate)
             self._sink_open = True
-        pcm = _to_pcm16(event.audio, self._output_format)
         self._playing_item = event.item_id
         self.sink.write(event.item_id, pcm)
 
@@ -618,6 +628,13 @@ class Session:
     def __repr__(self) -> str:
         where = "emulator" if self.use_emulator else (self.settings.endpoint or "no endpoint")
         return f"<Session {self.status} {where} events={self._event_count}>"
+
+
+def _call_tap(tap: Callable[..., None], *args: Any) -> None:
+    try:
+        tap(*args)
+    except Exception:  # a broken meter must not stop the audio
+        log.exception("audio tap %r failed", tap)
 
 
 def _to_pcm16(audio: bytes, fmt: str) -> bytes:
