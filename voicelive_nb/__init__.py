@@ -26,6 +26,7 @@ from .errors import (
 
 _LAZY = {
     "Session": "voicelive_nb.session",
+    "NotebookSession": "voicelive_nb.notebook",
     "SessionConfig": "voicelive_nb.protocol.config",
     "SessionProtocol": "voicelive_nb.protocol.state",
     "WavSource": "voicelive_nb.audio.wav",
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
     from .audio.wav import WavSink, WavSource
     from .auth import load_settings
     from .emulator.server import run_emulator
+    from .notebook import NotebookSession
     from .protocol.config import SessionConfig
     from .protocol.state import SessionProtocol
     from .recording import Recorder
@@ -66,6 +68,7 @@ __all__ = [
     "ConfigError",
     "ConnectTimeout",
     "ConnectionClosed",
+    "NotebookSession",
     "OptionalDependencyMissing",
     "ProtocolError",
     "Recorder",
