@@ -129,7 +129,9 @@ class _RawConfig:
         return self.wire
 
 
-async def test_barge_in_silences_sink_and_truncates_at_what_was_played(question: bytes) -> None:
+async def test_barge_in_silences_sink_and_truncates_at_what_was_played(
+    question: bytes, tmp_path: Path
+) -> None:
     clock_origin = asyncio.get_running_loop().time
     sink = BufferSink(realtime=True, clock=clock_origin)
     long_reply = (

@@ -433,6 +433,29 @@ class Recording:
             out += pcm[ref["offset"] : ref["offset"] + ref["bytes"]]
         return bytes(out)
 
+    def assistant_as_played(self) -> bytes:
+        """The assistant's audio as the user heard it: each item cut where playback was flushed.
+
+        Uses the ``playback_flushed`` notes a :class:`~voicelive_nb.session.Session` writes on
+        barge-in (``item_id``, ``played_ms``); items never flushed are kept whole.
+        """
+        bytes_per_ms = self.output_sample_rate * 2 // 1000
+        cut_at: dict[str, int] = {}
+        for note in self.of_type("playback_flushed"):
+            item = note.event.get("item_id")
+            played = note.event.get("played_ms")
+            if isinstance(item, str) and isinstance(played, (int, float)):
+                cut_at[item] = int(played) * bytes_per_ms
+        per_item: dict[str, bytearray] = {}
+        for entry in self.of_type("response.audio.delta"):
+            item = entry.event.get("item_id")
+            if isinstance(item, str):
+                per_item.setdefault(item, bytearray()).extend(self.audio(entry))
+        out = bytearray()
+        for item, pcm in per_item.items():
+            out += pcm[: cut_at[item]] if item in cut_at else pcm
+        return bytes(out)
+
     def restore(self, entry: RecordedEvent) -> dict[str, Any]:
         """The event with its audio references turned back into base64 (for replay; secrets stay masked)."""
 

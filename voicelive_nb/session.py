@@ -439,6 +439,10 @@ class Session:
         played_ms = self.sink.played_ms(item)
         self.sink.clear()
         self._playing_item = None
+        if self._recorder is not None:
+            self._recorder.note(
+                "playback_flushed", item_id=item, played_ms=played_ms, received_ms=barge_in.received_audio_ms
+            )
         if barge_in.server_truncates:
             return  # auto_truncate: the service truncates by itself
         truncate = self.state.truncate_event(item, played_ms)
