@@ -50,6 +50,24 @@ def main(argv: list[str] | None = None) -> int:
     )
     talk.add_argument("--wav", type=Path, help="WAV file to speak as the user")
     talk.add_argument(
+        "--mic",
+        nargs="?",
+        const="default",
+        help="talk through the microphone (optionally a device name or index)",
+    )
+    talk.add_argument(
+        "--speaker",
+        nargs="?",
+        const="default",
+        help="play replies on the speaker (optionally a device name or index)",
+    )
+    talk.add_argument(
+        "--duration", type=float, help="with --mic: stop after this many seconds (default: Ctrl-C)"
+    )
+    talk.add_argument(
+        "--half-duplex", action="store_true", help="with --mic: mute the mic while the assistant speaks"
+    )
+    talk.add_argument(
         "--endpoint", help="service endpoint (default: AZURE_VOICE_LIVE_ENDPOINT, else the emulator)"
     )
     talk.add_argument(
@@ -81,8 +99,10 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     if args.command == "talk":
-        if args.wav is None:
-            parser.error("talk needs --wav FILE (microphone input comes with the audio extra: --mic)")
+        if args.wav is None and args.mic is None:
+            parser.error("talk needs --wav FILE or --mic")
+        if args.wav is not None and args.mic is not None:
+            parser.error("use either --wav or --mic, not both")
         try:
             return asyncio.run(talk_command(args))
         except KeyboardInterrupt:
@@ -97,28 +117,44 @@ def main(argv: list[str] | None = None) -> int:
     return 2
 
 
+def _device(spec: str | None) -> str | int | None:
+    if spec is None or spec == "default":
+        return None
+    return int(spec) if spec.isdigit() else spec
+
+
 async def talk_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
-    """Run one voice turn from a WAV file and print what happened."""
+    """Run one voice turn from a WAV file (or talk through the microphone) and print what happened."""
+    from .audio.base import AudioSink, AudioSource
     from .audio.wav import WavSink, WavSource
     from .protocol.config import SessionConfig
     from .session import Session
 
     stream = out or sys.stdout
-    if not args.wav.is_file():
+    if args.wav is not None and not args.wav.is_file():
         print(f"voicelive-nb: no such WAV file: {args.wav}", file=sys.stderr)
         return 2
     config = SessionConfig.server_vad()
     if args.instructions:
         config = config.replace(instructions=args.instructions)
+    sink: AudioSink | None = None
+    if args.speaker is not None:
+        from .audio.device import SpeakerSink
+
+        sink = SpeakerSink(_device(args.speaker))
+    elif args.out:
+        sink = WavSink(args.out)
     emulator: bool | str = True if args.emulator else "auto"
     pace: Literal["realtime", "fast"] | None = args.pace
+    if args.mic is not None:
+        pace = "realtime"
     session = Session(
         config,
         endpoint=args.endpoint,
         api_key=args.api_key,
         model=args.model,
         api_version=args.api_version,
-        sink=WavSink(args.out) if args.out else None,
+        sink=sink,
         record=args.record,
         emulator=emulator,
         emulator_options={"pace": "fast" if pace == "fast" else "realtime"},
@@ -132,25 +168,46 @@ async def talk_command(args: argparse.Namespace, out: TextIO | None = None) -> i
     else:
         print(f"connecting: {session.settings.describe()}", file=stream)
         pace = pace or "realtime"
-    source = WavSource(args.wav, pace=pace, tail_silence_ms=1500)
+    source: AudioSource
+    if args.mic is not None:
+        from .audio.device import MicrophoneSource
+
+        source = MicrophoneSource(_device(args.mic))
+    else:
+        source = WavSource(args.wav, pace=pace, tail_silence_ms=1500)
     t0 = time.monotonic()
 
     def show(event: Any) -> None:
         if args.quiet or event.type in _QUIET:
             return
-        print(f"{time.monotonic() - t0:7.3f}s  {_describe_event(event)}", file=stream)
+        print(f"{time.monotonic() - t0:7.3f}s  {_describe_event(event)}", file=stream, flush=True)
 
     session.on("*", show)
+    done: Any = None
     async with session:
         session.stream(source)
-        done = await session.wait_for("response.done", timeout=args.timeout)
-        transcription = session.effective_session().get("input_audio_transcription")
-        if transcription:
+        if args.mic is not None:
+            print("listening: speak now (Ctrl-C to stop)", file=stream, flush=True)
+            if args.half_duplex and hasattr(source, "muted"):
+                session.on("response.created", lambda e: setattr(source, "muted", True))
+                session.on("response.done", lambda e: setattr(source, "muted", False))
             try:
-                await session.wait_for("conversation.item.input_audio_transcription.completed", timeout=10)
-            except VoiceLiveError:
+                await asyncio.sleep(args.duration if args.duration else 10**9)
+            except asyncio.CancelledError:
                 pass
+        else:
+            done = await session.wait_for("response.done", timeout=args.timeout)
+            transcription = session.effective_session().get("input_audio_transcription")
+            if transcription:
+                try:
+                    await session.wait_for(
+                        "conversation.item.input_audio_transcription.completed", timeout=10
+                    )
+                except VoiceLiveError:
+                    pass
     _print_summary(session, done, stream)
+    if done is None:
+        return 0
     status = (getattr(done, "response", None) or {}).get("status")
     return 0 if status == "completed" else 1
 
