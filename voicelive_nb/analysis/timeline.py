@@ -1,0 +1,742 @@
+"""A pure model of one session on ONE time axis: :class:`Timeline`.
+
+Feed it what happened, with the ``time.monotonic()`` at which it happened (the caller reads
+the clock; this module never does): :meth:`Timeline.add` for every event received,
+:meth:`Timeline.input_audio` for every block of input audio sent (or :meth:`Timeline.sent`
+with the ``input_audio_buffer.append`` event). Read spans and marks in **seconds on the
+session axis**, or :meth:`Timeline.to_arrays` / :meth:`Timeline.pack` for the live view.
+
+The time axis
+-------------
+Zero is the start of the session's input audio (the capture time of its first sample).
+Two clocks have to be put on it:
+
+* **Input-audio milliseconds** (``audio_start_ms`` / ``audio_end_ms`` of the VAD events) are
+  positions in the audio the client sent. They are the reference.
+* **Receive times** ``t`` (response spans, commits, barge-ins, assistant audio, latency).
+
+Mapping (``mode == "realtime"``): the first input block, of ``n`` ms, is sent at ``t0``; its
+audio was captured from ``t0 - n/1000``, which is axis zero, so input-audio ms ``a`` is
+``a / 1000`` s and a receive time ``t`` is ``t - (t0 - n/1000)`` s — i.e. ``t - t0`` up to one
+block. This is valid because input is streamed in real time: a block is sent as soon as its
+audio is captured. The origin is refined to the earliest consistent block (a late first block
+does not shift the axis), and when input stops and resumes later (no audio sent for more than
+``GAP_S``, e.g. ``speak()`` twice with the microphone off) a new *run* starts: audio after the
+gap is placed where it was really sent, not right after the previous audio. A stall of the
+sender is told apart from a pause by what follows: a backlog sent in a burst (faster than real
+time) was captured on schedule, so it stays in the previous run.
+
+``mode == "fast-input"``: the input was sent faster than real time (a file paced ``"fast"``;
+detected when the audio sent runs ahead of the clock by more than ``FAST_LEAD_S`` and half its
+duration). Audio time and receive time then cannot be related: VAD spans and the input
+waveform use audio time (``a / 1000``), everything received uses wall time since the first
+block (``t - t0``). The two are not comparable; figures say so.
+
+``mode == "estimated"``: no input-audio times were given (a bare event list). The origin is
+estimated as the latest of the ``session.updated`` receipt (input cannot start before it) and
+the earliest ``t_recv - audio_ms/1000`` over VAD events (audio cannot be reported before it was
+sent). Responses may then appear a little early relative to the VAD spans.
+
+``mode == "none"``: neither input nor VAD events; the first event is zero.
+
+What is modelled
+----------------
+* VAD spans: ``speech_started.audio_start_ms`` → ``speech_stopped.audio_end_ms`` (open while
+  speaking), committed or not.
+* Commits: receipt of ``input_audio_buffer.committed``.
+* Responses: ``response.created`` receipt → ``response.done`` receipt, with status and reason.
+* Assistant audio per item: playback is modelled as real time from the first
+  ``response.audio.delta`` of the item (and after the previous item), so a reply received
+  in one burst still spans its duration. ``played_end_s`` stops at a barge-in (the client
+  flushes its speaker) or at ``conversation.item.truncated.audio_end_ms``.
+* Barge-ins: ``speech_started`` received while a response is in progress or while assistant
+  audio is (modelled as) still playing.
+* Latency: from the receipt of ``speech_stopped`` (or, without server VAD, ``committed``) to
+  the first ``response.audio.delta`` of the next response, in ms of receive time.
+
+Events may be event objects (``.type`` and attributes) or wire dicts, including the dicts of a
+recording, whose audio is replaced by ``{"bytes": n, ...}`` references.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = [
+    "FAST_LEAD_S",
+    "GAP_S",
+    "AudioSpan",
+    "BargeInMark",
+    "CommitMark",
+    "LatencyMark",
+    "Mode",
+    "ResponseSpan",
+    "Timeline",
+    "VadSpan",
+    "recorded_output_items",
+    "unpack",
+]
+
+Mode = Literal["realtime", "fast-input", "estimated", "none"]
+Float32Array = npt.NDArray[np.float32]
+
+#: No input for longer than this (beyond real-time pacing) starts a new input run.
+GAP_S = 0.5
+#: A new run whose blocks then arrive this much ahead of its first one is a stall being caught up.
+STALL_DROP_S = 0.25
+#: A new run streaming at real-time pace for this long was a real pause.
+CONFIRM_S = 0.5
+#: Input running ahead of the clock by more than this (and half its duration) is "fast".
+FAST_LEAD_S = 1.0
+#: ``pack()`` layout version (first float of the header).
+PACK_VERSION = 1
+#: Response status codes in ``to_arrays()["responses"][:, 2]``.
+STATUS_CODES: Mapping[str, int] = {"in_progress": 0, "completed": 1, "cancelled": 2}
+STATUS_OTHER = 3
+LANES = ("vad", "responses", "audio", "barge_ins", "latency", "commits")
+_WIDTHS = {"vad": 2, "responses": 3, "audio": 3, "barge_ins": 1, "latency": 3, "commits": 1}
+
+
+class RecordingLike(Protocol):
+    """What :meth:`Timeline.from_recording` reads (``voicelive_nb.recording.Recording``)."""
+
+    @property
+    def events(self) -> Any: ...
+
+    @property
+    def input_sample_rate(self) -> int: ...
+
+    @property
+    def output_sample_rate(self) -> int: ...
+
+
+# ---------------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True, slots=True)
+class VadSpan:
+    item_id: str
+    start_s: float | None  #: None: ``speech_stopped`` without ``speech_started``
+    end_s: float | None  #: None while the user is speaking
+    start_ms: int | None
+    end_ms: int | None
+    committed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseSpan:
+    response_id: str
+    start_s: float
+    end_s: float | None  #: None while in progress
+    status: str
+    reason: str | None  #: ``status_details.reason`` (``turn_detected``…)
+
+
+@dataclass(frozen=True, slots=True)
+class AudioSpan:
+    """Assistant audio of one item, as played (modelled: real time from its first delta)."""
+
+    item_id: str
+    response_id: str | None
+    start_s: float
+    end_s: float  #: end of all audio received
+    played_end_s: float  #: end of what was heard (≤ ``end_s``; earlier after a barge-in)
+    received_ms: float
+
+
+@dataclass(frozen=True, slots=True)
+class BargeInMark:
+    t_s: float  #: receipt of the ``speech_started`` that interrupted
+    user_item_id: str
+    response_id: str | None
+    audio_start_s: float  #: where the VAD says the interrupting speech began
+
+
+@dataclass(frozen=True, slots=True)
+class LatencyMark:
+    start_s: float  #: receipt of ``speech_stopped`` (or ``committed``)
+    end_s: float  #: receipt of the first audio of the next response
+    ms: float
+    user_item_id: str
+    response_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class CommitMark:
+    t_s: float
+    item_id: str
+
+
+# ---------------------------------------------------------------------------------- helpers
+
+
+def _field(event: Any, name: str) -> Any:
+    if isinstance(event, Mapping):
+        return event.get(name)
+    return getattr(event, name, None)
+
+
+def _str(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _int(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _b64_len(text: str) -> int:
+    n = len(text)
+    return n * 3 // 4 - (text.endswith("=") + text.endswith("=="))
+
+
+def _audio_bytes(event: Any) -> int:
+    """Bytes of audio an append / audio delta carries (object, wire dict, or recording reference)."""
+    size = getattr(event, "audio_size", None)
+    if isinstance(size, int):
+        return size
+    for key in ("delta", "audio"):
+        value = _field(event, key)
+        if isinstance(value, str):
+            return _b64_len(value)
+        if isinstance(value, Mapping) and isinstance(value.get("bytes"), int):
+            return int(value["bytes"])
+    return 0
+
+
+class _Run:
+    """A stretch of input streamed without a gap: audio ms ``a`` was captured at ``origin + a/1000``."""
+
+    __slots__ = ("confirmed", "first_origin", "lateness", "origin", "start_ms", "t_first")
+
+    def __init__(self, start_ms: float, origin: float, t_first: float, lateness: float = 0.0) -> None:
+        self.start_ms = start_ms
+        self.origin = origin
+        self.first_origin = origin
+        self.t_first = t_first
+        self.lateness = lateness  # how much later than the previous run's schedule it began
+        self.confirmed = lateness == 0.0  # a real pause, not a stall being caught up
+
+
+class _Resp:
+    __slots__ = ("reason", "status", "t_created", "t_done")
+
+    def __init__(self, t_created: float) -> None:
+        self.t_created = t_created
+        self.t_done: float | None = None
+        self.status = "in_progress"
+        self.reason: str | None = None
+
+
+class _Item:
+    __slots__ = ("bytes", "played_end", "response_id", "t_end", "t_first", "t_start")
+
+    def __init__(self, response_id: str | None, t_first: float, t_start: float) -> None:
+        self.response_id = response_id
+        self.t_first = t_first
+        self.t_start = t_start  # modelled playback start (after the previous item)
+        self.t_end = t_start
+        self.bytes = 0
+        self.played_end: float | None = None  # wall time playback was cut, if it was
+
+
+class _Vad:
+    __slots__ = ("committed", "end_ms", "start_ms", "t_started", "t_stopped")
+
+    def __init__(self) -> None:
+        self.start_ms: int | None = None
+        self.end_ms: int | None = None
+        self.committed = False
+        self.t_started: float | None = None
+        self.t_stopped: float | None = None
+
+
+# ---------------------------------------------------------------------------------- the model
+
+
+class Timeline:
+    """The session on one time axis (see the module docstring for the mapping)."""
+
+    def __init__(self, input_sample_rate: int = 24000, output_sample_rate: int = 24000) -> None:
+        self.input_bytes_per_ms = input_sample_rate * 2 / 1000.0
+        self.output_bytes_per_ms = output_sample_rate * 2 / 1000.0
+        # input clock
+        self._runs: list[_Run] = []
+        self._run_starts: list[float] = []
+        self._input_ms = 0.0
+        self._t_input_last: float | None = None
+        self._fast = False
+        # what happened (raw: receive times, audio ms), mapped on output
+        self._t_first: float | None = None
+        self._t_last: float | None = None
+        self._t_updated: float | None = None
+        self._vad: dict[str, _Vad] = {}
+        self._commits: list[tuple[float, str]] = []
+        self._responses: dict[str, _Resp] = {}
+        self._items: dict[str, _Item] = {}
+        self._play_end: float | None = None  # wall time the modelled playback queue runs dry
+        self._barge_ins: list[tuple[float, str, str | None, int]] = []
+        self._latencies: list[tuple[float, float, str, str]] = []
+        self._pending_turn: tuple[float, str] | None = None  # (t, user item) awaiting a response
+        self._pending_response: str | None = None  # the response that answers it
+        self._last_response: str | None = None
+        self._origin: float | None = None
+        self._origin_valid = False
+        self.events_seen = 0
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def from_timed_events(
+        cls,
+        timed_events: Iterable[tuple[float, Any]],
+        *,
+        input_blocks: Iterable[tuple[float, int]] | None = None,
+        input_sample_rate: int = 24000,
+        output_sample_rate: int = 24000,
+    ) -> Timeline:
+        """From ``Session.timed_events()`` (received) and optionally ``(t, n_bytes)`` input blocks."""
+        timeline = cls(input_sample_rate, output_sample_rate)
+        merged: list[tuple[float, int, int, Any]] = [(t, 1, i, ev) for i, (t, ev) in enumerate(timed_events)]
+        if input_blocks is not None:
+            merged += [(t, 0, i, n) for i, (t, n) in enumerate(input_blocks)]
+        merged.sort(key=lambda entry: (entry[0], entry[1], entry[2]))
+        for t, kind, _, payload in merged:
+            if kind == 0:
+                timeline.input_audio(t, int(payload))
+            else:
+                timeline.add(t, payload)
+        return timeline
+
+    @classmethod
+    def from_recording(cls, recording: RecordingLike) -> Timeline:
+        """From a :class:`~voicelive_nb.recording.Recording` (its ``t_mono`` is the clock)."""
+        timeline = cls(recording.input_sample_rate, recording.output_sample_rate)
+        for entry in recording.events:
+            if entry.dir == "received":
+                timeline.add(entry.t_mono, entry.event)
+            elif entry.dir == "sent":
+                timeline.sent(entry.t_mono, entry.event)
+        return timeline
+
+    # ------------------------------------------------------------------ inputs
+
+    def input_audio(self, t: float, n_bytes: int) -> None:
+        """A block of ``n_bytes`` of input audio was sent at ``t`` (``time.monotonic()``)."""
+        if n_bytes <= 0:
+            return
+        self._touch(t)
+        ms = n_bytes / self.input_bytes_per_ms
+        end_ms = self._input_ms + ms
+        implied = t - end_ms / 1000.0  # the origin if this block's end was captured at t
+        run = self._runs[-1] if self._runs else None
+        if run is None or implied - run.origin > GAP_S:
+            run = _Run(self._input_ms, implied, t, 0.0 if run is None else implied - run.origin)
+            self._runs.append(run)
+            self._run_starts.append(run.start_ms)
+        elif implied < run.origin:
+            run.origin = implied
+        if not run.confirmed:
+            if run.first_origin - run.origin >= min(STALL_DROP_S, 0.5 * run.lateness):
+                # sent in a burst: a backlog captured on schedule, not a pause — one run after all
+                self._runs.pop()
+                self._run_starts.pop()
+                previous = self._runs[-1]
+                previous.origin = min(previous.origin, run.origin)
+                run = previous
+            elif t - run.t_first >= CONFIRM_S:
+                run.confirmed = True  # streaming at real-time pace again: the gap was a pause
+        lead = run.first_origin - run.origin
+        if lead > FAST_LEAD_S and lead > 0.5 * (end_ms - run.start_ms) / 1000.0:
+            self._fast = True
+        self._input_ms = end_ms
+        self._t_input_last = t
+
+    def sent(self, t: float, event: Any) -> None:
+        """A client event was sent at ``t`` (only ``input_audio_buffer.append`` matters)."""
+        if _field(event, "type") == "input_audio_buffer.append":
+            self.input_audio(t, _audio_bytes(event))
+
+    def add(self, t: float, event: Any) -> None:
+        """A server event was received at ``t`` (``time.monotonic()``)."""
+        etype = _field(event, "type")
+        self.events_seen += 1
+        self._touch(t)
+        if etype == "session.updated" and self._t_updated is None:
+            self._t_updated = t
+        elif etype == "input_audio_buffer.speech_started":
+            self._speech_started(t, event)
+        elif etype == "input_audio_buffer.speech_stopped":
+            item_id = _str(_field(event, "item_id")) or ""
+            vad = self._vad.setdefault(item_id, _Vad())
+            vad.end_ms = _int(_field(event, "audio_end_ms"))
+            vad.t_stopped = t
+            self._pending_turn = (t, item_id)
+            self._pending_response = None
+        elif etype == "input_audio_buffer.committed":
+            item_id = _str(_field(event, "item_id")) or ""
+            self._commits.append((t, item_id))
+            if item_id in self._vad:
+                self._vad[item_id].committed = True
+            if self._pending_turn is None or self._pending_turn[1] != item_id:
+                self._pending_turn = (t, item_id)  # a manual commit ends the user's turn
+                self._pending_response = None
+        elif etype == "response.created":
+            response_id = _str(_mapping(_field(event, "response")).get("id"))
+            if response_id is not None:
+                self._responses[response_id] = _Resp(t)
+                self._last_response = response_id
+                if self._pending_turn is not None and self._pending_response is None:
+                    self._pending_response = response_id
+        elif etype == "response.done":
+            self._response_done(t, _mapping(_field(event, "response")))
+        elif etype == "response.audio.delta":
+            self._audio_delta(t, event)
+        elif etype == "conversation.item.truncated":
+            item = self._items.get(_str(_field(event, "item_id")) or "")
+            end_ms = _int(_field(event, "audio_end_ms"))
+            if item is not None and end_ms is not None:
+                cut = item.t_start + end_ms / 1000.0
+                item.played_end = cut if item.played_end is None else min(item.played_end, cut)
+
+    def _touch(self, t: float) -> None:
+        self._origin_valid = False
+        if self._t_first is None or t < self._t_first:
+            self._t_first = t
+        if self._t_last is None or t > self._t_last:
+            self._t_last = t
+
+    def _speech_started(self, t: float, event: Any) -> None:
+        item_id = _str(_field(event, "item_id")) or ""
+        start_ms = _int(_field(event, "audio_start_ms"))
+        vad = self._vad.setdefault(item_id, _Vad())
+        vad.start_ms = start_ms
+        vad.t_started = t
+        self._pending_turn = None
+        self._pending_response = None
+        active = next((rid for rid in reversed(self._responses) if self._responses[rid].t_done is None), None)
+        playing = self._play_end is not None and self._play_end > t
+        if active is not None or playing:
+            self._barge_ins.append((t, item_id, active or self._last_response, start_ms or 0))
+            for item in self._items.values():  # the client flushes its speaker
+                if item.t_end > t and (item.played_end is None or item.played_end > t):
+                    item.played_end = max(t, item.t_start)
+            self._play_end = t
+
+    def _response_done(self, t: float, response: Mapping[str, Any]) -> None:
+        response_id = _str(response.get("id"))
+        if response_id is None:
+            return
+        resp = self._responses.get(response_id)
+        if resp is None:
+            resp = self._responses[response_id] = _Resp(t)
+        resp.t_done = t
+        resp.status = _str(response.get("status")) or "completed"
+        details = response.get("status_details")
+        resp.reason = _str(details.get("reason")) if isinstance(details, Mapping) else None
+        if response_id == self._pending_response:
+            # it ended without audio (a function call): the next response answers the turn
+            self._pending_response = None
+
+    def _audio_delta(self, t: float, event: Any) -> None:
+        n = _audio_bytes(event)
+        item_id = _str(_field(event, "item_id")) or ""
+        response_id = _str(_field(event, "response_id"))
+        item = self._items.get(item_id)
+        start = t if self._play_end is None else max(t, self._play_end)
+        if item is None:
+            item = self._items[item_id] = _Item(response_id, t, start)
+            if (
+                self._pending_turn is not None
+                and self._pending_response is not None
+                and response_id == self._pending_response
+            ):
+                t_turn, user_item = self._pending_turn
+                self._latencies.append((t_turn, t, user_item, response_id))
+                self._pending_turn = None
+                self._pending_response = None
+        ms = n / self.output_bytes_per_ms
+        item.bytes += n
+        self._play_end = start + ms / 1000.0
+        item.t_end = self._play_end
+
+    # ------------------------------------------------------------------ the mapping
+
+    @property
+    def mode(self) -> Mode:
+        if self._runs:
+            return "fast-input" if self._fast else "realtime"
+        if any(v.start_ms is not None or v.end_ms is not None for v in self._vad.values()):
+            return "estimated"
+        return "none"
+
+    @property
+    def mapping_note(self) -> str:
+        """One line saying how the two clocks were put on the axis (for titles and captions)."""
+        return {
+            "realtime": "input streamed in real time: one axis from its first sample",
+            "fast-input": "input sent faster than real time: VAD on audio time, responses on wall time",
+            "estimated": "no input-audio times: origin estimated from VAD event receipts",
+            "none": "no input audio: times from the first event",
+        }[self.mode]
+
+    def origin(self) -> float | None:
+        """The ``time.monotonic()`` value that is zero on the axis (None before anything happened)."""
+        if not self._origin_valid:
+            self._origin = self._find_origin()
+            self._origin_valid = True
+        return self._origin
+
+    def _find_origin(self) -> float | None:
+        if self._runs:
+            run = self._runs[0]
+            return run.t_first if self._fast else run.origin
+        bounds = [
+            t - ms / 1000.0
+            for v in self._vad.values()
+            for t, ms in ((v.t_started, v.start_ms), (v.t_stopped, v.end_ms))
+            if t is not None and ms is not None
+        ]
+        if bounds:
+            estimate = min(bounds)
+            return estimate if self._t_updated is None else max(estimate, self._t_updated)
+        return self._t_updated if self._t_updated is not None else self._t_first
+
+    def to_axis(self, t: float) -> float:
+        """A receive time (``time.monotonic()``) in seconds on the axis."""
+        origin = self.origin()
+        return 0.0 if origin is None else t - origin
+
+    def audio_to_axis(self, audio_ms: float) -> float:
+        """An input-audio position (ms since the first sample sent) in seconds on the axis."""
+        if not self._runs or self._fast:
+            return audio_ms / 1000.0
+        i = max(0, bisect.bisect_right(self._run_starts, audio_ms) - 1)
+        return self._runs[i].origin - self._runs[0].origin + audio_ms / 1000.0
+
+    def input_runs(self) -> list[tuple[float, float, float]]:
+        """``(axis_start_s, audio_start_ms, audio_end_ms)`` per stretch of input sent without a gap."""
+        out = []
+        for i, run in enumerate(self._runs):
+            end = self._run_starts[i + 1] if i + 1 < len(self._runs) else self._input_ms
+            out.append((self.audio_to_axis(run.start_ms), run.start_ms, end))
+        return out
+
+    def place_input(self, pcm16: bytes, offset_ms: float = 0.0) -> list[tuple[float, bytes]]:
+        """Input audio (PCM16 from input-audio ms ``offset_ms`` on) cut into ``(axis_start_s, pcm)`` runs."""
+        per_ms = self.input_bytes_per_ms
+        total_ms = offset_ms + len(pcm16) / per_ms
+        runs = self.input_runs() or [(0.0, 0.0, total_ms)]
+        out = []
+        for i, (_, a0, a1) in enumerate(runs):
+            if i == len(runs) - 1:
+                a1 = max(a1, total_ms)  # audio kept beyond what the timeline saw
+            lo, hi = max(a0, offset_ms), min(a1, total_ms)
+            if hi <= lo:
+                continue
+            b0 = round((lo - offset_ms) * per_ms) & ~1
+            b1 = round((hi - offset_ms) * per_ms) & ~1
+            out.append((self.audio_to_axis(lo), pcm16[b0:b1]))
+        return out
+
+    def place_output(
+        self, items: Mapping[str, bytes], *, played_only: bool = True
+    ) -> list[tuple[float, bytes]]:
+        """Assistant audio per item as ``(axis_start_s, pcm)`` at its modelled playback time.
+
+        With ``played_only`` each item is cut where playback was cut (barge-in, truncation).
+        """
+        per_ms = self.output_bytes_per_ms
+        out = []
+        for span in self.audio_spans:
+            pcm = items.get(span.item_id)
+            if not pcm:
+                continue
+            if played_only:
+                keep = round((span.played_end_s - span.start_s) * 1000.0 * per_ms) & ~1
+                pcm = pcm[: max(0, keep)]
+            out.append((span.start_s, pcm))
+        return out
+
+    @property
+    def input_ms(self) -> float:
+        """Input audio sent so far, in ms."""
+        return self._input_ms
+
+    @property
+    def end_s(self) -> float:
+        """The latest time known on the axis (last event, input, or modelled playback)."""
+        ends = [0.0]
+        if self._t_last is not None:
+            ends.append(self.to_axis(self._t_last))
+        if self._runs:
+            ends.append(self.audio_to_axis(self._input_ms))
+        if self._play_end is not None:
+            ends.append(self.to_axis(self._play_end))
+        return max(ends)
+
+    # ------------------------------------------------------------------ views
+
+    @property
+    def vad_spans(self) -> list[VadSpan]:
+        return [
+            VadSpan(
+                item_id,
+                None if v.start_ms is None else self.audio_to_axis(v.start_ms),
+                None if v.end_ms is None else self.audio_to_axis(v.end_ms),
+                v.start_ms,
+                v.end_ms,
+                v.committed,
+            )
+            for item_id, v in self._vad.items()
+        ]
+
+    @property
+    def commits(self) -> list[CommitMark]:
+        return [CommitMark(self.to_axis(t), item_id) for t, item_id in self._commits]
+
+    @property
+    def response_spans(self) -> list[ResponseSpan]:
+        return [
+            ResponseSpan(
+                rid,
+                self.to_axis(r.t_created),
+                None if r.t_done is None else self.to_axis(r.t_done),
+                r.status,
+                r.reason,
+            )
+            for rid, r in self._responses.items()
+        ]
+
+    @property
+    def audio_spans(self) -> list[AudioSpan]:
+        spans = []
+        for item_id, item in self._items.items():
+            played = item.t_end if item.played_end is None else min(item.t_end, item.played_end)
+            spans.append(
+                AudioSpan(
+                    item_id,
+                    item.response_id,
+                    self.to_axis(item.t_start),
+                    self.to_axis(item.t_end),
+                    self.to_axis(played),
+                    item.bytes / self.output_bytes_per_ms,
+                )
+            )
+        return spans
+
+    @property
+    def barge_ins(self) -> list[BargeInMark]:
+        return [
+            BargeInMark(self.to_axis(t), user_item, rid, self.audio_to_axis(start_ms))
+            for t, user_item, rid, start_ms in self._barge_ins
+        ]
+
+    @property
+    def latencies(self) -> list[LatencyMark]:
+        return [
+            LatencyMark(self.to_axis(t0), self.to_axis(t1), (t1 - t0) * 1000.0, user_item, rid)
+            for t0, t1, user_item, rid in self._latencies
+        ]
+
+    def summary(self) -> dict[str, Any]:
+        """Counts and latency statistics (for titles and reports)."""
+        responses = self.response_spans
+        lat = [m.ms for m in self.latencies]
+        return {
+            "vad_segments": len(self._vad),
+            "responses": len(responses),
+            "cancelled": sum(r.status == "cancelled" for r in responses),
+            "barge_ins": len(self._barge_ins),
+            "latency_ms": lat,
+            "median_latency_ms": float(np.median(lat)) if lat else None,
+            "mode": self.mode,
+            "duration_s": self.end_s,
+        }
+
+    # ------------------------------------------------------------------ compact form for the live view
+
+    def to_arrays(self, since_s: float | None = None) -> dict[str, Float32Array]:
+        """float32 arrays per lane, seconds on the axis; NaN ends are still open.
+
+        ``vad`` (n, 2) start, end · ``responses`` (n, 3) start, end, status code
+        (0 in progress, 1 completed, 2 cancelled, 3 other) · ``audio`` (n, 3) start, end,
+        played end · ``barge_ins`` (n,) · ``latency`` (n, 3) start, end, ms · ``commits`` (n,).
+        With ``since_s``, rows that ended before it are left out (the live view sends only
+        what its window can show).
+        """
+        nan = math.nan
+        keep = -math.inf if since_s is None else since_s
+        vad = [
+            (s.start_s, nan if s.end_s is None else s.end_s)
+            for s in self.vad_spans
+            if s.start_s is not None and (s.end_s is None or s.end_s >= keep)
+        ]
+        responses = [
+            (r.start_s, nan if r.end_s is None else r.end_s, STATUS_CODES.get(r.status, STATUS_OTHER))
+            for r in self.response_spans
+            if r.end_s is None or r.end_s >= keep
+        ]
+        audio = [(a.start_s, a.end_s, a.played_end_s) for a in self.audio_spans if a.end_s >= keep]
+        latency = [(m.start_s, m.end_s, m.ms) for m in self.latencies if m.end_s >= keep]
+        return {
+            "vad": _rows(vad, 2),
+            "responses": _rows(responses, 3),
+            "audio": _rows(audio, 3),
+            "barge_ins": np.array([b.t_s for b in self.barge_ins if b.t_s >= keep], np.float32),
+            "latency": _rows(latency, 3),
+            "commits": np.array([c.t_s for c in self.commits if c.t_s >= keep], np.float32),
+        }
+
+    def pack(self, since_s: float | None = None) -> bytes:
+        """:meth:`to_arrays` as one float32 little-endian buffer (see :func:`unpack`).
+
+        Header of 8 floats: layout version, then the row count of each lane in ``LANES``
+        order, then 0; then each lane's rows, flattened, in that order.
+        """
+        arrays = self.to_arrays(since_s)
+        header = np.array([PACK_VERSION, *(len(arrays[lane]) for lane in LANES), 0], dtype=np.float32)
+        parts = [header] + [arrays[lane].reshape(-1) for lane in LANES]
+        return np.concatenate(parts).astype("<f4").tobytes()
+
+
+def recorded_output_items(recording: Any) -> dict[str, bytes]:
+    """Assistant audio per item id from a loaded recording (its ``response.audio.delta`` references)."""
+    items: dict[str, bytearray] = {}
+    for entry in recording.events:
+        if entry.dir == "received" and entry.type == "response.audio.delta":
+            item_id = _str(entry.event.get("item_id")) or ""
+            items.setdefault(item_id, bytearray()).extend(recording.audio(entry))
+    return {item_id: bytes(pcm) for item_id, pcm in items.items()}
+
+
+def unpack(data: bytes) -> dict[str, Float32Array]:
+    """The arrays of :meth:`Timeline.pack` back (for tests and other consumers)."""
+    flat = np.frombuffer(data, dtype="<f4")
+    if len(flat) < 8 or int(flat[0]) != PACK_VERSION:
+        raise ValueError("not a packed timeline (version 1)")
+    out: dict[str, Float32Array] = {}
+    offset = 8
+    for i, lane in enumerate(LANES):
+        rows = int(flat[1 + i])
+        width = _WIDTHS[lane]
+        chunk = flat[offset : offset + rows * width].astype(np.float32)
+        out[lane] = chunk.reshape(rows, width) if width > 1 else chunk
+        offset += rows * width
+    return out
+
+
+def _rows(rows: Sequence[Sequence[float]], width: int) -> Float32Array:
+    if not rows:
+        return np.zeros((0, width), np.float32)
+    return np.array(rows, dtype=np.float32).reshape(len(rows), width)
+
+
+def _mapping(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
