@@ -314,3 +314,13 @@ async def test_emulator_auto_starts_when_nothing_configured(
         await s.create_response()
         done = await s.wait_for("response.done", timeout=20)
     assert done.response["status"] == "completed"
+
+
+async def test_concurrent_waiters_for_one_type_all_wake() -> None:
+    async with run_emulator(pace="fast") as emu:
+        async with Session(SessionConfig.manual(), endpoint=emu.url, api_key="x", dotenv=False) as s:
+            waits = [asyncio.ensure_future(s.wait_for("response.done", timeout=20)) for _ in range(3)]
+            await asyncio.sleep(0)  # let the three register before the event can arrive
+            await s.create_response()
+            results = await asyncio.gather(*waits)
+    assert len({id(r) for r in results}) == 1

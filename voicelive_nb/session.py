@@ -596,12 +596,10 @@ class Session:
                 continue
             if waiter.predicate is not None and not waiter.predicate(event):
                 continue
+            # every waiter for this type gets it (a cell and the panel may both be waiting)
             waiter.future.set_result(event)
             if etype != "error":
                 self._cursors[etype] = self._event_count
-            break_after = etype != "error"
-            if break_after:
-                break
 
     def _fail_waiters(self, exc: BaseException) -> None:
         for waiter in tuple(self._waiters):

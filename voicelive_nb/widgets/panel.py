@@ -1,0 +1,528 @@
+"""``SessionPanel``: the control panel of a :class:`~voicelive_nb.notebook_session.NotebookSession`.
+
+Start / Stop, a state light with the status text, microphone and speaker pickers, the connection
+(endpoint or the built-in emulator; the API key only masked), an error area, a slot for the live
+view, the transcript, the event log, and the generated :class:`~voicelive_nb.widgets.forms.ConfigForm`
+wired to ``session.update`` both ways.
+
+Threads (see design.md, "The threading model"):
+
+* Widget callbacks run on the kernel's thread and only post work: Start calls the non-blocking
+  ``session.start()``; Stop runs the (briefly blocking) ``session.stop()`` on a helper thread;
+  form changes reach ``session.update(config, wait=False)`` from the form's debounce timer.
+* ONE ``session.add_listener`` callback, on the engine thread at ≤ 20 Hz, refreshes status, light,
+  transcript, log and form. It never blocks on the kernel thread (it skips a tick if a refresh
+  from the kernel thread holds the lock) and sets only traits whose value changed.
+* Every callback is wrapped: an exception is shown in the error area and logged, never swallowed.
+* No widget state holds a secret: the key is shown only as ``Secret.masked()``, and any text shown
+  (errors, status) is scrubbed of the key.
+"""
+
+from __future__ import annotations
+
+import html
+import importlib
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import ipywidgets as W  # type: ignore[import-untyped]
+
+from ..auth import Secret, load_settings
+from ..errors import ConfigError
+from ..protocol.config import SessionConfig
+from .forms import ConfigForm, _same, widget_tree
+from .log import EventLog, TranscriptView
+
+__all__ = ["COLORS", "SessionPanel", "phase_of"]
+
+log = logging.getLogger("voicelive_nb.widgets")
+
+#: Colour of the state light per phase.
+COLORS = {"idle": "#9e9e9e", "connecting": "#ffb300", "connected": "#43a047", "failed": "#e53935"}
+#: The pump calls at 20 Hz; a little slack so that jitter does not halve the rate.
+MIN_REFRESH_S = 0.045
+DEFAULT_LABEL = "default"
+NONE_LABEL = "none"
+
+
+def phase_of(status: str) -> str:
+    """``idle`` (idle, stopped, closed), ``connecting`` (also reconnecting), ``connected`` or ``failed``."""
+    if status.startswith("failed"):
+        return "failed"
+    if status.startswith(("connecting", "reconnecting")):
+        return "connecting"
+    if status == "connected":
+        return "connected"
+    return "idle"
+
+
+def _set(widget: Any, name: str, value: Any) -> None:
+    if getattr(widget, name) != value:
+        setattr(widget, name, value)
+
+
+class SessionPanel(W.VBox):  # type: ignore[misc]
+    """The control panel; ``display(SessionPanel(session))`` or ``session.ui()``."""
+
+    def __init__(
+        self,
+        session: Any,
+        *,
+        show_config: bool = True,
+        show_live: bool = True,
+        debounce_s: float = 0.3,
+        max_log_lines: int = 500,
+    ) -> None:
+        super().__init__()
+        self.session = session
+        self._lock = threading.Lock()  # one refresh at a time (engine pump vs kernel thread)
+        self._error_lock = threading.Lock()
+        self._errors: deque[str] = deque(maxlen=10)
+        self._failure_shown: str | None = None
+        self._last_refresh = 0.0
+        self._stopping = False
+        self._settling = False
+        self._settle_lock = threading.Lock()
+        self._secrets: list[Secret] = []
+        self._connection_key: Any = object()
+        self._synced_config: SessionConfig | None = session.config
+        self._closed = False
+        self._device_choices: dict[str, dict[str, Any]] = {}
+        self.phase = "idle"
+        # first, so that the key is known (and scrubbed) before any text is shown
+        self.connection = W.HTML(self._connection_html())
+
+        # --- header: light, Start / Stop, status
+        self.light = W.HTML()
+        self.start_button = W.Button(description="Start", icon="play", button_style="success")
+        self.stop_button = W.Button(description="Stop", icon="stop", button_style="danger", disabled=True)
+        self.status = W.HTML()
+        self.start_button.on_click(self._guard("start", self._start_clicked))
+        self.stop_button.on_click(self._guard("stop", self._stop_clicked))
+        header = W.HBox(
+            [self.light, self.start_button, self.stop_button, self.status],
+            layout=W.Layout(align_items="center"),
+        )
+
+        # --- errors
+        self.error_area = W.HTML()
+        self.clear_errors_button = W.Button(
+            description="clear", layout=W.Layout(width="70px", display="none")
+        )
+        self.clear_errors_button.on_click(self._guard("clear errors", lambda _b: self.clear_errors()))
+        errors = W.HBox(
+            [self.error_area, self.clear_errors_button], layout=W.Layout(align_items="flex-start")
+        )
+
+        # --- devices and connection
+        self.mic_picker, self.speaker_picker, self.device_note = self._device_pickers()
+        devices = W.HBox(
+            [self.mic_picker, self.speaker_picker, self.device_note], layout=W.Layout(align_items="center")
+        )
+
+        # --- live view, transcript, log, form
+        self.live_slot = W.Box()
+        self.live_view: Any = None
+        if show_live:
+            self._attach_live_view()
+        self.transcript = TranscriptView()
+        self.event_log = EventLog(max_lines=max_log_lines)
+        # the form is ~400 widgets: built when its tab is first opened (or .form is used)
+        self._form: ConfigForm | None = None
+        self._form_lock = threading.Lock()
+        self._show_config = show_config
+        self._debounce_s = debounce_s
+        self._form_slot = W.VBox([W.HTML('<span style="color:#777">opening the configuration…</span>')])
+        pages, titles = [self.transcript, self.event_log], ["Transcript", "Events"]
+        if show_config:
+            pages.append(self._form_slot)
+            titles.append("Configuration")
+        self.tabs = W.Tab(children=pages, titles=titles)
+        self.tabs.observe(
+            self._guard("opening the configuration", self._tab_selected), names="selected_index"
+        )
+
+        self.children = (header, errors, devices, self.connection, self.live_slot, self.tabs)
+        self._listener = self._pump
+        session.add_listener(self._listener)
+        self.refresh()
+
+    # ------------------------------------------------------------------ errors
+
+    def _guard(self, what: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """Wrap a callback: an exception is shown in the error area and logged, never swallowed."""
+
+        def run(*args: Any) -> Any:
+            try:
+                return fn(*args)
+            except Exception as exc:
+                log.exception("panel: %s failed", what)
+                self.show_error(f"{what} failed: {type(exc).__name__}: {exc}")
+                return None
+
+        return run
+
+    def _scrub(self, text: str) -> str:
+        for secret in self._secrets:
+            value = secret.reveal()
+            if value in text:
+                text = text.replace(value, secret.masked())
+        return text
+
+    def show_error(self, text: str) -> None:
+        """Add a line to the error area (any thread)."""
+        text = self._scrub(text)
+        with self._error_lock:
+            if self._errors and self._errors[-1].endswith(text):
+                return
+            self._errors.append(f"{time.strftime('%H:%M:%S')} {text}")
+            self._render_errors()
+
+    def clear_errors(self) -> None:
+        with self._error_lock:
+            self._errors.clear()
+            self._render_errors()
+
+    @property
+    def errors(self) -> list[str]:
+        with self._error_lock:
+            return list(self._errors)
+
+    def _render_errors(self) -> None:
+        value = "".join(f'<div style="color:#c62828">⚠ {html.escape(line)}</div>' for line in self._errors)
+        _set(self.error_area, "value", value)
+        _set(self.clear_errors_button.layout, "display", None if self._errors else "none")
+
+    # ------------------------------------------------------------------ Start / Stop
+
+    def _start_clicked(self, _button: Any) -> None:
+        session = self.session
+        if self._form is not None:
+            self._form.flush()  # start with what the form shows
+        if session.running and phase_of(session.status) in ("idle", "failed"):
+            session.stop()  # the previous run is finishing: let it end first
+        self._failure_shown = None
+        session.start()
+        self.refresh()
+
+    def _stop_clicked(self, _button: Any) -> None:
+        if self._stopping:
+            return
+        self._stopping = True
+        self.refresh()
+
+        def stop() -> None:
+            try:
+                self.session.stop()
+            except Exception as exc:
+                log.exception("panel: stop failed")
+                self.show_error(f"stop failed: {type(exc).__name__}: {exc}")
+            finally:
+                self._stopping = False
+                self.refresh()
+
+        threading.Thread(target=stop, name="voicelive-panel-stop", daemon=True).start()
+
+    # ------------------------------------------------------------------ refreshing
+
+    def _pump(self, session: Any) -> None:
+        """The one session listener (engine thread, ≤ 20 Hz)."""
+        if self._closed:
+            return
+        status = session.status
+        final = phase_of(status) in ("idle", "failed")
+        now = time.monotonic()
+        if now - self._last_refresh < MIN_REFRESH_S and not final:
+            return
+        if self._lock.acquire(blocking=False):  # never wait for the kernel thread here
+            try:
+                self._last_refresh = now
+                self._refresh_locked()
+            except Exception as exc:
+                log.exception("panel: refresh failed")
+                self.show_error(f"panel refresh failed: {type(exc).__name__}: {exc}")
+            finally:
+                self._lock.release()
+        if final:
+            self._settle()
+
+    def _settle(self) -> None:
+        """After the last pump call the run is still finishing: refresh once it has ended."""
+        with self._settle_lock:
+            if self._settling:
+                return
+            self._settling = True
+
+        def settle() -> None:
+            deadline = time.monotonic() + 10
+            while self.session.running and time.monotonic() < deadline:
+                time.sleep(0.02)
+            self._settling = False
+            self.refresh()
+
+        threading.Thread(target=settle, name="voicelive-panel-settle", daemon=True).start()
+
+    def refresh(self) -> None:
+        """Bring every part of the panel up to date (any thread)."""
+        if self._closed:
+            return
+        try:
+            with self._lock:
+                self._refresh_locked()
+        except Exception as exc:
+            log.exception("panel: refresh failed")
+            self.show_error(f"panel refresh failed: {type(exc).__name__}: {exc}")
+
+    def _refresh_locked(self) -> None:
+        session = self.session
+        status = session.status
+        phase = phase_of(status)
+        running = session.running
+        self.phase = phase
+        _set(self.light, "value", self._light_html(phase))
+        shown = "stopping…" if self._stopping else status
+        _set(self.status, "value", f"<code>{html.escape(self._scrub(shown))}</code>")
+        _set(self.start_button, "disabled", self._stopping or phase in ("connecting", "connected"))
+        _set(self.stop_button, "disabled", self._stopping or not running)
+        if "failed" in status and status != self._failure_shown:
+            self._failure_shown = status
+            self.show_error(status)
+        live = session.session
+        key = (id(live), getattr(live, "emulator_url", None))
+        if key != self._connection_key:
+            self._connection_key = key
+            _set(self.connection, "value", self._connection_html())
+        self.transcript.update_from(session)
+        self.event_log.update_from(session)
+        self._sync_form()
+
+    @staticmethod
+    def _light_html(phase: str) -> str:
+        return (
+            f'<span data-phase="{phase}" title="{phase}" '
+            f'style="color:{COLORS[phase]};font-size:22px;line-height:22px">●</span>'
+        )
+
+    # ------------------------------------------------------------------ configuration, both ways
+
+    @property
+    def form(self) -> ConfigForm | None:
+        """The configuration form (built on first use; ``None`` with ``show_config=False``)."""
+        if self._form is None and self._show_config:
+            with self._form_lock:
+                if self._form is None:
+                    self._synced_config = self.session.config
+                    form = ConfigForm(
+                        self.session.config,
+                        on_change=self._guard("applying the configuration", self._config_changed),
+                        debounce_s=self._debounce_s,
+                        on_error=self.show_error,
+                    )
+                    placeholder = self._form_slot.children
+                    self._form_slot.children = (form,)
+                    for widget in placeholder:
+                        widget.close()
+                    self._form = form
+        return self._form
+
+    def _tab_selected(self, change: Any) -> None:
+        if change["new"] is not None and self.tabs.children[change["new"]] is self._form_slot:
+            _ = self.form
+
+    def _config_changed(self, config: SessionConfig) -> None:
+        """From the form (its debounce thread): live ``session.update``, else kept for the next start."""
+        session = self.session
+        if session.running:
+            try:
+                session.config.diff(config)  # session.update cannot express an unset
+            except ConfigError:
+                self._synced_config = None  # the pump puts the form back to what the session has
+                raise
+            future = session.update(config, wait=False)
+            self._synced_config = config
+            if future is not None:
+                future.add_done_callback(self._update_done)
+        else:
+            session.update(config)
+            self._synced_config = config
+
+    def _update_done(self, future: Any) -> None:
+        if future.cancelled():
+            return
+        exc = future.exception()
+        if exc is not None:
+            self.show_error(f"session.update failed: {type(exc).__name__}: {exc}")
+
+    def _sync_form(self) -> None:
+        """Show the session's configuration when it changed elsewhere (``update`` from a cell,
+        acknowledged by ``session.updated``) — never while the user's own change is pending."""
+        form = self._form
+        config = self.session.config
+        if form is None or config is self._synced_config or form.pending:
+            return
+        self._synced_config = config
+        if not _same(config.to_dict(), form.config.to_dict()):
+            form.set_config(config)
+
+    # ------------------------------------------------------------------ devices
+
+    def _device_pickers(self) -> tuple[Any, Any, Any]:
+        ok, reason, devices = True, "", []
+        try:
+            device = importlib.import_module("voicelive_nb.audio.device")
+            ok, reason = device.audio_available()
+            if ok:
+                devices = list(device.list_devices())
+        except Exception as exc:  # no device module yet, no PortAudio, …: say so in the panel
+            ok, reason = False, f"{type(exc).__name__}: {exc}"
+            log.info("panel: audio devices unavailable: %s", reason)
+        pickers = []
+        for kind, attr in (("input", "mic_spec"), ("output", "speaker_spec")):
+            usable = [d for d in devices if getattr(d, "inputs" if kind == "input" else "outputs", 0) > 0]
+            choices: dict[str, Any] = {DEFAULT_LABEL: "auto", NONE_LABEL: False}
+            for d in usable:
+                choices[f"{d.index}: {d.name}"] = d.index
+            current = getattr(self.session, attr)
+            label = _label_for(current, choices, usable)
+            picker = W.Dropdown(
+                options=list(choices),
+                value=label,
+                description="microphone" if kind == "input" else "speaker",
+                disabled=not ok,
+                layout=W.Layout(width="300px"),
+            )
+            self._device_choices[attr] = choices
+            picker.observe(
+                self._guard(f"choosing the {kind} device", self._device_chosen(attr)), names="value"
+            )
+            pickers.append(picker)
+        note = W.HTML(
+            "" if ok else f'<span style="color:#777">audio devices unavailable: {html.escape(reason)}</span>'
+        )
+        return pickers[0], pickers[1], note
+
+    def _device_chosen(self, attr: str) -> Callable[[Any], None]:
+        def chosen(change: Any) -> None:
+            setattr(self.session, attr, self._device_choices[attr][change["new"]])
+            if self.session.running:
+                self.device_note.value = (
+                    '<span style="color:#777">device changes apply at the next start</span>'
+                )
+
+        return chosen
+
+    # ------------------------------------------------------------------ connection
+
+    def _connection_html(self) -> str:
+        session = self.session
+        live = session.session
+        credential = None
+        if live is not None:
+            settings, emulator, emulator_url = live.settings, live.use_emulator, live.emulator_url
+        else:
+            options = dict(getattr(session, "_session_kwargs", None) or {})
+            settings = load_settings(
+                endpoint=options.get("endpoint"),
+                api_key=options.get("api_key"),
+                model=options.get("model"),
+                api_version=options.get("api_version"),
+                dotenv=options.get("dotenv", True),
+            )
+            mode = options.get("emulator", "auto")
+            emulator = mode is True or (mode == "auto" and not settings.configured)
+            emulator_url = None
+            credential = options.get("credential")
+        if settings.api_key is not None and settings.api_key not in self._secrets:
+            self._secrets.append(settings.api_key)
+        if emulator:
+            where = (
+                '<span style="background:#6a1b9a;color:white;border-radius:4px;padding:0 6px">'
+                "built-in emulator</span>"
+            )
+            if emulator_url:
+                where += f" <code>{html.escape(emulator_url)}</code>"
+            auth = "local emulator key"
+        else:
+            from ..transport import redact_url
+
+            where = f"<code>{html.escape(redact_url(settings.endpoint or ''))}</code>"
+            if settings.api_key is not None:
+                auth = f"api-key <code>{html.escape(settings.api_key.masked())}</code>"
+            elif credential is not None:
+                auth = f"token credential ({html.escape(type(credential).__name__)})"
+            else:
+                auth = "Microsoft Entra ID (DefaultAzureCredential)"
+        model = html.escape(str(settings.model or settings.agent or ""))
+        return (
+            f'<div style="font-size:12px">endpoint {where} · auth {auth} · model <code>{model}</code>'
+            f" · api-version <code>{html.escape(settings.api_version)}</code></div>"
+        )
+
+    # ------------------------------------------------------------------ live view
+
+    def _attach_live_view(self) -> None:
+        try:
+            module = importlib.import_module("voicelive_nb.widgets.live")
+        except ImportError as exc:
+            self.live_slot.children = (
+                W.HTML(f'<span style="color:#777">live view not available: {html.escape(str(exc))}</span>'),
+            )
+            return
+        try:
+            view = module.LiveView()
+            view.attach(self.session)
+        except Exception as exc:
+            log.exception("panel: the live view failed")
+            self.live_slot.children = (
+                W.HTML(f'<span style="color:#777">live view failed: {html.escape(str(exc))}</span>'),
+            )
+            self.show_error(f"live view failed: {type(exc).__name__}: {exc}")
+            return
+        self.live_view = view
+        self.live_slot.children = (view,)
+
+    # ------------------------------------------------------------------ lifetime
+
+    def close(self) -> None:
+        """Detach from the session and close every widget of the panel."""
+        self._closed = True
+        self.session.remove_listener(self._listener)
+        if self._form is not None:
+            self._form.close()
+        if self.live_view is not None:
+            detach = getattr(self.live_view, "detach", None)
+            if callable(detach):
+                try:
+                    detach()
+                except Exception:
+                    log.exception("panel: detaching the live view failed")
+        for widget in widget_tree(self):
+            if widget is not self:
+                widget.close()
+        super().close()
+
+
+def _label_for(spec: Any, choices: dict[str, Any], devices: list[Any]) -> str:
+    """The picker label of a ``mic=`` / ``speaker=`` value (added to ``choices`` if new)."""
+    if spec is True or spec == "auto":
+        return DEFAULT_LABEL
+    if spec is False or spec is None:
+        return NONE_LABEL
+    if isinstance(spec, int):
+        for label, value in choices.items():
+            if value == spec and label not in (DEFAULT_LABEL, NONE_LABEL):
+                return label
+        label = f"device {spec}"
+    elif isinstance(spec, str):
+        for d in devices:
+            if d.name == spec:
+                return f"{d.index}: {d.name}"
+        label = spec
+    else:
+        label = f"custom: {type(spec).__name__}"
+    choices[label] = spec
+    return label
