@@ -1,0 +1,69 @@
+"""The VAD lab: replay recordings through a session and tune turn detection against the truth.
+
+* :func:`replay` / :func:`replay_async`: one recording, one configuration → the events, the
+  service's speech spans, turns with latencies, and a score when the truth is known.
+* :func:`sweep` / :func:`sweep_async` / :func:`start_sweep`: a grid of configurations over
+  recordings, ranked; ``result.best()`` goes straight into ``session.update``.
+* :class:`VadLab`: sliders for the knobs that re-run the replay and redraw the overlay.
+* :mod:`~voicelive_nb.lab.testsets`: speech with known pauses, noise at an SNR, inserted
+  pauses, concatenation — each with its truth.
+* :mod:`~voicelive_nb.lab.truth`: label files (JSON, CSV, Audacity) and reference VAD runs.
+
+How the service's spans are mapped onto the truth, and what each score means, is documented
+in :mod:`voicelive_nb.analysis.vad_scoring`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..analysis.vad_scoring import BoundaryMapping, VadScore, score_turns
+from .replay import EMULATOR, Backend, RateLimited, ReplayResult, RetryPolicy, Turn, replay, replay_async
+from .sweep import ConfigRun, SweepHandle, SweepPlan, SweepResult, plan_sweep, start_sweep, sweep, sweep_async
+from .testsets import Clip, concat, excerpt, insert_pause, mix_noise, silence_clip, speech_clip, with_gain
+from .truth import Truth, find_truth, load_truth, parse_truth, reference_truth, save_truth
+
+__all__ = [
+    "EMULATOR",
+    "Backend",
+    "BoundaryMapping",
+    "Clip",
+    "ConfigRun",
+    "RateLimited",
+    "ReplayResult",
+    "RetryPolicy",
+    "SweepHandle",
+    "SweepPlan",
+    "SweepResult",
+    "Truth",
+    "Turn",
+    "VadLab",
+    "VadScore",
+    "concat",
+    "excerpt",
+    "find_truth",
+    "insert_pause",
+    "load_truth",
+    "mix_noise",
+    "parse_truth",
+    "plan_sweep",
+    "reference_truth",
+    "replay",
+    "replay_async",
+    "save_truth",
+    "score_turns",
+    "silence_clip",
+    "speech_clip",
+    "start_sweep",
+    "sweep",
+    "sweep_async",
+    "with_gain",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "VadLab":  # ipywidgets is imported only when the widget is wanted
+        from .widget import VadLab
+
+        return VadLab
+    raise AttributeError(f"module 'voicelive_nb.lab' has no attribute {name!r}")

@@ -1,0 +1,193 @@
+"""``voicelive-nb sweep``: sweep turn-detection settings over WAV files from the command line.
+
+::
+
+    voicelive-nb sweep a.wav b.wav --truth a.json --truth b.json \\
+        --grid threshold=0.3,0.5,0.7 --grid silence_duration_ms=200,500 --json out.json
+
+Without ``--endpoint`` the sweep runs on the built-in emulator (it never reads
+``AZURE_VOICE_LIVE_ENDPOINT`` by itself, so nothing is billed by accident); with
+``--endpoint https://…`` it runs against that service (key from ``--api-key`` or
+``AZURE_VOICE_LIVE_API_KEY``, else Microsoft Entra ID), paced in real time, 2 sessions at a time.
+
+``--truth`` is given once (for every WAV) or once per WAV, in order; without it each WAV's
+sidecar label file (``NAME.json``, ``NAME.csv``, ``NAME.txt``) is used. ``--grid NAME=V1,V2``
+values are parsed as JSON where possible (``0.5``, ``true``, ``null``), else kept as strings.
+
+The JSON written has ``results`` (one per configuration: ``config`` with the knobs, ``session``
+for ``session.update``, ``f1``, ``precision``, ``recall``, ``start_error_ms_median``,
+``end_error_ms_median``, the p90 errors, false starts, cut-offs, merged, …) and ``best`` (the same
+fields for the best configuration, or null), plus ``plan`` and ``cancelled``.
+
+Exit status: 0 done, 1 no configuration could be scored, 2 bad arguments, 130 interrupted
+(the partial result is still written).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["build_parser", "main", "parse_grid"]
+
+
+def _value(text: str) -> Any:
+    stripped = text.strip()
+    lowered = stripped.lower()
+    if lowered in ("none", "null", "off"):
+        return None
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    try:
+        return json.loads(stripped)
+    except json.JSONDecodeError:
+        return stripped
+
+
+def parse_grid(items: Sequence[str]) -> dict[str, list[Any]]:
+    """``["threshold=0.3,0.5", "type=server_vad"]`` → ``{"threshold": [0.3, 0.5], "type": ["server_vad"]}``."""
+    grid: dict[str, list[Any]] = {}
+    for item in items:
+        name, sep, values = item.partition("=")
+        name = name.strip()
+        if not sep or not name or not values.strip():
+            raise ValueError(f"--grid expects NAME=V1,V2,... (e.g. threshold=0.3,0.5), got {item!r}")
+        if name in grid:
+            raise ValueError(f"--grid {name} is given twice; list all its values in one --grid")
+        grid[name] = [_value(v) for v in values.split(",") if v.strip()]
+    return grid
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="voicelive-nb sweep",
+        description="Replay WAV files through Voice Live (or the emulator) over a grid of "
+        "turn-detection settings and score each against the truth.",
+    )
+    parser.add_argument("wavs", nargs="+", metavar="WAV", help="recordings to replay")
+    parser.add_argument(
+        "--truth",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="label file (JSON {'speech_s': [[start, end], ...]}, CSV or Audacity labels); once for all "
+        "WAVs or once per WAV; default: NAME.json/.csv/.txt next to each WAV",
+    )
+    parser.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="NAME=V1,V2",
+        help="a knob and its values: threshold, silence_duration_ms, prefix_padding_ms, speech_duration_ms, "
+        "type, noise_suppression, or a dotted session path (repeat for more knobs)",
+    )
+    parser.add_argument(
+        "--endpoint", default=None, help="service endpoint (https://…); default: the built-in emulator"
+    )
+    parser.add_argument(
+        "--api-key", default=None, help="API key for --endpoint (default: from the environment)"
+    )
+    parser.add_argument(
+        "--concurrency", type=int, default=None, help="sessions at a time (default: 2 on a service)"
+    )
+    parser.add_argument("--base", default=None, metavar="FILE", help="base session configuration (JSON)")
+    parser.add_argument("--metric", default="f1", help="what 'best' maximises/minimises (default: f1)")
+    parser.add_argument(
+        "--json", dest="json_out", required=True, metavar="OUT", help="where to write the results"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``voicelive-nb sweep`` (``argv`` with or without the leading ``sweep``)."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list and args_list[0] == "sweep":
+        args_list = args_list[1:]
+    parser = build_parser()
+    try:
+        args = parser.parse_args(args_list)
+    except SystemExit as exc:  # argparse exits 2 on bad arguments, 0 for --help
+        return int(exc.code or 0)
+
+    from ..protocol.config import SessionConfig
+    from .sweep import sweep
+    from .testsets import as_clip
+    from .truth import load_truth
+
+    def fail(message: str) -> int:
+        print(f"voicelive-nb sweep: {message}", file=sys.stderr)
+        return 2
+
+    try:
+        grid = parse_grid(args.grid)
+    except ValueError as exc:
+        return fail(str(exc))
+    if len(args.truth) not in (0, 1, len(args.wavs)):
+        return fail(f"give --truth once or once per WAV ({len(args.wavs)}), not {len(args.truth)} times")
+    try:
+        clips = [as_clip(Path(w)) for w in args.wavs]
+        truths = [load_truth(t) for t in args.truth]
+    except (OSError, ValueError) as exc:
+        return fail(str(exc))
+    except Exception as exc:  # an unreadable WAV raises the package's AudioError
+        return fail(f"{type(exc).__name__}: {exc}")
+    truth: Any = None
+    if len(truths) == 1:
+        truth = truths[0]
+    elif truths:
+        truth = truths
+    base = None
+    if args.base:
+        try:
+            base = SessionConfig.from_dict(json.loads(Path(args.base).read_text(encoding="utf-8")))
+        except (OSError, ValueError) as exc:
+            return fail(f"--base {args.base}: {exc}")
+    endpoint = args.endpoint or "emulator"
+    options: dict[str, Any] = {
+        "truth": truth,
+        "base": base,
+        "endpoint": endpoint,
+        "api_key": args.api_key,
+        "concurrency": args.concurrency,
+        "progress": not (args.no_progress or args.quiet),
+        "show_plan": not args.quiet,
+    }
+    try:
+        result = sweep(clips, grid, **options)
+    except (ValueError, KeyError) as exc:
+        return fail(str(exc))
+    except KeyboardInterrupt:
+        print("voicelive-nb sweep: interrupted", file=sys.stderr)
+        return 130
+    out = Path(args.json_out)
+    try:
+        result.save_json(out, args.metric)
+    except OSError as exc:
+        print(f"voicelive-nb sweep: cannot write {out}: {exc}", file=sys.stderr)
+        return 1
+    data = result.to_json(args.metric)
+    best = data["best"]
+    if not args.quiet:
+        if best is not None:
+            knobs = ", ".join(f"{k}={v}" for k, v in best["config"].items()) or "(base configuration)"
+            print(
+                f"best: {knobs}: F1 {best['f1']:.3f} (P {best['precision']:.3f}, R {best['recall']:.3f}), "
+                f"start {best['start_error_ms_median']} ms, end {best['end_error_ms_median']} ms; "
+                f"results in {out}"
+            )
+        failed = [r for r in data["results"] if r["errors"]]
+        for r in failed:
+            print(f"config {r['config']}: {'; '.join(r['errors'])}", file=sys.stderr)
+    if result.cancelled:
+        return 130
+    return 0 if best is not None else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

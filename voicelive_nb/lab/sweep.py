@@ -1,0 +1,714 @@
+"""Sweep turn-detection settings over recordings and rank them against the truth.
+
+::
+
+    result = sweep(["a.wav", "b.wav"], grid={"threshold": [0.3, 0.5, 0.7],
+                                            "silence_duration_ms": [200, 500]})
+    result.to_frame()            # one row per configuration: knobs, F1, boundary errors, mistakes
+    session.update(result.best())  # the winning turn_detection (and noise suppression)
+    result.plot_heatmap("threshold", "silence_duration_ms")
+
+Every combination of the grid (a Cartesian product, in the grid's order) is one configuration,
+``base`` (default :meth:`SessionConfig.server_vad`) with the knobs changed; every configuration
+is replayed over every clip in its own session (:mod:`voicelive_nb.lab.replay`), at most
+``concurrency`` sessions at a time (default 2 against a service, 4 on the emulator). On the
+emulator a sweep is CPU-bound (Silero plus the Python around it, serialised by the GIL), so
+concurrency neither helps nor hurts much there: ``benchmarks/bench_sweep.py`` measured 4.5 s
+for 12 sessions of 60 s at 1, 2 and 4 at a time on 2 cores. Scores of a configuration pool all
+its clips (micro average).
+
+Grid knobs: ``threshold``, ``silence_duration_ms`` (or ``silence``), ``prefix_padding_ms`` (or
+``padding``), ``speech_duration_ms``, ``type`` (or ``vad_type``; put it first to vary VAD types),
+``eagerness``, ``noise_suppression`` (``True``/``False`` or a noise-reduction type; the emulator
+accepts it but does not model it), or any dotted session path such as
+``turn_detection.end_of_utterance_detection.threshold_level``.
+
+Before a sweep starts, its plan (sessions and seconds of audio to send, including the tail
+silence) is printed; against a service, that is what will be billed. A running sweep can be
+cancelled (:meth:`SweepHandle.cancel`, or Ctrl-C / the notebook's interrupt in :func:`sweep`):
+workers stop after closing their sessions and the partial result is returned, with
+``cancelled=True``; configurations not replayed over every clip are marked incomplete and never
+chosen by :meth:`SweepResult.best`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import itertools
+import json
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..analysis.vad_scoring import SUMMARY_FIELDS, VadScore, rank_key
+from ..errors import ConfigError, VoiceLiveError
+from ..protocol.config import SessionConfig
+from .replay import (
+    Backend,
+    Pace,
+    ReplayResult,
+    RetryPolicy,
+    _as_config,
+    _as_truth,
+    _with_retries,
+    boundary_mapping,
+)
+from .testsets import Clip, as_clip
+from .truth import Truth
+
+__all__ = [
+    "KNOB_ALIASES",
+    "ConfigRun",
+    "SweepHandle",
+    "SweepPlan",
+    "SweepResult",
+    "expand_grid",
+    "knob_path",
+    "plan_sweep",
+    "start_sweep",
+    "sweep",
+    "sweep_async",
+]
+
+NOISE = "input_audio_noise_reduction"
+
+#: Short grid names and the session paths they change.
+KNOB_ALIASES: dict[str, str] = {
+    "threshold": "turn_detection.threshold",
+    "silence": "turn_detection.silence_duration_ms",
+    "silence_ms": "turn_detection.silence_duration_ms",
+    "silence_duration_ms": "turn_detection.silence_duration_ms",
+    "padding": "turn_detection.prefix_padding_ms",
+    "padding_ms": "turn_detection.prefix_padding_ms",
+    "prefix_padding_ms": "turn_detection.prefix_padding_ms",
+    "speech_duration_ms": "turn_detection.speech_duration_ms",
+    "min_speech_ms": "turn_detection.speech_duration_ms",
+    "type": "turn_detection.type",
+    "vad_type": "turn_detection.type",
+    "vad": "turn_detection.type",
+    "eagerness": "turn_detection.eagerness",
+    "remove_filler_words": "turn_detection.remove_filler_words",
+    "noise_suppression": NOISE,
+    "noise_reduction": NOISE,
+    "ns": NOISE,
+}
+
+#: Concurrent sessions by default: against a service / on the emulator.
+DEFAULT_SERVICE_CONCURRENCY = 2
+DEFAULT_EMULATOR_CONCURRENCY = 4
+
+
+def knob_path(name: str) -> str:
+    """The session path a grid name changes (``threshold`` → ``turn_detection.threshold``)."""
+    return KNOB_ALIASES.get(name, name)
+
+
+def _knob_value(path: str, value: Any) -> Any:
+    if path != NOISE:
+        return value
+    if value is True:
+        return {"type": "azure_deep_noise_suppression"}
+    if value is False or value is None or (isinstance(value, str) and value.lower() in ("off", "none", "")):
+        return None
+    if isinstance(value, str):
+        return {"type": value}
+    return value
+
+
+def apply_knobs(base: SessionConfig, knobs: Mapping[str, Any]) -> SessionConfig:
+    """``base`` with the grid knobs changed (the VAD type first, so its knobs apply to it)."""
+    changes = {knob_path(k): _knob_value(knob_path(k), v) for k, v in knobs.items()}
+    ordered = dict(sorted(changes.items(), key=lambda kv: kv[0] != "turn_detection.type"))
+    return base.with_changes(ordered)
+
+
+def expand_grid(
+    grid: Mapping[str, Sequence[Any]], base: SessionConfig | None = None
+) -> list[tuple[dict[str, Any], SessionConfig]]:
+    """Every combination of ``grid`` as ``(knobs, config)``; a bad value raises ConfigError now,
+    before anything is sent."""
+    cfg = base or SessionConfig.server_vad()
+    names = list(grid)
+    values: list[list[Any]] = []
+    for name in names:
+        vals = grid[name]
+        if isinstance(vals, (str, bytes)) or not isinstance(vals, Iterable):
+            vals = [vals]
+        vals = list(vals)
+        if not vals:
+            raise ConfigError(name, vals, "at least one value to try")
+        values.append(vals)
+    out: list[tuple[dict[str, Any], SessionConfig]] = []
+    for combo in itertools.product(*values):
+        knobs = dict(zip(names, combo, strict=True))
+        out.append((knobs, apply_knobs(cfg, knobs)))
+    return out
+
+
+# --------------------------------------------------------------------------------- plan
+
+
+@dataclass(frozen=True)
+class SweepPlan:
+    """What a sweep will do: sessions, seconds of audio (with tail silence), where, how fast."""
+
+    configs: int
+    clips: int
+    audio_s: float  #: clip audio over all sessions
+    tail_s: float  #: trailing silence over all sessions (lets the last turn end)
+    target: str
+    is_service: bool
+    pace: str
+    concurrency: int
+
+    @property
+    def sessions(self) -> int:
+        return self.configs * self.clips
+
+    @property
+    def send_s(self) -> float:
+        """Seconds of audio that will be sent in total."""
+        return self.audio_s + self.tail_s
+
+    @property
+    def estimated_wall_s(self) -> float | None:
+        """Real-time pacing: audio ÷ concurrency (a lower bound); None when sent as fast as possible."""
+        if self.pace != "realtime":
+            return None
+        return self.send_s / max(1, self.concurrency)
+
+    def describe(self) -> str:
+        head = (
+            f"sweep: {self.configs} configs x {self.clips} clips = {self.sessions} sessions on {self.target} "
+            f"({self.pace} pacing, {self.concurrency} at a time): "
+            f"{self.send_s:.1f} s of audio ({self.audio_s:.1f} s + {self.tail_s:.1f} s tail silence)"
+        )
+        if self.is_service:
+            est = self.estimated_wall_s or 0.0
+            head += (
+                f"; this sends {self.send_s / 60:.1f} min of audio to the service, "
+                f"taking at least {est / 60:.1f} min"
+            )
+        return head
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "configs": self.configs,
+            "clips": self.clips,
+            "sessions": self.sessions,
+            "audio_s": round(self.audio_s, 3),
+            "tail_s": round(self.tail_s, 3),
+            "send_s": round(self.send_s, 3),
+            "target": self.target,
+            "is_service": self.is_service,
+            "pace": self.pace,
+            "concurrency": self.concurrency,
+        }
+
+
+def _tail_ms(config: SessionConfig, tail_ms: float | None) -> float:
+    return tail_ms if tail_ms is not None else boundary_mapping(None, config).silence_duration_ms + 1000.0
+
+
+def _plan(
+    configs: Sequence[tuple[dict[str, Any], SessionConfig]],
+    clips: Sequence[Clip],
+    backend: Backend,
+    concurrency: int,
+    tail_ms: float | None,
+) -> SweepPlan:
+    audio = sum(c.duration_s for c in clips) * len(configs)
+    tail = sum(_tail_ms(cfg, tail_ms) / 1000.0 for _, cfg in configs) * len(clips)
+    return SweepPlan(
+        configs=len(configs),
+        clips=len(clips),
+        audio_s=audio,
+        tail_s=tail,
+        target=backend.label,
+        is_service=backend.is_service,
+        pace=backend.pace,
+        concurrency=concurrency,
+    )
+
+
+# --------------------------------------------------------------------------------- results
+
+
+@dataclass
+class ConfigRun:
+    """One configuration of the grid and its replays (one per clip; None until done)."""
+
+    index: int
+    knobs: dict[str, Any]
+    config: SessionConfig
+    replays: list[ReplayResult | None]
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        """Replayed over every clip without an error."""
+        return all(r is not None for r in self.replays) and not self.errors
+
+    @property
+    def score(self) -> VadScore | None:
+        scores = [r.score for r in self.replays if r is not None and r.score is not None]
+        return VadScore.combine(scores) if scores else None
+
+    def session_update(self, keys: Iterable[str] = ("turn_detection",)) -> dict[str, Any]:
+        """The parts of this configuration a ``session.update`` needs (whole objects)."""
+        wire = self.config.to_dict()
+        return {k: wire[k] for k in keys if k in wire}
+
+    def row(self) -> dict[str, Any]:
+        summary: dict[str, Any] = (
+            dict(self.score.summary()) if self.score is not None else dict.fromkeys(SUMMARY_FIELDS)
+        )
+        done = [r for r in self.replays if r is not None]
+        return {
+            "config": self.index,
+            **self.knobs,
+            **summary,
+            "clips_done": len(done),
+            "complete": self.complete,
+            "errors": "; ".join(self.errors) if self.errors else "",
+            "retries": sum(r.retries for r in done),
+        }
+
+
+@dataclass
+class SweepResult:
+    """The outcome of a sweep: one :class:`ConfigRun` per configuration of the grid."""
+
+    runs: list[ConfigRun]
+    clips: list[Clip] = field(repr=False)
+    plan: SweepPlan
+    grid: dict[str, list[Any]]
+    cancelled: bool = False
+    wall_s: float = 0.0
+
+    @property
+    def touched_keys(self) -> list[str]:
+        """Top-level session keys the grid changes (always including ``turn_detection``)."""
+        keys = ["turn_detection"]
+        for name in self.grid:
+            top = knob_path(name).split(".")[0]
+            if top not in keys:
+                keys.append(top)
+        return keys
+
+    def rows(self) -> list[dict[str, Any]]:
+        return [run.row() for run in self.runs]
+
+    def to_frame(self) -> Any:
+        """One row per configuration as a pandas DataFrame (a list of dicts without pandas)."""
+        rows = self.rows()
+        try:
+            import pandas as pd  # type: ignore[import-untyped]
+        except ImportError:
+            return rows
+        return pd.DataFrame(rows).set_index("config")
+
+    @property
+    def table(self) -> Any:
+        return self.to_frame()
+
+    def ranked(self, metric: str = "f1") -> list[ConfigRun]:
+        """Complete configurations, best first (see :func:`~voicelive_nb.analysis.vad_scoring.rank_key`)."""
+        scored: list[tuple[tuple[float, ...], int, ConfigRun]] = []
+        for run in self.runs:
+            score = run.score
+            if run.complete and score is not None:
+                scored.append((rank_key(score.summary(), metric), run.index, run))
+        scored.sort(key=lambda item: (item[0], item[1]))
+        return [run for _, _, run in scored]
+
+    def best_run(self, metric: str = "f1") -> ConfigRun:
+        ranked = self.ranked(metric)
+        if not ranked:
+            raise VoiceLiveError(
+                "no configuration was replayed over every clip"
+                + (" (the sweep was cancelled)" if self.cancelled else "")
+                + "; nothing to choose from"
+            )
+        return ranked[0]
+
+    def best(self, metric: str = "f1") -> dict[str, Any]:
+        """The best configuration as a partial session, ready for ``session.update(...)``: the
+        whole ``turn_detection`` object (and whatever else the grid changed)."""
+        return self.best_run(metric).session_update(self.touched_keys)
+
+    def best_config(self, metric: str = "f1") -> SessionConfig:
+        return self.best_run(metric).config
+
+    def best_knobs(self, metric: str = "f1") -> dict[str, Any]:
+        return dict(self.best_run(metric).knobs)
+
+    def replays(self, config: int, clip: int | None = None) -> list[ReplayResult]:
+        """The replays of configuration ``config`` (only of clip ``clip`` when given)."""
+        found = self.runs[config].replays
+        chosen = found if clip is None else [found[clip]]
+        return [r for r in chosen if r is not None]
+
+    def to_json(self, metric: str = "f1") -> dict[str, Any]:
+        """``{"results": [...], "best": {...} | null, "plan": {...}, "cancelled": bool, "wall_s": float}``;
+        each result has ``config`` (the knobs), ``session`` (for session.update) and the score fields."""
+
+        def entry(run: ConfigRun) -> dict[str, Any]:
+            summary = run.score.summary() if run.score is not None else dict.fromkeys(SUMMARY_FIELDS)
+            row = run.row()
+            return {
+                "config": _jsonable(run.knobs),
+                "session": _jsonable(run.session_update(self.touched_keys)),
+                **summary,
+                "complete": run.complete,
+                "clips_done": row["clips_done"],
+                "errors": list(run.errors),
+            }
+
+        ranked = self.ranked(metric)
+        return {
+            "results": [entry(run) for run in self.runs],
+            "best": entry(ranked[0]) if ranked else None,
+            "metric": metric,
+            "clips": [{"name": c.name, "duration_s": round(c.duration_s, 3)} for c in self.clips],
+            "plan": self.plan.as_dict(),
+            "cancelled": self.cancelled,
+            "wall_s": round(self.wall_s, 3),
+        }
+
+    def save_json(self, path: str | Path, metric: str = "f1") -> Path:
+        p = Path(path)
+        p.write_text(json.dumps(self.to_json(metric), indent=2) + "\n", encoding="utf-8")
+        return p
+
+    def plot_heatmap(self, x: str, y: str, **kwargs: Any) -> Any:
+        """Heatmaps of F1 and boundary error over two knobs (see :func:`~voicelive_nb.plots.lab_figures.plot_sweep_heatmap`)."""
+        from ..plots.lab_figures import plot_sweep_heatmap
+
+        return plot_sweep_heatmap(self, x, y, **kwargs)
+
+    def plot_timelines(self, configs: Sequence[int] | None = None, clip: int = 0, **kwargs: Any) -> Any:
+        """Timelines of chosen configurations against the truth (default: the best three)."""
+        from ..plots.lab_figures import plot_sweep_timelines
+
+        return plot_sweep_timelines(self, configs, clip=clip, **kwargs)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
+
+
+# --------------------------------------------------------------------------------- running
+
+
+class SweepHandle:
+    """Follow and cancel a running sweep from any thread.
+
+    ``cancel()`` stops the workers (each closes its session) and the sweep returns what it has;
+    ``result(timeout)`` waits for it (a sweep started with :func:`start_sweep`). ``partial`` is
+    the result as far as it got, updated live.
+    """
+
+    def __init__(self) -> None:
+        self._cancel = threading.Event()
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._workers: list[asyncio.Task[None]] = []
+        self._future: concurrent.futures.Future[SweepResult] | None = None
+        self.partial: SweepResult | None = None
+        self.plan: SweepPlan | None = None
+        self.done_jobs = 0
+        self.total_jobs = 0
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def cancel(self) -> None:
+        """Stop the sweep (thread-safe, idempotent)."""
+        self._cancel.set()
+        with self._lock:
+            loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            same_loop = asyncio.get_running_loop() is loop
+        except RuntimeError:
+            same_loop = False
+        if same_loop:  # e.g. from an on_result callback: stop the other workers right now
+            self._cancel_workers()
+        else:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._cancel_workers)
+
+    def _cancel_workers(self) -> None:
+        for task in self._workers:
+            if not task.done():
+                task.cancel()
+
+    def _attach(self, loop: asyncio.AbstractEventLoop, workers: list[asyncio.Task[None]]) -> None:
+        with self._lock:
+            self._loop = loop
+            self._workers = workers
+        if self.cancelled:
+            self._cancel_workers()
+
+    def done(self) -> bool:
+        return self._future is not None and self._future.done()
+
+    def result(self, timeout: float | None = None) -> SweepResult:
+        """Wait for the sweep (started with :func:`start_sweep`); Ctrl-C cancels it and returns
+        the partial result."""
+        if self._future is None:
+            raise VoiceLiveError("this sweep was not started with start_sweep(); await sweep_async() instead")
+        try:
+            return self._future.result(timeout=timeout)
+        except concurrent.futures.TimeoutError:
+            raise TimeoutError(f"the sweep is still running after {timeout:g} s") from None
+        except KeyboardInterrupt:
+            self.cancel()
+            return self._future.result(timeout=60)
+
+    def __repr__(self) -> str:
+        state = "cancelled" if self.cancelled else ("done" if self.done() else "running")
+        return f"<SweepHandle {state} {self.done_jobs}/{self.total_jobs} sessions>"
+
+
+def _as_clips(wavs: Clip | str | Path | Sequence[Clip | str | Path], truth: Any) -> list[Clip]:
+    items = [wavs] if isinstance(wavs, (Clip, str, Path)) else list(wavs)
+    if not items:
+        raise ValueError("a sweep needs at least one clip or WAV file")
+    clips = [as_clip(w) for w in items]
+    if truth is not None:
+        per_clip = (
+            isinstance(truth, (list, tuple))
+            and len(truth) == len(clips)
+            and all(t is None or isinstance(t, (Truth, str, Path)) for t in truth)
+        )
+        truths = [_as_truth(t) for t in truth] if per_clip else [_as_truth(truth)] * len(clips)
+        clips = [
+            c if t is None else Clip(c.pcm16, c.sample_rate, t, c.name)
+            for c, t in zip(clips, truths, strict=True)
+        ]
+    missing = [c.name for c in clips if c.truth is None]
+    if missing:
+        raise ValueError(
+            f"no truth for {', '.join(missing)}: pass truth= (a label file, a Truth or [[start_s, end_s], ...]) "
+            "or put NAME.json / NAME.csv / NAME.txt next to each WAV"
+        )
+    return clips
+
+
+def _progress(total: int, enabled: Any, desc: str) -> Any:
+    if enabled is None or enabled is False:
+        return None
+    if enabled is not True:
+        return enabled  # a tqdm-like bar made by the caller (on the caller's thread)
+    try:
+        from tqdm.auto import tqdm  # type: ignore[import-untyped]
+    except ImportError:
+        return None
+    return tqdm(total=total, desc=desc, unit="session", leave=True)
+
+
+async def sweep_async(
+    wavs: Clip | str | Path | Sequence[Clip | str | Path],
+    grid: Mapping[str, Sequence[Any]] | None = None,
+    *,
+    truth: Any = None,
+    base: SessionConfig | Mapping[str, Any] | None = None,
+    endpoint: str | None = None,
+    api_key: str | None = None,
+    backend: Backend | None = None,
+    pace: Pace | None = None,
+    concurrency: int | None = None,
+    progress: Any = True,
+    show_plan: bool = True,
+    responses: bool = False,
+    tail_ms: float | None = None,
+    retry: RetryPolicy | None = None,
+    seed: int | None = None,
+    handle: SweepHandle | None = None,
+    on_result: Callable[[ConfigRun, ReplayResult], None] | None = None,
+    keep_events: bool = True,
+) -> SweepResult:
+    """Replay every configuration of ``grid`` over every clip; see the module doc.
+
+    ``truth``: None (each clip's own: a WAV's sidecar label file), one truth for all clips, or a
+    list with one per clip. ``handle`` lets another thread follow or cancel the sweep.
+    """
+    clips = _as_clips(wavs, truth)
+    base_cfg = _as_config(base)
+    grid_lists = {
+        k: list(v) if isinstance(v, Iterable) and not isinstance(v, (str, bytes)) else [v]
+        for k, v in (grid or {}).items()
+    }
+    configs = expand_grid(grid_lists, base_cfg)
+    h = handle or SweepHandle()
+    own_backend = backend is None
+    be = backend or Backend(endpoint, api_key, pace=pace)
+    if concurrency is None:
+        concurrency = DEFAULT_SERVICE_CONCURRENCY if be.is_service else DEFAULT_EMULATOR_CONCURRENCY
+    if concurrency < 1:
+        raise ConfigError("concurrency", concurrency, "1 or more sessions at a time")
+    plan = _plan(configs, clips, be, concurrency, tail_ms)
+    h.plan = plan
+    if show_plan:
+        print(plan.describe(), flush=True)
+    runs = [ConfigRun(i, knobs, cfg, [None] * len(clips)) for i, (knobs, cfg) in enumerate(configs)]
+    result = SweepResult(runs, clips, plan, grid_lists)
+    h.partial = result
+    jobs: deque[tuple[int, int]] = deque((ci, ki) for ci in range(len(runs)) for ki in range(len(clips)))
+    h.total_jobs = len(jobs)
+    h.done_jobs = 0
+    rng = random.Random(seed)
+    policy = retry or RetryPolicy()
+    options: dict[str, Any] = {
+        "responses": responses,
+        "transcription": False,
+        "tail_ms": tail_ms,
+        "frame_ms": None,
+        "settle_s": 3.0,
+        "timeout_s": None,
+        "keep_clip": True,
+    }
+    bar = _progress(len(jobs), progress, f"sweep on {plan.target}")
+    best_f1: list[float] = []
+    started = time.monotonic()
+
+    async def worker() -> None:
+        while jobs and not h.cancelled:
+            ci, ki = jobs.popleft()
+            run, clip = runs[ci], clips[ki]
+            try:
+                replayed = await _with_retries(be, clip, run.config, clip.truth, options, policy, rng)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                run.errors.append(f"{clip.name}: {type(exc).__name__}: {exc}")
+            else:
+                if not keep_events:
+                    replayed.events = []
+                run.replays[ki] = replayed
+                if on_result is not None:
+                    on_result(run, replayed)
+            h.done_jobs += 1
+            if bar is not None:
+                if run.complete and run.score is not None:
+                    best_f1.append(run.score.f1)
+                    bar.set_postfix(best_f1=f"{max(best_f1):.3f}", refresh=False)
+                bar.update(1)
+
+    try:
+        if own_backend:
+            await be.start()
+        workers = [asyncio.ensure_future(worker()) for _ in range(min(concurrency, len(jobs)))]
+        h._attach(asyncio.get_running_loop(), workers)
+        try:
+            if workers:
+                await asyncio.wait(workers)
+        except asyncio.CancelledError:
+            h._cancel.set()
+            for w in workers:
+                w.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+            raise
+        for w in workers:
+            failure = None if w.cancelled() else w.exception()
+            if failure is not None:  # e.g. an on_result callback raised: never silent
+                raise failure
+    finally:
+        result.cancelled = h.cancelled
+        result.wall_s = time.monotonic() - started
+        if bar is not None:
+            bar.close()
+        if own_backend:
+            await be.stop()
+    return result
+
+
+def plan_sweep(
+    wavs: Clip | str | Path | Sequence[Clip | str | Path],
+    grid: Mapping[str, Sequence[Any]] | None = None,
+    *,
+    truth: Any = None,
+    base: SessionConfig | Mapping[str, Any] | None = None,
+    endpoint: str | None = None,
+    pace: Pace | None = None,
+    concurrency: int | None = None,
+    tail_ms: float | None = None,
+) -> SweepPlan:
+    """What :func:`sweep` would send, without sending anything."""
+    clips = _as_clips(wavs, truth)
+    configs = expand_grid(grid or {}, _as_config(base))
+    be = Backend(endpoint, pace=pace)
+    if concurrency is None:
+        concurrency = DEFAULT_SERVICE_CONCURRENCY if be.is_service else DEFAULT_EMULATOR_CONCURRENCY
+    return _plan(configs, clips, be, concurrency, tail_ms)
+
+
+def start_sweep(
+    wavs: Clip | str | Path | Sequence[Clip | str | Path],
+    grid: Mapping[str, Sequence[Any]] | None = None,
+    **options: Any,
+) -> SweepHandle:
+    """Start a sweep on the engine thread and return at once; ``handle.cancel()`` stops it,
+    ``handle.result(timeout)`` waits for it. Options as :func:`sweep_async`."""
+    from ..engine import get_engine
+
+    handle = options.pop("handle", None) or SweepHandle()
+    # clips, plan and progress bar are made here, on the caller's thread, so that what they
+    # print or display lands in the caller's cell and not in whichever cell runs later
+    clips = _as_clips(wavs, options.pop("truth", None))
+    if options.pop("show_plan", True):
+        plan = plan_sweep(
+            clips,
+            grid,
+            base=options.get("base"),
+            endpoint=options.get("endpoint"),
+            pace=options.get("pace"),
+            concurrency=options.get("concurrency"),
+            tail_ms=options.get("tail_ms"),
+        )
+        print(plan.describe(), flush=True)
+    progress = options.pop("progress", True)
+    if progress is True:
+        backend = options.get("backend")
+        label = (
+            backend.label
+            if backend is not None
+            else Backend(options.get("endpoint"), pace=options.get("pace")).label
+        )
+        total = len(clips) * len(expand_grid(grid or {}, _as_config(options.get("base"))))
+        progress = _progress(total, True, f"sweep on {label}") or False
+    coro = sweep_async(clips, grid, handle=handle, show_plan=False, progress=progress, **options)
+    handle._future = get_engine().submit(coro)
+    return handle
+
+
+def sweep(
+    wavs: Clip | str | Path | Sequence[Clip | str | Path],
+    grid: Mapping[str, Sequence[Any]] | None = None,
+    *,
+    timeout: float | None = None,
+    **options: Any,
+) -> SweepResult:
+    """Blocking sweep (runs on the engine thread, works in scripts and notebook cells).
+
+    Ctrl-C (or the notebook's interrupt) cancels it and returns the partial result.
+    Options as :func:`sweep_async`.
+    """
+    return start_sweep(wavs, grid, **options).result(timeout)

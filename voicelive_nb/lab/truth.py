@@ -1,0 +1,285 @@
+"""The truth a VAD is scored against: where speech really is, in seconds.
+
+Three label formats are read (and written):
+
+* JSON: ``{"speech_s": [[start, end], ...]}`` (a bare list of pairs is accepted too);
+* CSV: one ``start,end`` pair per row, in seconds; an optional header row and extra columns
+  (a label) are ignored — with a header, columns named ``start``/``start_s`` and
+  ``end``/``end_s`` are used;
+* Audacity labels (File → Export → Labels): ``start<TAB>end<TAB>label`` per line; the
+  ``\\``-prefixed frequency lines of spectral labels are skipped. A zero-length (point) label
+  is an error: it has no span.
+
+Or a reference VAD run: :func:`reference_truth` runs the emulator's Silero model and segmenter
+over the audio offline (no session), and :meth:`Truth.from_result` takes the speech spans of a
+replay (for example against Azure, to check the emulator against the service).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..analysis.vad_scoring import BoundaryMapping, normalize_spans
+
+if TYPE_CHECKING:
+    from .replay import ReplayResult
+
+__all__ = [
+    "TRUTH_SUFFIXES",
+    "Truth",
+    "find_truth",
+    "load_truth",
+    "parse_truth",
+    "reference_truth",
+    "save_truth",
+]
+
+#: Sidecar label files looked for next to ``foo.wav``, in this order.
+TRUTH_SUFFIXES = (".json", ".truth.json", ".csv", ".labels.txt", ".txt")
+
+
+@dataclass(frozen=True)
+class Truth:
+    """Speech spans ``(start_s, end_s)``, sorted, overlapping spans merged."""
+
+    spans_s: tuple[tuple[float, float], ...]
+    source: str = ""
+
+    @classmethod
+    def from_spans(cls, spans: Iterable[Sequence[float]], *, unit: str = "s", source: str = "") -> Truth:
+        """From ``[start, end]`` pairs in seconds (``unit="s"``) or milliseconds (``unit="ms"``)."""
+        if unit not in ("s", "ms"):
+            raise ValueError(f"unit must be 's' or 'ms', got {unit!r}")
+        scale = 1.0 if unit == "s" else 0.001
+        pairs = [(float(a) * scale, float(b) * scale) for a, b in (_pair(s, i) for i, s in enumerate(spans))]
+        return cls(tuple(normalize_spans(pairs)), source)
+
+    @classmethod
+    def from_result(cls, result: ReplayResult) -> Truth:
+        """The speech spans of a replay, mapped (padding and silence window removed)."""
+        return cls(tuple(result.speech_spans_s), source=f"replay of {result.name}")
+
+    @property
+    def spans_ms(self) -> list[tuple[float, float]]:
+        return [(a * 1000.0, b * 1000.0) for a, b in self.spans_s]
+
+    @property
+    def speech_s(self) -> float:
+        """Total speech time."""
+        return sum(b - a for a, b in self.spans_s)
+
+    def __len__(self) -> int:
+        return len(self.spans_s)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"speech_s": [[round(a, 4), round(b, 4)] for a, b in self.spans_s]}
+
+    def shifted(self, offset_s: float) -> Truth:
+        return Truth(tuple((a + offset_s, b + offset_s) for a, b in self.spans_s), self.source)
+
+
+def _pair(span: Any, index: int) -> tuple[float, float]:
+    try:
+        start, end = span
+        return float(start), float(end)
+    except (TypeError, ValueError):
+        raise ValueError(f"truth span {index} must be [start, end] in seconds, got {span!r}") from None
+
+
+def _sniff(text: str) -> str:
+    stripped = text.lstrip()
+    if stripped.startswith(("{", "[")):
+        return "json"
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    return "audacity" if "\t" in first else "csv"
+
+
+def parse_truth(text: str, format: str | None = None, *, source: str = "") -> Truth:
+    """Parse label text; ``format`` is ``json``, ``csv`` or ``audacity`` (guessed when None)."""
+    fmt = format or _sniff(text)
+    if fmt == "json":
+        return _parse_json(text, source)
+    if fmt == "csv":
+        return _parse_csv(text, source)
+    if fmt == "audacity":
+        return _parse_audacity(text, source)
+    raise ValueError(f"unknown truth format {format!r}; use json, csv or audacity")
+
+
+def _parse_json(text: str, source: str) -> Truth:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"truth {source or 'text'} is not valid JSON: {exc}") from None
+    if isinstance(data, dict):
+        if "speech_s" in data:
+            spans = data["speech_s"]
+        elif "speech_ms" in data:
+            return Truth.from_spans(data["speech_ms"], unit="ms", source=source)
+        else:
+            raise ValueError(f'truth {source or "JSON"} needs a "speech_s" list of [start, end] pairs')
+    else:
+        spans = data
+    if not isinstance(spans, list):
+        raise ValueError(f'truth {source or "JSON"}: "speech_s" must be a list of [start, end] pairs')
+    return Truth.from_spans(spans, source=source)
+
+
+def _number(cell: str) -> float | None:
+    try:
+        value = float(cell.strip())
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _parse_csv(text: str, source: str) -> Truth:
+    rows = [row for row in csv.reader(io.StringIO(text)) if any(cell.strip() for cell in row)]
+    if not rows:
+        return Truth((), source)
+    start_col, end_col = 0, 1
+    header = rows[0]
+    first_row = 1
+    if len(header) < 2 or _number(header[0]) is None:
+        names = [cell.strip().lower() for cell in header]
+        for i, name in enumerate(names):
+            if name in ("start", "start_s", "begin", "onset"):
+                start_col = i
+            elif name in ("end", "end_s", "stop", "offset"):
+                end_col = i
+        rows = rows[1:]
+        first_row = 2
+    spans = []
+    for n, row in enumerate(rows, start=first_row):
+        if len(row) <= max(start_col, end_col):
+            raise ValueError(f"truth {source or 'CSV'} row {n}: expected start,end, got {row!r}")
+        a, b = _number(row[start_col]), _number(row[end_col])
+        if a is None or b is None:
+            raise ValueError(f"truth {source or 'CSV'} row {n}: start and end must be numbers, got {row!r}")
+        spans.append((a, b))
+    return Truth.from_spans(spans, source=source)
+
+
+def _parse_audacity(text: str, source: str) -> Truth:
+    spans = []
+    for n, line in enumerate(text.splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("\\"):
+            continue
+        cells = line.split("\t")
+        a = _number(cells[0]) if cells else None
+        b = _number(cells[1]) if len(cells) > 1 else None
+        if a is None or b is None:
+            raise ValueError(f"truth {source or 'label file'} line {n}: expected start<TAB>end[<TAB>label]")
+        if b <= a:
+            raise ValueError(
+                f"truth {source or 'label file'} line {n}: a point label ({a} s) has no span; "
+                "use region labels for speech"
+            )
+        spans.append((a, b))
+    return Truth.from_spans(spans, source=source)
+
+
+def _format_for(path: Path) -> str | None:
+    suffix = path.suffix.lower()
+    return {".json": "json", ".csv": "csv", ".txt": "audacity", ".tsv": "audacity"}.get(suffix)
+
+
+def load_truth(path: str | Path, format: str | None = None) -> Truth:
+    """Read a label file (format from the suffix ``.json``/``.csv``/``.txt``, else sniffed)."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise ValueError(f"cannot read truth file {p}: {exc.strerror or exc}") from None
+    return parse_truth(text, format or _format_for(p), source=str(p))
+
+
+def save_truth(path: str | Path, truth: Truth | Iterable[Sequence[float]], format: str | None = None) -> Path:
+    """Write ``truth`` as JSON, CSV or Audacity labels (from the suffix unless ``format`` is given)."""
+    p = Path(path)
+    t = truth if isinstance(truth, Truth) else Truth.from_spans(truth)
+    fmt = format or _format_for(p) or "json"
+    if fmt == "json":
+        text = json.dumps(t.to_json()) + "\n"
+    elif fmt == "csv":
+        text = "start_s,end_s\n" + "".join(f"{a:.4f},{b:.4f}\n" for a, b in t.spans_s)
+    elif fmt == "audacity":
+        text = "".join(f"{a:.6f}\t{b:.6f}\tspeech\n" for a, b in t.spans_s)
+    else:
+        raise ValueError(f"unknown truth format {fmt!r}; use json, csv or audacity")
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+def find_truth(wav: str | Path) -> Truth | None:
+    """The sidecar label file of ``wav`` (``foo.json``, ``foo.truth.json``, ``foo.csv``,
+    ``foo.labels.txt`` or ``foo.txt`` next to ``foo.wav``), or None."""
+    p = Path(wav)
+    for suffix in TRUTH_SUFFIXES:
+        candidate = p.with_name(p.stem + suffix)
+        if candidate.is_file():
+            return load_truth(candidate)
+    return None
+
+
+def reference_truth(
+    audio: bytes | str | Path,
+    sample_rate: int | None = None,
+    *,
+    threshold: float = 0.5,
+    min_silence_ms: int = 300,
+    min_speech_ms: int = 96,
+) -> Truth:
+    """Truth from an offline reference VAD run: the emulator's Silero model and segmenter.
+
+    No session, no padding: a turn ends after ``min_silence_ms`` of silence and that window is
+    subtracted again, so the spans are where the model heard speech (±32 ms windows). Use a
+    short ``min_silence_ms`` to separate utterances, a long one to get whole sentences.
+    """
+    from ..emulator.behavior import VadSegmenter, VadSettings, VadSpeechStarted
+    from ..emulator.vad import SpeechProbability
+
+    if isinstance(audio, (str, Path)):
+        from ..audio.wav import read_wav
+
+        pcm, rate = read_wav(audio)
+        label = str(audio)
+    else:
+        if sample_rate is None:
+            raise ValueError("reference_truth needs sample_rate for raw PCM16 audio")
+        pcm, rate = bytes(audio), sample_rate
+        label = "audio"
+    probs = SpeechProbability(rate)
+    seg = VadSegmenter(
+        VadSettings(
+            threshold=threshold,
+            prefix_padding_ms=0,
+            silence_duration_ms=min_silence_ms,
+            speech_duration_ms=min_speech_ms,
+        ),
+        window_ms=SpeechProbability.window_ms,
+    )
+    step = rate * 2  # one second per feed
+    raw: list[tuple[float | None, float | None]] = []
+    for i in range(0, len(pcm), step):
+        for p in probs.feed(pcm[i : i + step]):
+            for ev in seg.push(p):
+                if isinstance(ev, VadSpeechStarted):
+                    raw.append((float(ev.audio_start_ms), None))
+                else:
+                    start = raw[-1][0] if raw and raw[-1][1] is None else None
+                    if raw and raw[-1][1] is None:
+                        raw[-1] = (start, float(ev.audio_end_ms))
+                    else:
+                        raw.append((None, float(ev.audio_end_ms)))
+    total_ms = len(pcm) / 2 * 1000.0 / rate
+    turns = BoundaryMapping(0, min_silence_ms).map_turns(raw, audio_total_ms=total_ms)
+    spans = [(t.speech_start_ms, t.speech_end_ms) for t in turns if t.speech_end_ms > t.speech_start_ms]
+    return Truth.from_spans(spans, unit="ms", source=f"reference VAD of {label} (threshold {threshold})")
