@@ -306,6 +306,30 @@ async def test_mic_loses_nothing_while_the_loop_is_blocked() -> None:
     assert mic.block_time > blocked_at
 
 
+async def test_persistent_mic_keeps_capturing_between_streams(virtual_audio: VirtualAudio) -> None:
+    """A reconnecting session closes its frames() iterator; a persistent mic buffers meanwhile."""
+    mic = MicrophoneSource(max_queue_s=3.0)
+    mic.persistent = True
+    try:
+        first = mic.frames(RATE)
+        await take(first, 2)
+        await first.aclose()  # type: ignore[attr-defined]  # the session's pump ends (connection lost)
+        blocks_at_gap = mic.blocks
+        deadline = time.monotonic() + 5
+        while mic.queued < 10:  # audio keeps arriving while nobody iterates
+            assert time.monotonic() < deadline, "the stream stopped capturing between iterators"
+            await asyncio.sleep(0.02)
+        second = mic.frames(RATE)  # the reconnected session
+        await asyncio.wait_for(take(second, 10), 5)
+        assert mic.frames_yielded >= 12
+        assert mic.overruns == 0
+        assert mic.blocks > blocks_at_gap
+        await second.aclose()  # type: ignore[attr-defined]
+    finally:
+        await mic.aclose()
+    assert mic.closed
+
+
 async def test_mic_queue_is_bounded_and_drops_the_oldest() -> None:
     mic = MicrophoneSource(max_queue_s=0.2)  # 10 blocks
     try:

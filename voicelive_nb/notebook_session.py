@@ -289,7 +289,9 @@ class NotebookSession:
             )
         try:
             if kind == "input":
-                mic: AudioSource = device.MicrophoneSource(device_spec)
+                microphone = device.MicrophoneSource(device_spec, max_queue_s=10.0)
+                microphone.persistent = True  # buffers (bounded) while reconnecting
+                mic: AudioSource = microphone
                 return mic
             speaker: AudioSink = device.SpeakerSink(device_spec)
             return speaker

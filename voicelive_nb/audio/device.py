@@ -327,6 +327,10 @@ class MicrophoneSource:
         self._fixed_rate = sample_rate
         self.block_ms = block_ms
         self.max_queue_s = max_queue_s
+        #: Keep the stream capturing (into the bounded queue) between ``frames()`` iterators,
+        #: so a reconnecting session loses nothing of what was said meanwhile (up to
+        #: ``max_queue_s``). Closed only by :meth:`aclose`.
+        self.persistent = False
         self.latency_s = latency_s
         self.device_rate: int | None = None
         """The rate the device was opened at (``None`` until ``frames()`` starts)."""
@@ -455,7 +459,10 @@ class MicrophoneSource:
             return
         self._iterating = True
         try:
-            self._open(asyncio.get_running_loop(), sample_rate)
+            loop = asyncio.get_running_loop()
+            if self._stream is None or self._loop is not loop:
+                self._close()
+                self._open(loop, sample_rate)
             assert self._queue is not None and self.device_rate is not None
             q = self._queue
             resampler = (
@@ -477,7 +484,8 @@ class MicrophoneSource:
                     yield silence if self.muted else frame
         finally:
             self._iterating = False
-            self._close()
+            if not self.persistent or self._closed:
+                self._close()
 
     async def aclose(self) -> None:
         """Stop and close the stream (idempotent); a running ``frames()`` iterator ends."""

@@ -120,8 +120,13 @@ class SessionPanel(W.VBox):  # type: ignore[misc]
 
         # --- devices and connection
         self.mic_picker, self.speaker_picker, self.device_note = self._device_pickers()
+        self.browser_mic: Any = None
+        self.browser_speaker: Any = None
+        self.browser_slot = W.VBox()
+        self.audio_route = self._audio_route()
         devices = W.HBox(
-            [self.mic_picker, self.speaker_picker, self.device_note], layout=W.Layout(align_items="center")
+            [self.audio_route, self.mic_picker, self.speaker_picker, self.device_note],
+            layout=W.Layout(align_items="center"),
         )
 
         # --- live view, transcript, log, form
@@ -146,7 +151,15 @@ class SessionPanel(W.VBox):  # type: ignore[misc]
             self._guard("opening the configuration", self._tab_selected), names="selected_index"
         )
 
-        self.children = (header, errors, devices, self.connection, self.live_slot, self.tabs)
+        self.children = (
+            header,
+            errors,
+            devices,
+            self.browser_slot,
+            self.connection,
+            self.live_slot,
+            self.tabs,
+        )
         self._listener = self._pump
         session.add_listener(self._listener)
         self.refresh()
@@ -414,6 +427,65 @@ class SessionPanel(W.VBox):  # type: ignore[misc]
                 )
 
         return chosen
+
+    # ------------------------------------------------------------------ browser audio
+
+    def _audio_route(self) -> Any:
+        """``kernel`` (sounddevice devices, the pickers) or ``browser`` (the page's microphone and
+        speaker, for remote kernels). ``browser`` is chosen by itself when the kernel has no audio
+        device and both ``mic`` and ``speaker`` are ``"auto"``; the user can switch either way."""
+        self._kernel_specs: tuple[Any, Any] = (self.session.mic_spec, self.session.speaker_spec)
+        try:
+            browser = importlib.import_module("voicelive_nb.audio.browser")
+        except Exception as exc:  # anywidget missing: only the kernel's devices
+            log.info("panel: browser audio unavailable: %s", exc)
+            return W.ToggleButtons(
+                options=["kernel"], value="kernel", disabled=True, layout=W.Layout(display="none")
+            )
+        mic, speaker = self.session.mic_spec, self.session.speaker_spec
+        already = isinstance(mic, browser.BrowserMicrophone) or isinstance(speaker, browser.BrowserSpeaker)
+        auto = mic in (True, "auto") and speaker in (True, "auto") and self.mic_picker.disabled
+        route = W.ToggleButtons(
+            options=["kernel", "browser"],
+            value="browser" if already or auto else "kernel",
+            tooltips=["the kernel's sound devices", "this browser tab's microphone and speaker"],
+            style={"button_width": "70px"},
+            description="audio",
+        )
+        if already:
+            self.browser_mic = mic if isinstance(mic, browser.BrowserMicrophone) else None
+            self.browser_speaker = speaker if isinstance(speaker, browser.BrowserSpeaker) else None
+            self._kernel_specs = ("auto", "auto")
+            self._show_browser_audio()
+        elif auto:
+            self._use_browser_audio()
+        route.observe(self._guard("choosing where audio goes", self._route_chosen), names="value")
+        return route
+
+    def _use_browser_audio(self) -> None:
+        from ..audio.browser import BrowserMicrophone, BrowserSpeaker
+
+        if self.browser_mic is None:
+            self.browser_mic = BrowserMicrophone(sample_rate=self.session.config.input_sample_rate)
+        if self.browser_speaker is None:
+            self.browser_speaker = BrowserSpeaker()
+        self._kernel_specs = (self.session.mic_spec, self.session.speaker_spec)
+        self.session.mic_spec = self.browser_mic
+        self.session.speaker_spec = self.browser_speaker
+        self._show_browser_audio()
+
+    def _show_browser_audio(self) -> None:
+        shown = [w.widget for w in (self.browser_mic, self.browser_speaker) if w is not None]
+        self.browser_slot.children = tuple(shown)
+
+    def _route_chosen(self, change: Any) -> None:
+        if change["new"] == "browser":
+            self._use_browser_audio()
+        else:
+            self.session.mic_spec, self.session.speaker_spec = self._kernel_specs
+            self.browser_slot.children = ()
+        if self.session.running:
+            self.device_note.value = '<span style="color:#777">device changes apply at the next start</span>'
 
     # ------------------------------------------------------------------ connection
 
