@@ -52,3 +52,8 @@ class AudioSink(Protocol):
     def close(self) -> None:
         """Finish and release (idempotent); file sinks finalise their files here."""
         ...
+
+
+# Optional sink methods, used when present (real-time sinks have them):
+#   end_of_item(item_id) -> None   the item's audio is complete: play its tail now
+#   queued_ms() -> int             audio written and not yet played (half-duplex muting, meters)

@@ -711,7 +711,6 @@ class SpeakerSink:
         with self._lock:
             return buf.played_ms(item_id)
 
-    @property
     def queued_ms(self) -> int:
         """Audio written and not yet handed to the device."""
         buf = self._buffer
