@@ -154,3 +154,26 @@ def test_barge_in_through_real_devices(
     assert len(window) > 2, "no capture in the window after the flush"
     quiet = data[window[0] * 2 : window[-1] * 2]
     assert loud_ms(quiet) <= 60, "the speaker kept playing the interrupted reply"
+
+
+def test_speak_plays_a_wav_then_the_microphone_resumes(virtual_audio: VirtualAudio, question: Path) -> None:
+    emu = start_in_thread(pace="fast")
+    s = NotebookSession(
+        SessionConfig.server_vad(), endpoint=emu.url, api_key="k", speaker=False, dotenv=False
+    )
+    try:
+        s.start(wait=True)
+        mic = s.mic
+        assert mic is not None
+        s.speak(question, pace="fast")
+        s.wait_for("response.done", timeout=30)  # the WAV was heard and answered
+        after_wav = mic.frames_yielded  # type: ignore[attr-defined]
+        wait_until(lambda: mic.frames_yielded > after_wav + 25, 5, "the microphone to stream again")  # type: ignore[attr-defined]
+        assert s.session is not None
+        sent = s.session.frames_sent
+        wait_until(
+            lambda: s.session is not None and s.session.frames_sent > sent + 25, 5, "mic frames on the wire"
+        )
+    finally:
+        s.stop()
+        emu.stop()

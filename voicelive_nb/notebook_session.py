@@ -26,7 +26,7 @@ import concurrent.futures
 import contextlib
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -397,7 +397,7 @@ class NotebookSession:
             source: AudioSource = WavSource(audio, pace=pace, tail_silence_ms=tail_silence_ms)  # type: ignore[arg-type]
         else:
             source = audio
-        self.engine.call_soon(session.stream, source)
+        self.engine.call_soon(session.stream, _ThenResume(source, self.mic))
 
     def on(self, event_type: str, handler: Callable[[Any], Any]) -> Callable[[Any], Any]:
         """Call ``handler(event)`` (on the engine thread) for each ``event_type`` event, also after reconnects."""
@@ -463,6 +463,25 @@ class NotebookSession:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class _ThenResume:
+    """Play ``first`` to the end, then go back to the microphone (if there is one)."""
+
+    def __init__(self, first: AudioSource, then: AudioSource | None) -> None:
+        self.first = first
+        self.then = then
+
+    async def frames(self, sample_rate: int, frame_ms: int = 20) -> AsyncIterator[bytes]:
+        async for frame in self.first.frames(sample_rate, frame_ms):
+            yield frame
+        await self.first.aclose()
+        if self.then is not None:
+            async for frame in self.then.frames(sample_rate, frame_ms):
+                yield frame
+
+    async def aclose(self) -> None:
+        await self.first.aclose()  # the microphone belongs to the NotebookSession
 
 
 def _memory_sink() -> AudioSink:
