@@ -687,7 +687,17 @@ async def _replay_once(
 
 
 async def _responses_done(session: Any) -> None:
-    """Wait until every response the session saw created is done."""
+    """Wait until every ended turn has had its response created, and every response is done.
+
+    A response is created a little after its ``speech_stopped`` (the emulator and the service
+    commit first), so waiting only for the active ones could end before the last one began.
+    """
+
+    def count(event_type: str) -> int:
+        return sum(1 for e in session.events if e.type == event_type)
+
+    while count("response.created") < count("input_audio_buffer.speech_stopped"):
+        await session.wait_for("response.created", timeout=60)
     while session.state.active_responses:
         await session.wait_for("response.done", timeout=60)
 
