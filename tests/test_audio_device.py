@@ -360,7 +360,9 @@ def test_speaker_plays_what_is_written(virtual_audio: VirtualAudio, device_rate:
         for i in range(0, len(audio), 4800):  # 100 ms deltas, as the service sends them
             sink.write("item1", audio[i : i + 4800])
         sink.end_of_item("item1")
-        wait_until(lambda: sink.played_ms("item1") >= 999 and sink.queued_ms() == 0, 5, "the tone to be played")
+        wait_until(
+            lambda: sink.played_ms("item1") >= 999 and sink.queued_ms() == 0, 5, "the tone to be played"
+        )
         assert abs(sink.played_ms("item1") - 1000) <= 1
         need = start + int(RATE * (1.0 + 2 * sink.latency_s + 0.3))
         wait_until(lambda: virtual_audio.capture_frames() >= need, 5, "the capture to pass the tone")

@@ -134,7 +134,11 @@ def test_help_and_version(argv: list[str]) -> None:
 
 def test_sweep_command_is_routed_to_the_lab(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [str(BIN / "voicelive-nb"), "sweep", "--help"], env=clean_env(), capture_output=True, text=True, timeout=60
+        [str(BIN / "voicelive-nb"), "sweep", "--help"],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 0
     assert "--truth" in proc.stdout

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +15,8 @@ from comm.base_comm import BaseComm
 
 from voicelive_nb import SessionConfig
 from voicelive_nb.analysis.timeline import unpack
-from voicelive_nb.audio.wav import read_wav, write_wav
-from voicelive_nb.emulator.server import BackgroundEmulator, start_in_thread
-from voicelive_nb.emulator.tts import synthesize
+from voicelive_nb.audio.wav import read_wav
+from voicelive_nb.emulator.server import BackgroundEmulator
 from voicelive_nb.notebook_session import NotebookSession
 from voicelive_nb.session import Session
 from voicelive_nb.widgets.live import LiveFrame, LiveView, SessionMonitor, monitor_for
@@ -55,20 +54,6 @@ def capture(monkeypatch: pytest.MonkeyPatch) -> list[CapturingComm]:
 
     monkeypatch.setattr(comm, "create_comm", create)
     return made
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[BackgroundEmulator]:
-    emu = start_in_thread(pace="fast")
-    yield emu
-    emu.stop()
-
-
-@pytest.fixture(scope="module")
-def question_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("wav") / "question.wav"
-    write_wav(path, synthesize("What time is it?").pcm16, 24000)
-    return path
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 15.0) -> None:

@@ -5,31 +5,14 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from voicelive_nb import SessionConfig
-from voicelive_nb.audio.wav import write_wav
 from voicelive_nb.emulator.server import BackgroundEmulator, Faults, start_in_thread
-from voicelive_nb.emulator.tts import synthesize
 from voicelive_nb.errors import ConfigError, VoiceLiveError
 from voicelive_nb.notebook_session import NotebookSession
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[BackgroundEmulator]:
-    emu = start_in_thread(pace="fast")
-    yield emu
-    emu.stop()
-
-
-@pytest.fixture(scope="module")
-def question_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("wav") / "question.wav"
-    write_wav(path, synthesize("What time is it?").pcm16, 24000)
-    return path
 
 
 def wait_until(condition: object, timeout: float = 10.0) -> None:

@@ -17,28 +17,12 @@ import ipywidgets as W
 import pytest
 
 import voicelive_nb.widgets as vw
-from voicelive_nb.audio.wav import write_wav
 from voicelive_nb.emulator.server import BackgroundEmulator, Faults, start_in_thread
-from voicelive_nb.emulator.tts import synthesize
 from voicelive_nb.notebook_session import NotebookSession
 from voicelive_nb.protocol.config import SessionConfig
 from voicelive_nb.widgets.panel import COLORS, SessionPanel
 
 SECRET = "sk-SECRET-0123456789abcdef0123456789"
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[BackgroundEmulator]:
-    emu = start_in_thread(pace="fast")
-    yield emu
-    emu.stop()
-
-
-@pytest.fixture(scope="module")
-def question_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("wav") / "question.wav"
-    write_wav(path, synthesize("What time is it?").pcm16, 24000)
-    return path
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:

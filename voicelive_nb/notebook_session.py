@@ -34,7 +34,7 @@ from .audio.base import AudioSink, AudioSource
 from .engine import Engine, get_engine
 from .errors import AudioDeviceUnavailable, ConnectionClosed, VoiceLiveError, WaitTimeout
 from .protocol.config import SessionConfig
-from .session import Session
+from .session import Session, updated_config
 
 log = logging.getLogger("voicelive_nb.notebook")
 
@@ -334,14 +334,7 @@ class NotebookSession:
         :class:`~voicelive_nb.errors.ConfigError` naming the field). With ``wait=True``
         returns the ``session.updated`` event; otherwise a future of it.
         """
-        if isinstance(config, SessionConfig):
-            new = config
-        elif isinstance(config, Mapping):
-            new = self.config.merge_update(dict(config))
-        else:
-            new = self.config
-        if changes:
-            new = new.replace(**changes)
+        new = updated_config(self.config, config, changes)
         self.config = new
         if not self.running or self._session is None:
             return None

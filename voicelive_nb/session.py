@@ -321,14 +321,7 @@ class Session:
         Pass a whole :class:`SessionConfig`, a partial wire dict, or keyword changes
         (``update(instructions="Be brief")``). Only what differs is sent.
         """
-        if isinstance(config, SessionConfig):
-            new = config
-        elif isinstance(config, Mapping):
-            new = self.config.merge_update(dict(config))
-        else:
-            new = self.config
-        if changes:
-            new = new.replace(**changes)
+        new = updated_config(self.config, config, changes)
         delta = self.config.diff(new)
         self.config = new
         if not delta:
@@ -634,6 +627,19 @@ class Session:
     def __repr__(self) -> str:
         where = "emulator" if self.use_emulator else (self.settings.endpoint or "no endpoint")
         return f"<Session {self.status} {where} events={self._event_count}>"
+
+
+def updated_config(
+    current: SessionConfig, config: SessionConfig | Mapping[str, Any] | None, changes: Mapping[str, Any]
+) -> SessionConfig:
+    """``current`` changed by a whole config, a partial wire dict (session.update rules) and/or fields."""
+    if isinstance(config, SessionConfig):
+        new = config
+    elif isinstance(config, Mapping):
+        new = current.merge_update(dict(config))
+    else:
+        new = current
+    return new.replace(**changes) if changes else new
 
 
 def _call_tap(tap: Callable[..., None], *args: Any) -> None:
