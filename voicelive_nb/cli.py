@@ -98,7 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     talk.add_argument("--quiet", action="store_true", help="print only the summary")
 
     sub.add_parser("emulator", help="run the built-in Voice Live emulator (voicelive-nb emulator --help)")
-    sub.add_parser("sweep", help="sweep VAD settings over WAV files against the truth (voicelive-nb sweep --help)")
+    sub.add_parser(
+        "sweep", help="sweep VAD settings over WAV files against the truth (voicelive-nb sweep --help)"
+    )
 
     sub.add_parser("info", help="versions, audio devices and the configured endpoint")
 

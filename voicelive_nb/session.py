@@ -401,8 +401,8 @@ class Session:
             self._play(event)
         elif etype == "response.audio.done" and self.sink is not None:
             end_of_item = getattr(self.sink, "end_of_item", None)
-            if end_of_item is not None:
-                end_of_item(getattr(event, "item_id", ""))  # play the tail even if it is shorter than the jitter target
+            if end_of_item is not None:  # play the tail even if it is shorter than the jitter target
+                end_of_item(getattr(event, "item_id", ""))
         elif etype in ("session.created", "session.updated"):
             fmt = self.state.session.get("output_audio_format")
             self._output_format = fmt if isinstance(fmt, str) else "pcm16"
