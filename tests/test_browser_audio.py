@@ -437,3 +437,117 @@ def test_browser_mic_reaches_the_emulator_and_the_reply_plays_and_flushes() -> N
             print("kernel status:", json.dumps(status))
             assert page.evaluate(EXECUTE, "s.stop()") == "ok"
             assert not problems.errors, problems.errors
+
+
+#: The value of a kernel expression (``user_expressions``: no cell, no output), or an
+#: ``Error`` when the kernel does not answer within ``ms``: a kernel-side read that cannot hang.
+EVAL = """async ([expr, ms]) => {
+  const kernel = window.jupyterapp.shell.currentWidget.sessionContext.session.kernel;
+  const future = kernel.requestExecute({code: '', silent: true, store_history: false, user_expressions: {v: expr}});
+  let timer;
+  const late = new Promise((_, reject) => { timer = setTimeout(() => reject(new Error(`no reply in ${ms} ms`)), ms); });
+  try {
+    const v = (await Promise.race([future.done, late])).content.user_expressions.v;
+    return v.status === 'ok' ? v.data['text/plain'] : `${v.ename}: ${v.evalue}`;
+  } finally { clearTimeout(timer); }
+}"""
+
+#: Keeps every stream getUserMedia hands out (the real one), so the test can see its tracks end.
+RECORD_STREAMS = """(() => {
+  window.__vlnbStreams = [];
+  const md = navigator.mediaDevices, real = md.getUserMedia.bind(md);
+  md.getUserMedia = async (c) => { const s = await real(c); window.__vlnbStreams.push(s); return s; };
+})();"""
+LIVE_TRACKS = (
+    "() => window.__vlnbStreams.flatMap((s) => s.getTracks()).filter((t) => t.readyState === 'live').length"
+)
+
+
+def kernel_eval(page: Any, expr: str, timeout: float = 10.0) -> str:
+    return str(page.evaluate(EVAL, [expr, int(timeout * 1000)]))
+
+
+def wait_kernel(page: Any, expr: str, expected: str, timeout: float = 10.0) -> None:
+    """Poll a kernel expression until its repr is ``expected`` (the page's sync may be in flight)."""
+    deadline = time.monotonic() + timeout
+    while (value := kernel_eval(page, expr, timeout)) != expected:
+        assert time.monotonic() < deadline, f"kernel: {expr} is {value}, not {expected} after {timeout:g} s"
+        page.wait_for_timeout(50)  # poll interval of a condition with a deadline
+
+
+def open_and_run(context: Any, server: Any, name: str) -> tuple[Any, Any]:
+    """Open ``name`` in a new page of ``context``, run all cells, wait for the session to run."""
+    from jupyter_lab import console_problems
+
+    page = context.new_page()
+    problems = console_problems(page)
+    page.goto(server.lab_url(name))
+    page.wait_for_function(READY, arg=name, timeout=30_000)
+    page.evaluate(RUN_ALL)
+    # the session runs and its frames() consumer listens to the (not yet started) microphone
+    wait_kernel(page, "(s.running, mic._iterating)", "(True, True)", 30)
+    return page, problems
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"needs Debian's chromium at {CHROMIUM}")
+def test_browser_mic_failures_are_shown_and_never_hang() -> None:
+    """Permission denied, no microphone, kernel restart: a clear state in the page and the kernel,
+    a session that keeps running (its ``frames()`` yields nothing) and stops at once, and a
+    restart that releases the microphone and the speaker."""
+    pytest.importorskip("playwright")
+    from jupyter_lab import chromium
+
+    mic_state = '.vlnb-mic-status[data-state="{}"]'
+    with lab_notebook(NOTEBOOK_CELLS) as (server, name, root):
+        no_device_name = "no_device.ipynb"
+        shutil.copy(root / name, root / no_device_name)
+
+        # (1) permission denied: a fake device exists, but no fake UI and no grant, so the
+        # (Playwright-handled) prompt is refused. Then (3): granted, capturing, kernel restart.
+        with chromium(extra_args=["--use-fake-device-for-media-stream"]) as context:
+            context.add_init_script(RECORD_STREAMS)
+            page, problems = open_and_run(context, server, name)
+            page.locator(".vlnb-mic-button").click()
+            page.wait_for_selector(mic_state.format("denied"), timeout=10_000)
+            assert "permission denied" in page.locator(".vlnb-mic-status").inner_text()
+            assert page.locator(".vlnb-mic-button").is_enabled()  # the user can try again
+            wait_kernel(page, "mic.state", "'denied'")
+            assert kernel_eval(page, "mic.error.split(':')[0]") == "'NotAllowedError'"
+            # the session's frames() consumer is still listening and has yielded nothing ...
+            assert kernel_eval(page, "(mic._iterating, mic.chunks, mic.frames_yielded)") == "(True, 0, 0)"
+            # ... and ends at once when the session stops (aclose): nothing waits for the page
+            t0 = time.monotonic()
+            assert page.evaluate(EXECUTE, "s.stop()") == "ok"
+            assert time.monotonic() - t0 < 5
+            assert kernel_eval(page, "(mic._iterating, mic.closed)") == "(False, True)"
+
+            # (3) kernel restart while capturing: the page releases the microphone at once
+            context.grant_permissions(["microphone"], origin=server.base_url)
+            page.locator(".vlnb-mic-button").click()
+            page.wait_for_selector(mic_state.format("capturing"), timeout=10_000)
+            wait_kernel(page, "mic.state", "'capturing'")
+            assert page.evaluate(LIVE_TRACKS) == 1
+            page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.restartKernel()")
+            page.wait_for_selector(mic_state.format("kernel-gone"), timeout=10_000)
+            page.wait_for_function(f"() => ({LIVE_TRACKS})() === 0", timeout=5_000)
+            assert page.locator(".vlnb-mic-button").is_disabled()
+            assert "microphone released" in page.locator(".vlnb-mic-status").inner_text()
+            page.wait_for_selector('.vlnb-speaker-status[data-state="kernel-gone"]', timeout=5_000)
+            # the new kernel answers and has no session: nothing from the old one survives
+            assert kernel_eval(page, "'s' in globals()", 30) == "False"
+            assert not problems.errors, problems.errors
+
+        # (2) no microphone: the prompt is accepted, but headless Chromium has no capture device
+        with chromium(extra_args=["--use-fake-ui-for-media-stream"]) as context:
+            page, problems = open_and_run(context, server, no_device_name)
+            page.locator(".vlnb-mic-button").click()
+            page.wait_for_selector(mic_state.format("no-device"), timeout=10_000)
+            assert "no microphone found" in page.locator(".vlnb-mic-status").inner_text()
+            wait_kernel(page, "mic.state", "'no-device'")
+            assert kernel_eval(page, "mic.error.split(':')[0]") == "'NotFoundError'"
+            assert kernel_eval(page, "(mic._iterating, mic.chunks, mic.frames_yielded)") == "(True, 0, 0)"
+            assert page.evaluate(EXECUTE, "s.stop()") == "ok"
+            assert kernel_eval(page, "(mic._iterating, mic.closed)") == "(False, True)"
+            assert not problems.errors, problems.errors

@@ -26,10 +26,12 @@ truncation error of each barge-in is measured, not guessed.
 States shown in the widgets (``state`` trait, set by the page): microphone ``idle``,
 ``requesting``, ``capturing``, ``denied``, ``no-device``, ``ended`` (device unplugged),
 ``error``, ``stopped``, ``kernel-gone``; speaker ``idle`` (waiting for a click), ``running``,
-``suspended``, ``error``, ``stopped``. ``page_visible`` follows the tab's visibility. When
-the kernel restarts, the page's models are closed and the widgets release the microphone
-and the AudioContext. Nothing on the kernel side waits for the page: ``frames()`` simply
-yields nothing until chunks arrive and ends on ``aclose()``; ``write`` never blocks.
+``suspended``, ``error``, ``stopped``, ``kernel-gone``. ``page_visible`` follows the tab's
+visibility. When the kernel restarts (JupyterLab marks the page's models not live; it does
+not close them), both widgets go to ``kernel-gone`` at once, whatever their state, and
+release the microphone and the AudioContext (as when the models are closed). Nothing on the
+kernel side waits for the page: ``frames()`` simply yields nothing until chunks arrive (so
+also after ``denied`` / ``no-device``) and ends on ``aclose()``; ``write`` never blocks.
 """
 
 from __future__ import annotations
@@ -259,7 +261,10 @@ function initialize({ model }) {
   model.on('msg:custom', (m) => {
     if (m && m.type === 'stop') stop('stopped');
   });
-  return () => {  // the model is closed (kernel restart, widget closed): release everything
+  // Kernel restart or death: the widget manager marks the model not live (it does not close
+  // it). Release the microphone now, not only at the next chunk that fails to send.
+  model.on('comm_live_update', () => stop('kernel-gone'));
+  return () => {  // the model is closed (widget closed, kernel changed): release everything
     STATES.delete(model.get('_vlnb_id'));
     document.removeEventListener('visibilitychange', onVisibility);
     const { stream, ctx } = st;
@@ -411,7 +416,9 @@ function initialize({ model }) {
       stop('stopped');
     }
   });
-  return () => {  // the model is closed (kernel restart, widget closed): release everything
+  // Kernel restart or death (the model is marked not live, not closed): close the AudioContext.
+  model.on('comm_live_update', () => stop('kernel-gone'));
+  return () => {  // the model is closed (widget closed, kernel changed): release everything
     STATES.delete(model.get('_vlnb_id'));
     document.removeEventListener('pointerdown', onGesture, true);
     document.removeEventListener('keydown', onGesture, true);
@@ -432,6 +439,7 @@ function render({ model, el }) {
     const state = model.get('state');
     const rate = st.ctx ? st.ctx.sampleRate : model.get('sample_rate');
     button.textContent = state === 'running' || state === 'suspended' ? 'Stop speaker' : 'Start speaker';
+    button.disabled = state === 'kernel-gone';
     const err = model.get('error');
     status.textContent = `${LABELS[state] || state}${err && state === 'error' ? ' — ' + err : ''} · played ${Math.floor(st.played * 1000 / rate)} ms`
       + ` · queued ${Math.floor(st.queued * 1000 / rate)} ms · flushes ${st.flushes} · underruns ${st.underruns}`;
