@@ -224,6 +224,8 @@ def chromium(
                 headless=True,
                 args=CHROMIUM_ARGS + list(extra_args or []),
                 viewport={"width": viewport[0], "height": viewport[1]},
+                # the browser is the user's machine: it must not see the test's virtual sound server
+                env={k: v for k, v in os.environ.items() if not k.startswith(("PULSE_", "XDG_RUNTIME_DIR"))},
             )
             try:
                 yield context
