@@ -5,19 +5,15 @@ from __future__ import annotations
 import base64
 import copy
 import json
-import os
 import random
-import signal
-import subprocess
-import sys
 import threading
-import time
 import wave
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
+from crash import run_and_kill
 
 from voicelive_nb.audio.wav import read_wav
 from voicelive_nb.recording import Recorder, RecordingError, redact
@@ -341,26 +337,6 @@ while True:
     i += 1
     time.sleep(0.0005)
 """
-
-
-def run_and_kill(tmp_path: Path, script: str, args: list[str], watched: Path, min_bytes: int) -> list[str]:
-    out_path, err_path = tmp_path / "child.out", tmp_path / "child.err"
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    with open(out_path, "wb") as out, open(err_path, "wb") as err:
-        proc = subprocess.Popen([sys.executable, "-c", script, *args], stdout=out, stderr=err, env=env)
-        try:
-            deadline = time.monotonic() + 30
-            while not (watched.exists() and watched.stat().st_size > min_bytes):
-                assert proc.poll() is None, f"child exited early: {err_path.read_text()}"
-                assert time.monotonic() < deadline, f"{watched} did not grow past {min_bytes} bytes"
-                time.sleep(0.005)  # polling interval; the condition above is what we wait for
-            os.kill(proc.pid, signal.SIGKILL)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait()
-    assert proc.returncode == -signal.SIGKILL
-    return out_path.read_text().split("\n")[:-1]
 
 
 @pytest.mark.parametrize("min_bytes", [300, 40_000, 400_000])
