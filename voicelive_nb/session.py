@@ -142,6 +142,7 @@ class Session:
         self.output_taps: list[Callable[[str, bytes], None]] = []
 
         self._events: deque[tuple[float, Any]] = deque(maxlen=max_events)
+        self._sent: deque[tuple[float, dict[str, Any]]] = deque(maxlen=max_events)
         self._event_count = 0
         self._cursors: dict[str, int] = {}
         self._handlers: dict[str, list[Handler]] = {}
@@ -294,6 +295,7 @@ class Session:
         wire = dict(event) if isinstance(event, Mapping) else event_to_dict(event)
         text = json.dumps(wire, separators=(",", ":"))
         await self._transport.send(text)
+        self._sent.append((time.monotonic(), wire))
         with contextlib.suppress(Exception):
             from .protocol.codec import decode_client_event
 
@@ -615,6 +617,11 @@ class Session:
     def timed_events(self) -> list[tuple[float, Any]]:
         """``(time.monotonic() at receipt, event)`` pairs."""
         return list(self._events)
+
+    def sent_events(self) -> list[tuple[float, dict[str, Any]]]:
+        """``(time.monotonic() at sending, wire dict)`` of the client events sent with :meth:`send`
+        (not the ``input_audio_buffer.append`` frames of streamed audio)."""
+        return list(self._sent)
 
     @property
     def transcript(self) -> list[Any]:
