@@ -75,7 +75,7 @@ BAD_INPUTS: list[tuple[str | bytes, str, str | None]] = [
     ('{"type": "conversation.item.delete", "item_id": 7}', "invalid_value", "item_id"),
     ('{"type": "response.create", "response": "now"}', "invalid_value", "response"),
     (
-        '{"type": "response.create", "response": {"modalities": ["audio"]}}',
+        '{"type": "response.create", "response": {"modalities": ["smell"]}}',
         "invalid_value",
         "response.modalities",
     ),

@@ -139,21 +139,27 @@ async def test_session_created_is_complete() -> None:
         assert s["id"].startswith("sess_") and s["object"] == "realtime.session"
         assert s["model"] == "gpt-realtime"
         assert abs(s["expires_at"] - (time.time() + 1800)) < 5
-        assert s["modalities"] == ["text", "audio"]
-        assert s["input_audio_format"] == s["output_audio_format"] == "pcm16"
+        # the live service's defaults (voicelive-live.jsonl): audio-only, null output format, 300/200 VAD
+        assert s["modalities"] == ["audio"]
+        assert s["input_audio_format"] == "pcm16" and s["output_audio_format"] is None
         assert s["input_audio_sampling_rate"] == 24000
-        assert s["temperature"] == 0.8 and s["max_response_output_tokens"] == "inf"
+        assert "temperature" not in s and s["max_response_output_tokens"] == "inf"
         assert s["tools"] == [] and s["tool_choice"] == "auto" and s["input_audio_transcription"] is None
+        assert s["output_audio_timestamp_types"] is None and s["include"] is None
+        assert s["truncation_strategy"] is None
         assert s["voice"] == {"type": "openai", "name": "alloy"}
         assert s["turn_detection"] == {
             "type": "server_vad",
             "threshold": 0.5,
-            "prefix_padding_ms": 400,
-            "silence_duration_ms": 500,
-            "speech_duration_ms": 200,
+            "prefix_padding_ms": 300,
+            "silence_duration_ms": 200,
             "create_response": True,
             "interrupt_response": True,
+            "idle_timeout_ms": None,
+            "speech_duration_ms": None,
+            "end_of_utterance_detection": None,
             "auto_truncate": False,
+            "appended_text_after_truncation": None,
         }
 
 
@@ -227,7 +233,7 @@ async def test_session_update_merge_rules() -> None:
         ),
         ({"temperature": 7}, "session.temperature", "0 to 2"),
         ({"max_response_output_tokens": 0}, "session.max_response_output_tokens", "4096"),
-        ({"modalities": ["audio"]}, "session.modalities", "text"),
+        ({"modalities": ["smell"]}, "session.modalities", "text"),
         ({"output_audio_format": "mp3"}, "session.output_audio_format", "pcm16"),
         ({"voice": {"type": "openai", "name": "nobody"}}, "session.voice.name", "alloy"),
         ({"input_audio_sampling_rate": 44100}, "session.input_audio_sampling_rate", "24000"),

@@ -152,6 +152,33 @@ def error_event(
     }
 
 
+#: Marks a canonical event that only the GA shape (api-version v1) sends; the edge strips it.
+GA_ONLY = "_ga_only"
+
+
+def item_done(previous_item_id: str | None, item: Event, *, ga_only: bool = False) -> Event:
+    """A ``conversation.item.done`` (sent by the live service after a committed audio item, and by
+    GA after every item); ``ga_only`` ones are dropped by the dated-version edge."""
+    event: Event = {"type": "conversation.item.done", "previous_item_id": previous_item_id, "item": copy.deepcopy(item)}
+    if ga_only:
+        event[GA_ONLY] = True
+    return event
+
+
+def decode_client_frame(data: str | bytes) -> tuple[Any, str | None]:
+    """``(message, None)``, or ``(None, what is wrong)`` for a frame that is not usable JSON.
+
+    Pathological frames (nesting deep enough to exhaust the parser's recursion, invalid UTF-8,
+    non-JSON) are reported, never raised: the connection stays usable.
+    """
+    try:
+        return json.loads(data), None
+    except RecursionError:
+        return None, "the message is nested too deeply to parse; send a flat JSON object"
+    except (ValueError, UnicodeDecodeError) as exc:
+        return None, f"the message is not valid JSON: {exc}"
+
+
 def default_reply(transcript: str) -> str:
     """The emulator's answer when no ``replies`` were scripted: it quotes what it heard."""
     text = transcript.strip()
@@ -368,6 +395,7 @@ class ActiveResponse:
     incomplete: bool = False
     timestamps: bool = False
     input_item_id: str | None = None
+    previous_item_id: str | None = None
 
     @property
     def has_audio(self) -> bool:
@@ -571,12 +599,21 @@ class Conversation:
 
     async def handle_message(self, data: str | bytes) -> None:
         """Handle one client frame; every problem becomes an ``error`` event."""
+        msg = await self.parse_message(data)
+        if msg is not None:
+            await self.handle_event(msg)
+
+    async def parse_message(self, data: str | bytes) -> Any:
+        """Decode one client frame (counted as received); ``None`` after an ``error`` was sent for it."""
         self.stats.events_received += 1
-        try:
-            msg = json.loads(data)
-        except (ValueError, UnicodeDecodeError) as exc:
-            await self._send(error_event("invalid_json", f"the message is not valid JSON: {exc}"))
-            return
+        msg, problem = decode_client_frame(data)
+        if problem is not None:
+            await self._send(error_event("invalid_json", problem))
+            return None
+        return msg
+
+    async def handle_event(self, msg: Any) -> None:
+        """Handle one decoded client event (in the canonical, dated-version shape)."""
         if not isinstance(msg, dict):
             await self._send(
                 error_event(
@@ -871,6 +908,8 @@ class Conversation:
         await self._send(
             {"type": "conversation.item.created", "previous_item_id": previous, "item": public_item(item)}
         )
+        # both shapes: the live service closes a committed audio item at once
+        await self._send(item_done(previous, public_item(item)))
         if self.session.get("input_audio_transcription") is not None:
             self._spawn(self._transcription_events(item_id), f"transcription {item_id}")
 
@@ -1145,6 +1184,7 @@ class Conversation:
         await self._send(
             {"type": "conversation.item.created", "previous_item_id": previous, "item": public_item(item)}
         )
+        await self._send(item_done(previous, public_item(item), ga_only=True))
         if audio is not None:
             self._keep_audio(item["id"], audio)
             has_transcript = any(p.get("transcript") for p in item["content"] if p["type"] == "input_audio")
@@ -1315,7 +1355,7 @@ class Conversation:
 
     async def _start_response(self, params: Mapping[str, Any], trigger_item: str | None = None) -> None:
         modalities = list(params.get("modalities") or self.session["modalities"])
-        output_format = params.get("output_audio_format") or self.session["output_audio_format"]
+        output_format = params.get("output_audio_format") or self.session["output_audio_format"] or "pcm16"
         rate = sd.output_sample_rate(output_format)
         item_id = new_id("item")
         resp = ActiveResponse(
@@ -1346,7 +1386,7 @@ class Conversation:
             "voice": copy.deepcopy(self.session["voice"]),
             "modalities": list(resp.modalities),
             "output_audio_format": resp.output_format,
-            "temperature": resp.params.get("temperature", self.session["temperature"]),
+            "temperature": resp.params.get("temperature", self.session.get("temperature", 0.8)),
             "max_output_tokens": resp.max_tokens,
             "metadata": resp.params.get("metadata") or None,
         }
@@ -1401,6 +1441,7 @@ class Conversation:
             resp.item_opened = True
             if resp.conversation == "auto":
                 previous = self.items.insert(copy.deepcopy(in_progress))
+                resp.previous_item_id = previous
                 await self._send(
                     {"type": "conversation.item.created", "previous_item_id": previous, "item": in_progress}
                 )
@@ -1599,6 +1640,8 @@ class Conversation:
         if resp.item_opened:
             if not resp.part_opened:
                 final_item["content"] = []
+            if resp.conversation == "auto" and resp.item_id in self.items:
+                await self._send(item_done(resp.previous_item_id, final_item, ga_only=True))
             await self._send(
                 {
                     "type": "response.output_item.done",

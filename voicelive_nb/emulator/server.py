@@ -40,6 +40,7 @@ from websockets.http11 import Request, Response
 
 from .conversation import Conversation, ConversationOptions, EmulatorStats, Event, Reply, error_event, new_id
 from .session_defaults import DEFAULT_SESSION_MAX_S, is_loopback_host
+from .wire_shapes import Edge, PreviewEdge, edge_for, is_ga
 
 __all__ = [
     "BackgroundEmulator",
@@ -128,6 +129,14 @@ def parse_connect_request(
         values = query.get(name)
         return values[0] if values else None
 
+    if is_ga(q("api-version")) and any(
+        q(name) for name in ("api-key", "Authorization", "authorization", "access_token")
+    ):
+        raise HandshakeRejected(
+            401,
+            "unauthorized: api-version=v1 takes credentials only from headers, not the query string; "
+            "send the api-key header or Authorization: Bearer <token>",
+        )
     if api_key is not None:
         key = headers.get("api-key") or q("api-key")
         authorization = headers.get("Authorization") or q("Authorization") or q("authorization")
@@ -193,8 +202,10 @@ class Outbox:
         faults: Faults,
         *,
         maxsize: int = 256,
+        edge: Edge | None = None,
     ) -> None:
         self.ws = ws
+        self.edge = edge or PreviewEdge()
         self.stats = stats
         self.faults = faults
         self.maxsize = maxsize
@@ -289,7 +300,9 @@ class Outbox:
                         continue
                     self._sending = True
                 try:
-                    await self.ws.send(self._encode(item.event))
+                    # the canonical event in the connection's wire shape (0, 1 or more frames)
+                    for wire_event in self.edge.server(dict(item.event)):
+                        await self.ws.send(self._encode(wire_event))
                     self.sent += 1
                     self.stats.events_sent += 1
                     if item.on_sent is not None:
@@ -467,7 +480,8 @@ class EmulatorServer:
         )
         self.stats.connections_total += 1
         self.stats.connections_open += 1
-        outbox = Outbox(ws, self.stats, self.faults)
+        edge = edge_for(params.api_version)
+        outbox = Outbox(ws, self.stats, self.faults, edge=edge)
         conversation = Conversation(
             outbox,
             model=params.model,
@@ -493,7 +507,9 @@ class EmulatorServer:
         try:
             await conversation.start()
             async for message in ws:
-                await conversation.handle_message(message)
+                msg = await conversation.parse_message(message)
+                if msg is not None:
+                    await conversation.handle_event(edge.client(msg))
         except ConnectionClosed:
             pass
         except Exception:

@@ -66,6 +66,7 @@ EOU_EXTRA_WAIT_MS = {"low": 0, "default": 200, "medium": 200, "high": 400}
 EOU_MODELS = ("semantic_detection_v1", "semantic_detection_v1_en", "semantic_detection_v1_multilingual")
 TRANSCRIPTION_MODELS = (
     "whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-transcribe", "gpt-4o-transcribe-diarize", "azure-speech",
+    "gpt-realtime-whisper",
     "mai-transcribe", "mai-transcribe-1", "mai-transcribe-2",
 )  # fmt: skip
 NOISE_REDUCTION_TYPES = ("azure_deep_noise_suppression", "near_field", "far_field")
@@ -87,19 +88,20 @@ VOICE_OPTIONAL = (
     "temperature", "custom_lexicon_url", "custom_text_normalization_url", "prefer_locales", "locale", "style",
     "pitch", "rate", "volume",
 )  # fmt: skip
-_READ_ONLY = ("id", "object", "expires_at", "agent")
+#: Keys the server owns: a client echoing a whole ``session.updated`` back is fine, they are ignored.
+_READ_ONLY = ("id", "object", "expires_at", "agent", "greeting", "handoff")
 _SESSION_KEYS = (
     "model", "modalities", "instructions", "voice", "input_audio_format", "output_audio_format",
     "input_audio_sampling_rate", "turn_detection", "input_audio_noise_reduction",
     "input_audio_echo_cancellation", "input_audio_transcription", "tools", "tool_choice", "parallel_tool_calls",
     "temperature", "max_response_output_tokens", "max_output_tokens", "reasoning_effort", "interim_response",
     "interim-response", "output_audio_timestamp_types", "animation", "avatar", "include", "metadata",
-    *_READ_ONLY,
+    "truncation_strategy", *_READ_ONLY,
 )  # fmt: skip
-_COMMON_TD_KEYS = ("type", "create_response", "interrupt_response", "auto_truncate")
+_COMMON_TD_KEYS = ("type", "create_response", "interrupt_response", "auto_truncate", "idle_timeout_ms")
 _ACOUSTIC_TD_KEYS = ("threshold", "prefix_padding_ms", "silence_duration_ms", "end_of_utterance_detection")
 _TD_KEYS = {
-    "server_vad": (*_COMMON_TD_KEYS, *_ACOUSTIC_TD_KEYS, "speech_duration_ms"),
+    "server_vad": (*_COMMON_TD_KEYS, *_ACOUSTIC_TD_KEYS, "speech_duration_ms", "appended_text_after_truncation"),
     "semantic_vad": (*_COMMON_TD_KEYS, "eagerness"),
     **{
         t: (
@@ -156,9 +158,48 @@ def _modern(api_version: str | None) -> bool:
     return api_version is None or api_version[:10] >= "2026-04-10"
 
 
+#: ``turn_detection`` of a new session, as the live service reports it in ``session.created``
+#: (300/200 ms: different from what a ``session.update`` asking for ``server_vad`` completes to).
+def initial_turn_detection() -> dict[str, Any]:
+    """The ``turn_detection`` of ``session.created`` (live: server_vad 0.5 / 300 ms / 200 ms, nulls)."""
+    return {
+        "type": "server_vad",
+        "threshold": 0.5,
+        "prefix_padding_ms": 300,
+        "silence_duration_ms": 200,
+        "create_response": True,
+        "interrupt_response": True,
+        "idle_timeout_ms": None,
+        "speech_duration_ms": None,
+        "end_of_utterance_detection": None,
+        "auto_truncate": False,
+        "appended_text_after_truncation": None,
+    }
+
+
 def default_turn_detection(td_type: str = "server_vad", api_version: str | None = None) -> dict[str, Any]:
-    """The full default ``turn_detection`` object of a type (§3.6)."""
+    """The full default ``turn_detection`` object of a type (§3.6), as an update completes it.
+
+    ``server_vad`` is reported the way the live service reports it after a ``session.update``:
+    threshold 0.5, prefix padding 400 ms (300 before 2026-04-10), silence 500 ms, and ``null``
+    for ``idle_timeout_ms``, ``speech_duration_ms``, ``end_of_utterance_detection`` and
+    ``appended_text_after_truncation`` (the emulator then uses 200 ms minimum speech).
+    """
     modern = _modern(api_version)
+    if td_type == "server_vad" and api_version == "v1":  # the GA shape keeps 300/200 after an update
+        return {
+            "type": "server_vad",
+            "threshold": 0.5,
+            "prefix_padding_ms": 300,
+            "silence_duration_ms": 200,
+            "create_response": True,
+            "interrupt_response": True,
+            "idle_timeout_ms": None,
+            "speech_duration_ms": None,
+            "end_of_utterance_detection": None,
+            "auto_truncate": False,
+            "appended_text_after_truncation": None,
+        }
     if td_type == "semantic_vad":
         return {
             "type": "semantic_vad",
@@ -168,14 +209,21 @@ def default_turn_detection(td_type: str = "server_vad", api_version: str | None 
             "auto_truncate": False,
         }
     if td_type == "server_vad":
-        td: dict[str, Any] = {
+        return {
             "type": "server_vad",
             "threshold": 0.5,
             "prefix_padding_ms": 400 if modern else 300,
             "silence_duration_ms": 500,
-            "speech_duration_ms": 200,
+            "create_response": True,
+            "interrupt_response": True,
+            "idle_timeout_ms": None,
+            "speech_duration_ms": None,
+            "end_of_utterance_detection": None,
+            "auto_truncate": False,
+            "appended_text_after_truncation": None,
         }
-    elif td_type in AZURE_VAD_TYPES:
+    td: dict[str, Any]
+    if td_type in AZURE_VAD_TYPES:
         td = {
             "type": td_type,
             "threshold": 0.5,
@@ -186,7 +234,7 @@ def default_turn_detection(td_type: str = "server_vad", api_version: str | None 
         }
     else:
         raise ValueError(f"unknown turn_detection type {td_type!r}")
-    td.update(create_response=True, interrupt_response=True, auto_truncate=False)
+    td.update(create_response=True, interrupt_response=True, auto_truncate=False, idle_timeout_ms=None)
     return td
 
 
@@ -199,7 +247,10 @@ def new_session(
     api_version: str | None = None,
     agent: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The complete session reported in ``session.created``."""
+    """The complete session reported in ``session.created``, key for key as the live service
+    reports it (audio-only output, ``null`` output format, timestamp types, include and
+    truncation strategy). ``temperature``, ``parallel_tool_calls``, ``metadata``,
+    ``interim_response`` and ``reasoning_effort`` appear once a client sets them."""
     voice: dict[str, Any] = (
         {"type": "azure-realtime-native", "name": "ava"}
         if model == "azure-realtime"
@@ -207,38 +258,37 @@ def new_session(
     )
     session: dict[str, Any] = {
         "id": session_id,
-        "object": "realtime.session",
         "model": model,
-        "expires_at": math.floor(now_s + expires_in_s),
-        "modalities": ["text", "audio"],
+        "modalities": ["audio"],
         "instructions": "",
         "voice": voice,
         "input_audio_format": "pcm16",
-        "output_audio_format": "pcm16",
-        "input_audio_sampling_rate": 24000,
-        "input_audio_noise_reduction": None,
-        "input_audio_echo_cancellation": None,
+        "output_audio_format": None,
         "input_audio_transcription": None,
-        "turn_detection": default_turn_detection("server_vad", api_version),
+        "input_audio_noise_reduction": None,
+        "turn_detection": initial_turn_detection(),
         "tools": [],
         "tool_choice": "auto",
-        "parallel_tool_calls": True,
-        "temperature": 0.8,
         "max_response_output_tokens": "inf",
-        "output_audio_timestamp_types": [],
+        "expires_at": math.floor(now_s + expires_in_s),
+        "object": "realtime.session",
+        "input_audio_sampling_rate": 24000,
         "animation": None,
+        "input_audio_echo_cancellation": None,
         "avatar": None,
-        "interim_response": None,
-        "include": [],
-        "metadata": {},
+        "output_audio_timestamp_types": None,
+        "truncation_strategy": None,
+        "include": None,
     }
     if agent is not None:
         session["agent"] = dict(agent)
     return session
 
 
-def output_sample_rate(output_format: str) -> int:
-    """Sample rate of an output audio format."""
+def output_sample_rate(output_format: str | None) -> int:
+    """Sample rate of an output audio format (``None``: the default pcm16 at 24 kHz)."""
+    if output_format is None:
+        return 24000
     return {"pcm16": 24000, "pcm16_16000hz": 16000, "pcm16_8000hz": 8000}.get(output_format, 8000)
 
 
@@ -294,13 +344,22 @@ def vad_config(turn_detection: Mapping[str, Any] | None) -> VadConfig | None:
             remove_filler_words=False,
             appended_text_after_truncation=None,
         )
+    base = default_turn_detection(td["type"]) if td["type"] != "server_vad" else {}
+
+    def knob(key: str, fallback: float) -> float:
+        value = td.get(key)
+        if value is None:
+            value = base.get(key)
+        return float(fallback if value is None else value)
+
     return VadConfig(
         type=td["type"],
-        threshold=float(td["threshold"]),
-        prefix_padding_ms=int(td["prefix_padding_ms"]),
-        silence_duration_ms=int(td["silence_duration_ms"])
+        threshold=knob("threshold", 0.5),
+        prefix_padding_ms=int(knob("prefix_padding_ms", 300)),
+        silence_duration_ms=int(knob("silence_duration_ms", 500))
         + _eou_extra_ms(td.get("end_of_utterance_detection")),
-        speech_duration_ms=int(td.get("speech_duration_ms", 0)),
+        # null (the live service's report) means the emulator's own 200 ms minimum speech
+        speech_duration_ms=int(knob("speech_duration_ms", 200)),
         create_response=bool(td.get("create_response", True)),
         interrupt_response=bool(td.get("interrupt_response", True)),
         auto_truncate=bool(td.get("auto_truncate", False)),
@@ -436,7 +495,22 @@ def _validate_turn_detection(value: Any, api_version: str | None) -> dict[str, A
         p = f"{param}.{key}"
         if key == "type":
             continue
-        if key == "threshold":
+        if raw is None and key in (
+            "idle_timeout_ms",
+            "speech_duration_ms",
+            "end_of_utterance_detection",
+            "appended_text_after_truncation",
+            "threshold",
+            "prefix_padding_ms",
+            "silence_duration_ms",
+        ):
+            # the live service reports these as null; a client echoing that back keeps the default
+            if key in ("idle_timeout_ms", "end_of_utterance_detection", "appended_text_after_truncation"):
+                td[key] = None
+            continue
+        if key == "idle_timeout_ms":
+            td[key] = int(_need_number(raw, p, 0, 30 * _MAX_MS, integer=True))
+        elif key == "threshold":
             _need_number(raw, p, 0.0, 1.0)
             td[key] = raw
         elif key in ("prefix_padding_ms", "silence_duration_ms", "speech_duration_ms"):
@@ -475,7 +549,11 @@ def _validate_transcription(value: Any) -> dict[str, Any] | None:
         _need_str(tr["prompt"], f"{param}.prompt")
     if "custom_speech" in tr and tr["custom_speech"] is not None:
         _need_object(tr["custom_speech"], f"{param}.custom_speech")
-    return dict(tr)
+    # reported complete, with nulls, as the live service does
+    out: dict[str, Any] = {"model": tr["model"], "language": None, "prompt": None, "custom_speech": None}
+    out["phrase_list"] = None
+    out.update(tr)
+    return out
 
 
 def _validate_echo_cancellation(
@@ -596,19 +674,26 @@ def validate_metadata(value: Any, param: str) -> dict[str, str]:
 
 
 def validate_modalities(value: Any, param: str) -> list[str]:
-    """A non-empty subset of text/audio/animation/avatar that includes text."""
+    """A non-empty subset of text/audio/animation/avatar (``["audio"]`` is the service's default).
+
+    Reported in the live service's order: ``["text", "audio"]`` comes back as ``["audio", "text"]``.
+    """
     mods = _need_str_list(value, param, MODALITIES)
     if not mods:
-        raise _invalid(param, value, "a non-empty list such as ['text', 'audio'] or ['text']")
-    if "text" not in mods:
-        raise _invalid(param, value, "a list that includes 'text' (audio-only is not allowed)")
+        raise _invalid(param, value, "a non-empty list such as ['audio'], ['text', 'audio'] or ['text']")
     if "avatar" in mods and "audio" not in mods:
         raise _invalid(param, value, "['text', 'audio', 'avatar'] for avatar output")
-    return list(dict.fromkeys(mods))
+    unique = list(dict.fromkeys(mods))
+    first = [m for m in ("audio", "text") if m in unique]
+    return first + [m for m in unique if m not in first]
 
 
-def validate_output_format(value: Any, param: str) -> str:
-    """An output format name; the legacy hyphenated rates are reported with underscores."""
+def validate_output_format(value: Any, param: str) -> str | None:
+    """An output format name; the legacy hyphenated rates are reported with underscores.
+
+    ``None`` (the live service's ``session.created`` value) means the default, pcm16 at 24 kHz."""
+    if value is None:
+        return None
     if isinstance(value, str):
         value = value.replace("-", "_")
     return _need_str(value, param, OUTPUT_FORMATS)
@@ -753,7 +838,7 @@ def apply_session_update(
     if "output_audio_timestamp_types" in upd:
         value = upd["output_audio_timestamp_types"]
         new["output_audio_timestamp_types"] = (
-            [] if value is None else _need_str_list(value, "session.output_audio_timestamp_types", ("word",))
+            None if value is None else _need_str_list(value, "session.output_audio_timestamp_types", ("word",))
         )
     if "animation" in upd:
         anim = _need_object(upd["animation"], "session.animation")
@@ -773,7 +858,12 @@ def apply_session_update(
         new["avatar"] = copy.deepcopy(avatar)
     if "include" in upd:
         value = upd["include"]
-        new["include"] = [] if value is None else _need_str_list(value, "session.include", INCLUDE_OPTIONS)
+        new["include"] = None if value is None else _need_str_list(value, "session.include", INCLUDE_OPTIONS)
     if "metadata" in upd:
         new["metadata"] = validate_metadata(upd["metadata"], "session.metadata")
+    if "truncation_strategy" in upd:
+        ts = upd["truncation_strategy"]
+        if ts is not None and not isinstance(ts, (str, dict)):
+            raise _invalid("session.truncation_strategy", ts, "null, 'auto', 'disabled' or an object")
+        new["truncation_strategy"] = copy.deepcopy(ts)
     return new
