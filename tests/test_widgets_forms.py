@@ -15,7 +15,7 @@ import ipywidgets as W
 import pytest
 
 from voicelive_nb.protocol.config import SessionConfig, field_specs
-from voicelive_nb.widgets.forms import NOT_SET, OFF, ConfigForm
+from voicelive_nb.widgets.forms import NOT_SET, OFF, ConfigForm, soft_range
 
 SPECS = [s for s in field_specs() if s.path != "model"]
 CONTAINERS = {
@@ -79,7 +79,7 @@ def test_every_field_spec_gets_a_widget_of_its_kind(shared_form: ConfigForm, spe
         return  # a group's selector, checked with its group
     widget = form.widget(spec.path)
     expected: dict[str, type] = {
-        "float": W.FloatSlider,
+        "float": W.FloatText,
         "bool": W.Checkbox,
         "choice": W.Dropdown,
         "text": W.Textarea,
@@ -87,9 +87,10 @@ def test_every_field_spec_gets_a_widget_of_its_kind(shared_form: ConfigForm, spe
         "object": W.Textarea,
     }
     if spec.kind == "int":
-        assert isinstance(widget, W.Combobox if spec.choices else W.IntSlider)
+        assert isinstance(widget, W.Combobox if spec.choices else W.IntText)  # typed: never clamped
         if not spec.choices:
-            assert (widget.min, widget.max, widget.step) == (spec.minimum, spec.maximum, spec.step)
+            slider = form.fields[spec.path].slider
+            assert (slider.min, slider.max, slider.step) == (*soft_range(spec), spec.step)
     elif spec.kind == "str":
         assert isinstance(widget, W.Combobox if spec.choices else W.Text)
         if spec.choices:
@@ -98,7 +99,8 @@ def test_every_field_spec_gets_a_widget_of_its_kind(shared_form: ConfigForm, spe
     else:
         assert isinstance(widget, expected[spec.kind])
     if spec.kind == "float":
-        assert (widget.min, widget.max, widget.step) == (spec.minimum, spec.maximum, spec.step)
+        slider = form.fields[spec.path].slider
+        assert (slider.min, slider.max, slider.step) == (spec.minimum, spec.maximum, spec.step)
     if spec.kind == "choice":
         assert [o for o in widget.options if not o.startswith("(")] == [str(c) for c in spec.choices]
     if spec.kind == "list":
@@ -124,7 +126,7 @@ def test_widgets_share_layouts_and_styles(shared_form: ConfigForm) -> None:
 def test_sections_group_fields_by_top_level_key(shared_form: ConfigForm) -> None:
     form = shared_form
     assert list(form.tabs.titles) == [
-        "Instructions & voice",
+        "Prompt & voice",
         "Turn detection",
         "Audio",
         "Transcription",
@@ -149,7 +151,7 @@ def test_quick_slider_changes_make_one_debounced_call() -> None:
     calls = Calls()
     form = ConfigForm(SessionConfig.server_vad(), on_change=calls, debounce_s=0.2)
     try:
-        slider = form.widget("turn_detection.threshold")
+        slider = form.fields["turn_detection.threshold"].slider
         assert isinstance(slider, W.FloatSlider) and slider.value == 0.5
         for value in (0.55, 0.6, 0.65, 0.7):
             slider.value = value
@@ -321,17 +323,24 @@ def test_set_config_drops_a_pending_change_and_invalid_edits() -> None:
 
 
 @pytest.mark.parametrize("name", ["quickstart", "server_vad", "manual"])
-def test_presets_load_exactly_their_configs(name: str) -> None:
+def test_presets_load_their_configs_and_keep_what_the_user_wrote(name: str) -> None:
     calls = Calls()
     form = ConfigForm(SessionConfig(instructions="x", voice="alloy"), on_change=calls, debounce_s=0)
     try:
         form.presets.value = name
-        expected = getattr(SessionConfig, name)()
-        assert form.config.to_dict() == expected.to_dict()
-        assert calls.configs[-1].to_dict() == expected.to_dict()
+        preset = getattr(SessionConfig, name)().to_dict()
+        expected = {**preset, "instructions": "x", "voice": preset.get("voice", "alloy")}
+        assert form.config.to_dict() == expected  # the preset's VAD and audio; the user's instructions
+        assert calls.configs[-1].to_dict() == expected
+        assert form.widget("instructions").value == "x"
         assert form.presets.value != name  # back to the prompt: the same preset can be chosen again
     finally:
         form.close()
+    plain = ConfigForm(SessionConfig(), debounce_s=0)  # nothing written yet: exactly the preset
+    try:
+        assert plain.load_preset(name).to_dict() == plain.config.to_dict()
+    finally:
+        plain.close()
 
 
 def test_export_shows_the_config_json(form: ConfigForm) -> None:
@@ -410,3 +419,68 @@ def test_debounce_timer_thread_is_gone_after_close() -> None:
     while any(t.name == "voicelive-form-debounce" for t in threading.enumerate()):
         assert time.monotonic() < deadline
         time.sleep(0.01)
+
+
+@pytest.mark.parametrize(
+    ("path", "bad", "allowed"),
+    [
+        ("turn_detection.threshold", 5.0, "0.0 to 1.0"),
+        ("turn_detection.silence_duration_ms", -300, "integers 0 to 10000"),
+        ("turn_detection.prefix_padding_ms", 12000, "integers 0 to 10000"),
+        ("temperature", 2.5, "0.0 to 2.0"),
+    ],
+)
+def test_an_out_of_range_number_is_refused_at_the_field_and_not_sent(
+    form: ConfigForm, calls: Calls, path: str, bad: float, allowed: str
+) -> None:
+    before = form.config
+    box = form.widget(path)
+    box.value = bad
+    assert box.value == bad  # the box never clamps what was typed
+    assert path in form.errors and allowed in form.errors[path]
+    assert "out of range" in form.fields[path].note.value and allowed in form.fields[path].note.value
+    assert calls.configs == [] and not form.pending and form.config is before  # nothing is sent
+    assert form.flush() is False
+    good = 0.61 if isinstance(bad, float) else 1500
+    box.value = good
+    assert form.errors == {} and calls.configs[-1].value_at(path) == good
+
+
+def test_the_ms_slider_covers_a_usable_range_and_the_box_takes_more(form: ConfigForm, calls: Calls) -> None:
+    field = form.fields["turn_detection.silence_duration_ms"]
+    assert (field.slider.min, field.slider.max) == (0, 2000)  # ~ a few ms per pixel, not 55
+    field.slider.value = 750
+    assert (
+        field.widget.value == 750 and calls.configs[-1].value_at("turn_detection.silence_duration_ms") == 750
+    )
+    field.widget.value = 4500  # beyond the slider: typed, allowed (max 10000)
+    assert calls.configs[-1].value_at("turn_detection.silence_duration_ms") == 4500
+    assert field.slider.value == 2000 and field.widget.value == 4500  # slider pinned, the value is not
+
+
+def test_switching_vad_type_and_back_keeps_the_users_values(form: ConfigForm, calls: Calls) -> None:
+    form.widget("turn_detection.threshold").value = 0.73
+    form.widget("turn_detection.silence_duration_ms").value = 900
+    form.widget("turn_detection").value = "semantic_vad"
+    form.widget("turn_detection.eagerness").value = "high"
+    form.widget("turn_detection").value = "server_vad"
+    td = calls.configs[-1].to_dict()["turn_detection"]
+    assert (td["threshold"], td["silence_duration_ms"]) == (0.73, 900)
+    form.widget("turn_detection").value = "semantic_vad"
+    assert calls.configs[-1].to_dict()["turn_detection"] == {"type": "semantic_vad", "eagerness": "high"}
+
+
+def test_confirm_applied_marks_the_fields_until_edited_again(form: ConfigForm, calls: Calls) -> None:
+    form.widget("turn_detection.threshold").value = 0.66
+    assert form.confirm_applied(["turn_detection.threshold"]) == ["turn_detection.threshold"]
+    note = form.fields["turn_detection.threshold"].note.value
+    assert "applied" in note and "#2e7d32" in note
+    assert "turn_detection.threshold" in form.message.value
+    form.widget("turn_detection.threshold").value = 0.7
+    assert "applied" not in form.fields["turn_detection.threshold"].note.value
+
+
+def test_unset_voice_shows_the_services_default(form: ConfigForm) -> None:
+    assert form.widget("voice").value == NOT_SET
+    form.set_effective({"voice": {"type": "azure-standard", "name": "en-US-AvaNeural"}})
+    assert "service default: en-US-AvaNeural (azure-standard)" in form.fields["voice.type"].note.value

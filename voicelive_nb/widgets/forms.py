@@ -49,7 +49,7 @@ SENSITIVE_KEYS = frozenset(
 
 #: Tab title → top-level fields shown there; everything else goes to the last tab.
 SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("Instructions & voice", ("instructions", "modalities", "voice")),
+    ("Prompt & voice", ("instructions", "modalities", "voice")),
     ("Turn detection", ("turn_detection",)),
     (
         "Audio",
@@ -72,6 +72,10 @@ _DESCRIPTION_WIDTH = "190px"
 _WIDE = "470px"
 _ERROR_STYLE = "color:#c62828"
 _HINT_STYLE = "color:#777"
+_OK_STYLE = "color:#2e7d32"
+#: Top-level fields a preset leaves as they are when it does not set them itself (a preset is
+#: about turn detection and audio; it must not wipe what the user wrote).
+PRESET_KEEPS = ("instructions", "voice", "tools", "tool_choice")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -223,6 +227,10 @@ def _set(widget: Any, name: str, value: Any) -> None:
         setattr(widget, name, value)
 
 
+def _short(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _fmt(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return ", ".join(str(v) for v in value) or "[]"
@@ -295,51 +303,95 @@ class _Field:
             return f"default {_fmt(default)}"
         return ""
 
-    def set_messages(self, hint: str, error: str) -> None:
+    def set_messages(self, hint: str, error: str, ok: str = "") -> None:
         if error:
             note = f'<span style="{_ERROR_STYLE}">{html.escape(error)}</span>'
+        elif ok:
+            note = f'<span style="{_OK_STYLE}">{html.escape(ok)}</span>'
         else:
             note = f'<span style="{_HINT_STYLE}">{html.escape(hint)}</span>' if hint else ""
         _set(self.note, "value", note)
 
 
-class _FloatField(_Field):
+def soft_range(spec: FieldSpec) -> tuple[float, float]:
+    """The slider's range for a numeric field: the whole allowed range, except that millisecond
+    fields stop at 2,000 ms (10,000 ms for those allowed past 10 s) so that a pixel is a few ms;
+    larger values are typed into the box beside the slider."""
+    lo = float(spec.minimum if spec.minimum is not None else 0.0)
+    hi = float(spec.maximum if spec.maximum is not None else (1.0 if spec.kind == "float" else 100.0))
+    if spec.path.endswith("_ms") and hi > 2000:
+        hi = max(lo, 2000.0 if hi <= 10000 else 10000.0)
+    return lo, hi
+
+
+class _NumberField(_Field):
+    """A number typed into an unbounded box (never clamped: an out-of-range value is refused
+    beside the field with the allowed range, and nothing is sent), with a slider over
+    :func:`soft_range` next to it for quick changes. ``widget`` is the box."""
+
     def __init__(self, kit: _Kit, spec: FieldSpec) -> None:
-        step = spec.step or 0.01
-        self.decimals = max(0, -math.floor(math.log10(step)))
-        lo, hi = float(spec.minimum or 0.0), float(spec.maximum if spec.maximum is not None else 1.0)
-        widget = W.FloatSlider(
-            min=lo,
-            max=hi,
-            step=step,
-            value=lo,
-            readout_format=f".{self.decimals}f",
-            **kit.kw(W.FloatSlider, spec.path),
-        )
+        self.integer = spec.kind == "int"
+        step = spec.step or (1 if self.integer else 0.01)
+        self.decimals = 0 if self.integer else max(0, -math.floor(math.log10(step)))
+        lo, hi = soft_range(spec)
+        kw = kit.kw(W.FloatText, spec.path, "300px")
+        if self.integer:
+            widget = W.IntText(value=int(lo), step=int(step), **kw)
+            self.slider = W.IntSlider(
+                min=int(lo),
+                max=int(hi),
+                step=int(step),
+                value=int(lo),
+                readout=False,
+                layout=kit.layout(width="200px"),
+            )
+        else:
+            widget = W.FloatText(value=lo, step=step, **kw)
+            self.slider = W.FloatSlider(
+                min=lo, max=hi, step=step, value=lo, readout=False, layout=kit.layout(width="200px")
+            )
+        self._quiet = False
         super().__init__(kit, spec.path, spec, widget)
+        self.slider.tooltip = f"{spec.path}: drag for {lo:g}–{hi:g}; type any value in {spec.allowed}"
+        self.slider.observe(self._slid, names="value")
+        self.row.children = (widget, self.slider, self.note)
+
+    def widgets(self) -> list[Any]:
+        return [*super().widgets(), self.slider]
+
+    def _slid(self, change: Mapping[str, Any]) -> None:
+        if self._quiet:
+            return
+        value = change["new"]
+        self.widget.value = int(value) if self.integer else round(float(value), self.decimals)
+
+    def _show_slider(self, value: float) -> None:
+        self._quiet = True
+        try:
+            clamped = min(max(value, self.slider.min), self.slider.max)  # the box shows the real value
+            _set(self.slider, "value", int(clamped) if self.integer else float(clamped))
+        finally:
+            self._quiet = False
 
     def show(self, value: Any, default: Any) -> None:
-        shown = value if _number(value) else default if _number(default) else self.widget.min
-        _set(self.widget, "value", float(shown))
+        shown = value if _number(value) else default if _number(default) else self.slider.min
+        shown = int(shown) if self.integer else float(shown)
+        _set(self.widget, "value", shown)
+        self._show_slider(shown)
 
     def read(self, old: Any) -> Any:
-        return round(float(self.widget.value), self.decimals)
-
-
-class _IntField(_Field):
-    def __init__(self, kit: _Kit, spec: FieldSpec) -> None:
-        lo, hi = int(spec.minimum or 0), int(spec.maximum if spec.maximum is not None else 100)
-        widget = W.IntSlider(
-            min=lo, max=hi, step=int(spec.step or 1), value=lo, **kit.kw(W.IntSlider, spec.path)
-        )
-        super().__init__(kit, spec.path, spec, widget)
-
-    def show(self, value: Any, default: Any) -> None:
-        shown = value if _number(value) else default if _number(default) else self.widget.min
-        _set(self.widget, "value", int(shown))
-
-    def read(self, old: Any) -> Any:
-        return int(self.widget.value)
+        assert self.spec is not None
+        raw = self.widget.value
+        if raw is None or (isinstance(raw, float) and not math.isfinite(raw)):
+            raise _ParseError(f"{self.path}: not a number; allowed: {self.spec.allowed}")
+        value: int | float = int(raw) if self.integer else float(raw)
+        self._show_slider(value)
+        lo, hi = self.spec.minimum, self.spec.maximum
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            raise _ParseError(
+                f"{self.path} {value:g} is out of range, not sent; allowed: {self.spec.allowed}"
+            )
+        return value
 
 
 class _IntTextField(_Field):
@@ -577,12 +629,10 @@ def _number(value: Any) -> bool:
 
 def _field_for(kit: _Kit, spec: FieldSpec) -> _Field:
     kind = spec.kind
-    if kind == "float" and spec.minimum is not None and spec.maximum is not None:
-        return _FloatField(kit, spec)
     if kind == "int" and spec.choices:
         return _IntTextField(kit, spec)
-    if kind == "int" and spec.minimum is not None and spec.maximum is not None:
-        return _IntField(kit, spec)
+    if kind in ("float", "int") and spec.minimum is not None and spec.maximum is not None:
+        return _NumberField(kit, spec)
     if kind == "bool":
         return _BoolField(kit, spec)
     if kind == "choice":
@@ -634,6 +684,9 @@ class ConfigForm(W.VBox):  # type: ignore[misc]
         self._emit: SessionConfig | None = None
         self._timer: threading.Timer | None = None
         self._generation = 0
+        self._confirmed: dict[str, str] = {}  # path → "✓ applied" note, until the field changes again
+        self._stash: dict[tuple[str, Any], dict[str, Any]] = {}  # (discriminator, type) → its values
+        self._effective_server: dict[str, Any] = {}  # what session.updated says the service uses
 
         excluded = tuple(exclude)
         specs = [
@@ -777,18 +830,53 @@ class ConfigForm(W.VBox):  # type: ignore[misc]
             self._sync_widgets()
 
     def load_preset(self, name: str) -> SessionConfig:
-        """Load ``SessionConfig.<name>()`` as if typed in (``on_change`` follows, debounced)."""
+        """Load ``SessionConfig.<name>()`` as if typed in (``on_change`` follows, debounced).
+
+        What the user wrote is kept: the current ``instructions`` (also over the quickstart's own),
+        and ``voice`` / ``tools`` / ``tool_choice`` when the preset does not set them.
+        """
         if name not in PRESETS:
             raise ConfigError("preset", name, "one of: " + ", ".join(PRESETS))
         config: SessionConfig = getattr(SessionConfig, name)()
         with self._lock:
-            self._draft = config.to_dict()
+            draft = config.to_dict()
+            current = self._valid.to_dict()
+            for key in PRESET_KEEPS:
+                mine = current.get(key, UNSET)
+                if mine is not UNSET and (key not in draft or (key == "instructions" and mine)):
+                    draft[key] = mine
+            self._draft = draft
             self._parse_errors.clear()
             emit = self._validate(None)
             self._sync_widgets()
         if emit is not None:
             self._schedule(emit)
         return config
+
+    def confirm_applied(self, paths: Iterable[str], note: str = "✓ applied") -> list[str]:
+        """Mark fields as applied (the panel calls this when ``session.updated`` acknowledged
+        them): ``note`` beside each, until it is edited again. Returns the fields marked."""
+        marked: list[str] = []
+        with self._lock:
+            for path in paths:
+                target = self._locate(path, None) if path not in self.fields else path
+                if target in self.fields and target not in marked:
+                    self._confirmed[target] = note
+                    marked.append(target)
+            self._sync_widgets()
+        if marked:
+            self._set_message(f"applied to the session: {', '.join(marked)}", ok=True)
+        return marked
+
+    def set_effective(self, session: Mapping[str, Any]) -> None:
+        """What the service reports it uses (``session.updated``): a field left unset shows the
+        service's value beside it (``service default: en-US-…``)."""
+        with self._lock:
+            new = json.loads(json.dumps(dict(session), default=str))
+            if _same(new, self._effective_server):
+                return
+            self._effective_server = new
+            self._sync_widgets()
 
     def flush(self) -> bool:
         """Deliver a change waiting for its debounce now; True if there was one."""
@@ -843,8 +931,10 @@ class ConfigForm(W.VBox):  # type: ignore[misc]
             value = field.read(old)
         except _ParseError as exc:
             self._parse_errors[path] = str(exc)
+            self._confirmed.pop(path, None)
             return None
         self._parse_errors.pop(path, None)
+        self._confirmed.pop(path, None)
         if isinstance(field, _ModeField):
             if value == ON:
                 if not isinstance(old, dict):
@@ -866,14 +956,25 @@ class ConfigForm(W.VBox):  # type: ignore[misc]
 
     def _retype(self, discriminator: str, value: Any) -> None:
         """Set a discriminator; drop fields that no longer apply, apply the new type's defaults."""
+        previous = _lookup(self._draft, discriminator)
+        specs = self._discriminated.get(discriminator, ())
+        if isinstance(previous, str) and previous != value:  # keep that type's values while the form lives
+            self._stash[(discriminator, previous)] = {
+                spec.path: json.loads(json.dumps(got))
+                for spec in specs
+                if (got := _lookup(self._draft, spec.path)) is not UNSET
+            }
         _assign(self._draft, discriminator, value)
         if value is UNSET:
             return
-        for spec in self._discriminated.get(discriminator, ()):
+        kept = self._stash.get((discriminator, value))
+        for spec in specs:
             current = _lookup(self._draft, spec.path)
             if spec.applies_to and value not in spec.applies_to:
                 if current is not UNSET and isinstance(_lookup(self._draft, _parent(spec.path)), dict):
                     _assign(self._draft, spec.path, UNSET)
+            elif kept is not None and spec.path in kept:
+                _assign(self._draft, spec.path, kept[spec.path])
             elif value in spec.type_defaults:
                 _assign(self._draft, spec.path, spec.type_defaults[value])
 
@@ -950,21 +1051,43 @@ class ConfigForm(W.VBox):  # type: ignore[misc]
                 _set(field.row.layout, "display", None if self._visible(path) else "none")
                 hint = ""
                 if path not in self._parse_errors:
-                    if isinstance(field, _SelectorField):
-                        field.show_state(_lookup(self._draft, field.container), _lookup(self._draft, path))
-                    elif isinstance(field, _ModeField):
-                        field.show_state(_lookup(self._draft, field.container))
+                    if isinstance(field, (_SelectorField, _ModeField)):
+                        container_value = _lookup(self._draft, field.container)
+                        if isinstance(field, _SelectorField):
+                            field.show_state(container_value, _lookup(self._draft, path))
+                        else:
+                            field.show_state(container_value)
+                        if container_value is UNSET:
+                            hint = self._server_hint(field.container)
                     else:
                         assert field.spec is not None
                         value, default = _lookup(self._draft, path), self._default(field.spec)
                         field.show(value, default)
                         hint = field.hint_for(value, default)
+                        if value is UNSET:
+                            hint = self._server_hint(path) or hint
                 error = self._parse_errors.get(path) or (error_text if path == error_at else "")
-                field.set_messages(hint, error)
+                field.set_messages(hint, error, self._confirmed.get(path, ""))
             for path, box in self._groups.items():
                 _set(box.layout, "display", None if self._visible(path) else "none")
         finally:
             self._syncing = False
+
+    def _server_hint(self, path: str) -> str:
+        """``service default: …`` for a field the draft leaves unset but the service reports."""
+        value = _lookup(self._effective_server, path) if self._effective_server else UNSET
+        if value is UNSET or value is None:
+            return ""
+        if path == "voice":
+            voice = _as_object(path, value)
+            if isinstance(voice, Mapping):
+                name, kind = voice.get("name"), voice.get("type")
+                text = f"{name} ({kind})" if name and kind else str(name or kind or "")
+                return f"(service default: {text})" if text else ""
+        if isinstance(value, Mapping):
+            text = str(value.get("type") or value.get("model") or "")
+            return f"(service default: {text})" if text else ""
+        return f"(service default: {_short(_fmt(value))})"
 
     # ------------------------------------------------------------------ debounce and delivery
 
@@ -1008,13 +1131,13 @@ class ConfigForm(W.VBox):  # type: ignore[misc]
             log.exception("config form: on_change failed")
             self._set_message(f"applying the configuration failed: {type(exc).__name__}: {exc}", error=True)
 
-    def _set_message(self, text: str, *, error: bool = False) -> None:
+    def _set_message(self, text: str, *, error: bool = False, ok: bool = False) -> None:
         if error and self.on_error is not None:
             try:
                 self.on_error(self._scrub(text))
             except Exception:
                 log.exception("config form: on_error failed")
-        style = _ERROR_STYLE if error else _HINT_STYLE
+        style = _ERROR_STYLE if error else _OK_STYLE if ok else _HINT_STYLE
         _set(
             self.message,
             "value",
