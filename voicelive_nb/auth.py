@@ -14,9 +14,14 @@ outputs by accident.
 from __future__ import annotations
 
 import asyncio
+import base64
 import inspect
+import logging
 import os
+import re
+import threading
 import time
+import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -292,3 +297,169 @@ def make_credential(
     if api_key is not None:
         return ApiKeyCredential(api_key)
     return TokenCredentialAuth(default_azure_credential(), scopes=scopes, owns=True)
+
+
+# --- keeping secrets out of logs, reprs and status text ------------------------------------------
+
+MASK = "***"
+#: Secret values shorter than this are not masked by value (they would mask ordinary words);
+#: they are still masked where they stand as a header, query parameter, userinfo or token.
+MIN_SECRET_CHARS = 8
+#: How many distinct live secret values are remembered (oldest forgotten first).
+MAX_SECRETS = 256
+
+_secrets_lock = threading.Lock()
+_secret_values: dict[str, None] = {}  # insertion-ordered set of every masked form
+_secret_sorted: tuple[str, ...] = ()
+
+_SECRET_HEADER = re.compile(
+    r"(?im)^([<>]?\s*(?:api-key|authorization|proxy-authorization|ocp-apim-subscription-key|"
+    r"x-api-key|cookie|set-cookie)\s*:\s*)\S.*$"
+)
+_QUERY_SECRET = re.compile(
+    r"(?i)\b((?:api[-_]?key|authorization|(?:access|refresh|id|agent[-_]access)?[-_]?token|"
+    r"client[-_]?secret|password|sig|code|key)=)[^&#\s\"']+"
+)
+# credentials are long; ordinary words after "basic"/"bearer" in prose are not masked
+_BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{16,}")
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/?#\s@'\"]+@")
+
+
+def _b64_forms(data: bytes) -> list[str]:
+    """Base64 texts that appear wherever ``data`` is base64-encoded, at any byte alignment."""
+    forms = []
+    for shift in range(3):
+        encoded = base64.b64encode(b"\0" * shift + data).decode("ascii")
+        # characters touched by the padding bytes before, or by the bytes after, are not stable
+        start = (shift * 4 + 2) // 3 if shift else 0
+        end = len(encoded) - (4 if (shift + len(data)) % 3 else 0)
+        core = encoded[start:end]
+        if len(core) >= MIN_SECRET_CHARS:
+            forms.append(core)
+            forms.append(core.replace("+", "-").replace("/", "_"))
+    full = base64.b64encode(data).decode("ascii")
+    forms += [full, full.rstrip("="), base64.urlsafe_b64encode(data).decode("ascii").rstrip("=")]
+    return forms
+
+
+def register_secret(value: str | Secret | None) -> None:
+    """Remember a live secret: :func:`redact_text` masks it (and its base64 forms) from now on.
+
+    Called by :class:`~voicelive_nb.session.Session` for the API key, the bearer token, MCP
+    header values and URL credentials. Values shorter than :data:`MIN_SECRET_CHARS` are
+    ignored (they are masked only where they stand as a header, query parameter or token).
+    """
+    global _secret_sorted
+    if value is None:
+        return
+    text = value.reveal() if isinstance(value, Secret) else str(value)
+    if len(text) < MIN_SECRET_CHARS:
+        return
+    forms = [text, *_b64_forms(text.encode("utf-8", "surrogatepass"))]
+    with _secrets_lock:
+        changed = False
+        for form in forms:
+            if form and form not in _secret_values:
+                _secret_values[form] = None
+                changed = True
+        while len(_secret_values) > MAX_SECRETS * 12:
+            del _secret_values[next(iter(_secret_values))]
+        if changed:
+            _secret_sorted = tuple(sorted(_secret_values, key=len, reverse=True))
+
+
+def secrets_in(value: Any) -> list[str]:
+    """Credential-like values inside a JSON-like value (``headers`` mappings, ``api_key``, ``*_token``…)."""
+    found: list[str] = []
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, Mapping):
+            for key, sub in item.items():
+                k = str(key).lower().replace("-", "_")
+                if k == "headers" and isinstance(sub, Mapping):
+                    found.extend(str(v) for v in sub.values() if isinstance(v, (str, Secret)))
+                elif isinstance(sub, str) and (
+                    k in ("api_key", "apikey", "authorization", "token", "access_token", "client_secret", "password")
+                    or k.endswith(("_token", "_secret", "_password", "_api_key"))
+                ):
+                    found.append(sub)
+                elif isinstance(sub, (Mapping, list, tuple)):
+                    stack.append(sub)
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return [v.reveal() if isinstance(v, Secret) else v for v in found]
+
+
+def redact_text(text: str) -> str:
+    """``text`` with every credential masked as ``***``.
+
+    Masks live secret values registered with :func:`register_secret` (and their base64
+    forms), ``user:password@`` in URLs, ``api-key=…``/``token=…`` query parameters,
+    ``Bearer …``/``Basic …`` credentials and ``api-key: …``/``Authorization: …`` header lines.
+    Never raises.
+    """
+    try:
+        for secret in _secret_sorted:
+            if secret in text:
+                text = text.replace(secret, MASK)
+        if "@" in text:
+            text = _USERINFO.sub(rf"\g<1>{MASK}@", text)
+        if "=" in text:
+            text = _QUERY_SECRET.sub(rf"\g<1>{MASK}", text)
+        if ":" in text:
+            text = _SECRET_HEADER.sub(rf"\g<1>{MASK}", text)
+        lowered = text.lower()
+        if "bearer" in lowered or "basic" in lowered:
+            text = _BEARER.sub(rf"\g<1> {MASK}", text)
+    except Exception:  # a redactor that raises would leak the message through the traceback
+        return MASK
+    return text
+
+
+class RedactingFilter(logging.Filter):
+    """A logging filter that masks credentials (see :func:`redact_text`) in every record it sees.
+
+    It formats the message (``msg % args``), masks it, and stores the result as the
+    message with no arguments; an exception's traceback text is masked the same way.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format string: keep what can be shown
+            message = f"{record.msg!r} % {record.args!r}"
+        masked = redact_text(message)
+        if masked != message or record.args:
+            record.msg = masked
+            record.args = None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = redact_text(
+                "".join(traceback.format_exception(*record.exc_info)).rstrip("\n")
+            )
+        if record.stack_info:
+            record.stack_info = redact_text(record.stack_info)
+        return True
+
+
+#: The one filter this package installs.
+REDACTING_FILTER = RedactingFilter()
+#: Loggers this package writes to or drives (and their children).
+REDACTED_LOGGERS = ("voicelive_nb", "websockets", "azure")
+
+
+def install_log_redaction(prefixes: tuple[str, ...] = REDACTED_LOGGERS) -> None:
+    """Attach :data:`REDACTING_FILTER` to every existing logger under ``prefixes`` (idempotent).
+
+    A filter on a logger sees only the records logged on that very logger, so it goes on
+    each one; :class:`~voicelive_nb.session.Session` calls this when it connects, after the
+    credential's library is imported.
+    """
+    names = list(prefixes)
+    for name in list(logging.root.manager.loggerDict):
+        if any(name == p or name.startswith(p + ".") for p in prefixes):
+            names.append(name)
+    for name in names:
+        logger = logging.getLogger(name)
+        if REDACTING_FILTER not in logger.filters:
+            logger.addFilter(REDACTING_FILTER)

@@ -34,10 +34,9 @@ import base64
 import binascii
 import json
 import os
-import re
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -45,6 +44,7 @@ from typing import Any
 
 from ._version import __version__
 from .audio.wav import WavSink, read_wav
+from .auth import redact_text
 from .errors import AudioError, VoiceLiveError
 
 __all__ = ["RecordedEvent", "Recorder", "Recording", "RecordingError", "redact"]
@@ -86,12 +86,11 @@ _SECRET_KEYS = frozenset(
     }
 )
 _SECRET_SUFFIXES = ("_token", "_secret", "_password", "_api_key", "_apikey")
-_QUERY_SECRET = re.compile(
-    r"(?i)\b((?:api[-_]?key|authorization|(?:access|refresh|id|agent[-_]access)?[-_]?token|"
-    r"client[-_]?secret|password|sig|code)=)[^&#\s\"']+"
-)
-# credentials are long; ordinary words after "basic"/"bearer" in prose are not masked
-_BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{16,}")
+#: Values nested deeper than this are stored as their JSON text (a string), so that every line
+#: stays readable by ``json.loads`` and by the recursive helpers of whoever reads it.
+MAX_DEPTH = 64
+#: The key under which a too-deep value's JSON text is kept.
+DEEP_KEY = "voicelive_nb.deep_value"
 
 
 def _is_secret_key(key: str, siblings: Mapping[str, Any]) -> bool:
@@ -102,12 +101,110 @@ def _is_secret_key(key: str, siblings: Mapping[str, Any]) -> bool:
 
 
 def _scrub(text: str) -> str:
-    if "=" in text:
-        text = _QUERY_SECRET.sub(rf"\g<1>{MASK}", text)
-    lowered = text.lower()
-    if "bearer" in lowered or "basic" in lowered:
-        text = _BEARER.sub(rf"\g<1> {MASK}", text)
-    return text
+    return redact_text(text)
+
+
+_Hook = Callable[[str, Any, int], Any]
+_NO_VALUE = object()
+
+
+def _transform(value: Any, hook: _Hook | None = None) -> tuple[Any, int]:
+    """A redacted JSON-like copy of ``value`` and its depth, without recursion.
+
+    ``hook(key, item, depth)`` may return a replacement for a mapping entry (``_NO_VALUE``
+    to go on as usual). Secret keys, ``headers`` mappings and secrets in text are masked.
+    """
+    root: list[Any] = [None]
+    stack: list[tuple[Any, Any, Any, int]] = [(value, root, 0, 0)]
+    deepest = 0
+    while stack:
+        item, target, slot, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if isinstance(item, Mapping):
+            out: dict[str, Any] = {}
+            target[slot] = out
+            for key, sub in item.items():
+                skey = str(key)
+                if _is_secret_key(skey, item) and sub is not None:
+                    out[skey] = MASK
+                    continue
+                if skey.lower() == "headers" and isinstance(sub, Mapping):
+                    out[skey] = {str(h): (MASK if v is not None else None) for h, v in sub.items()}
+                    continue
+                if hook is not None:
+                    replaced = hook(skey, sub, depth + 1)
+                    if replaced is not _NO_VALUE:
+                        out[skey] = replaced
+                        continue
+                out[skey] = None
+                stack.append((sub, out, skey, depth + 1))
+        elif isinstance(item, (list, tuple)):
+            seq: list[Any] = [None] * len(item)
+            target[slot] = seq
+            for index, sub in enumerate(item):
+                stack.append((sub, seq, index, depth + 1))
+        elif isinstance(item, str):
+            target[slot] = _scrub(item)
+        elif item is None or isinstance(item, (bool, int, float)):
+            target[slot] = item
+        else:
+            target[slot] = _scrub(repr(item))
+    return root[0], deepest
+
+
+class _Text:
+    """Literal JSON text waiting on the serializer's stack (brackets, commas, keys)."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+def _dumps_flat(value: Any) -> str:
+    """Compact JSON text of a JSON-like ``value`` of any depth, without recursion."""
+    parts: list[str] = []
+    stack: list[Any] = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, _Text):
+            parts.append(item.text)
+        elif isinstance(item, dict):
+            parts.append("{")
+            stack.append(_Text("}"))
+            entries = list(item.items())
+            for index in range(len(entries) - 1, -1, -1):
+                key, sub = entries[index]
+                stack.append(sub)
+                stack.append(_Text(("," if index else "") + json.dumps(str(key)) + ":"))
+        elif isinstance(item, list):
+            parts.append("[")
+            stack.append(_Text("]"))
+            for index in range(len(item) - 1, -1, -1):
+                stack.append(item[index])
+                if index:
+                    stack.append(_Text(","))
+        else:
+            parts.append(json.dumps(item, default=repr))
+    return "".join(parts)
+
+
+def _cap_depth(value: Any, limit: int = MAX_DEPTH) -> Any:
+    """``value`` with every container below ``limit`` levels replaced by ``{DEEP_KEY: its JSON text}``."""
+    root: list[Any] = [value]
+    stack: list[tuple[Any, Any, int]] = [(root, 0, 0)]
+    while stack:
+        container, slot, depth = stack.pop()
+        item = container[slot]
+        if not isinstance(item, (dict, list)):
+            continue
+        if depth >= limit:
+            container[slot] = {DEEP_KEY: _dumps_flat(item)}
+            continue
+        keys = item.keys() if isinstance(item, dict) else range(len(item))
+        for key in keys:
+            stack.append((item, key, depth + 1))
+    return root[0]
 
 
 def redact(value: Any) -> Any:
@@ -117,25 +214,11 @@ def redact(value: Any) -> Any:
     ``access_token``, ``client_secret``, ``password``, ``credential``, ``*_token``, ...,
     compared case-insensitively with ``-`` and ``_`` alike) become ``"***"``, as does every
     value under a ``headers`` mapping (MCP server configs), ``api-key=…``/``token=…`` in
-    URL query strings, and ``Bearer …`` in text. ``None`` stays ``None`` (absent is not
-    secret). The input is not modified.
+    URL query strings, ``user:password@`` in URLs, ``Bearer …`` in text and every live secret
+    value (:func:`~voicelive_nb.auth.register_secret`). ``None`` stays ``None`` (absent is not
+    secret). The input is not modified; any depth works (no recursion).
     """
-    if isinstance(value, Mapping):
-        out: dict[str, Any] = {}
-        for key, item in value.items():
-            skey = str(key)
-            if _is_secret_key(skey, value) and item is not None:
-                out[skey] = MASK
-            elif skey.lower() == "headers" and isinstance(item, Mapping):
-                out[skey] = {str(h): (MASK if v is not None else None) for h, v in item.items()}
-            else:
-                out[skey] = redact(item)
-        return out
-    if isinstance(value, (list, tuple)):
-        return [redact(v) for v in value]
-    if isinstance(value, str):
-        return _scrub(value)
-    return value
+    return _transform(value)[0]
 
 
 # --- writing -----------------------------------------------------------------------------------
@@ -234,7 +317,8 @@ class Recorder:
     def note(self, kind: str, **fields: Any) -> None:
         """Record something that is not a wire event (connection status, an error, a marker)."""
         with self._lock:
-            self._write_line("note", kind, redact(fields))
+            body, depth = _transform(fields)
+            self._write_line("note", kind, _cap_depth(body) if depth >= MAX_DEPTH else body)
 
     def close(self) -> None:
         """Finish the recording (idempotent): a closing note, headers, ``fsync``, close."""
@@ -283,37 +367,26 @@ class Recorder:
         sink.write(name, pcm + b"\0" if len(pcm) % 2 else pcm)
         return {"bytes": len(pcm), "offset": offset, "file": name}
 
-    def _extract_nested_audio(self, value: Any) -> Any:
-        """Copy of ``value`` with every string ``audio`` field stored in items.wav."""
-        if isinstance(value, Mapping):
-            out: dict[str, Any] = {}
-            for key, item in value.items():
-                if key == "audio" and isinstance(item, str):
-                    out[key] = self._store_audio(ITEMS_FILE, item)
-                else:
-                    out[key] = self._extract_nested_audio(item)
-            return out
-        if isinstance(value, (list, tuple)):
-            return [self._extract_nested_audio(v) for v in value]
-        return value
-
     def _record(self, direction: str, event: Mapping[str, Any]) -> None:
-        etype = str(event.get("type", ""))
+        raw_type = event.get("type", "") if isinstance(event, Mapping) else ""
+        etype = raw_type if isinstance(raw_type, str) else repr(raw_type)
+        top_audio = MIC_FILE if direction == "sent" else ASSISTANT_FILE
+        top_key = "audio" if direction == "sent" else ("delta" if etype == "response.audio.delta" else None)
+
+        def audio(key: str, item: Any, depth: int) -> Any:
+            if not isinstance(item, str):
+                return _NO_VALUE
+            if depth == 1:
+                return self._store_audio(top_audio, item) if key == top_key else _NO_VALUE
+            return self._store_audio(ITEMS_FILE, item) if key == "audio" else _NO_VALUE
+
         with self._lock:
             if self._closed:
                 raise RecordingError(f"recorder for {self.directory} is closed")
-            body: dict[str, Any] = {}
-            for key, value in event.items():
-                if isinstance(value, str) and (
-                    (direction == "sent" and key == "audio")
-                    or (direction == "received" and key == "delta" and etype == "response.audio.delta")
-                ):
-                    body[key] = self._store_audio(MIC_FILE if direction == "sent" else ASSISTANT_FILE, value)
-                elif isinstance(value, (Mapping, list)):
-                    body[key] = self._extract_nested_audio(value)
-                else:
-                    body[key] = value
-            self._write_line(direction, etype, redact(body))
+            body, depth = _transform(event, audio)
+            if depth >= MAX_DEPTH:
+                body = _cap_depth(body)
+            self._write_line(direction, etype, body)
 
     def _write_line(self, direction: str, etype: str, body: Any) -> None:
         if self._closed:
@@ -326,8 +399,9 @@ class Recorder:
             "type": etype,
             "event": body,
         }
-        line = json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=repr) + "\n"
-        data = memoryview(line.encode("utf-8"))
+        # ensure_ascii: any string can be written, even one with a lone surrogate ("\ud800")
+        line = json.dumps(record, ensure_ascii=True, separators=(",", ":"), default=repr) + "\n"
+        data = memoryview(line.encode("ascii"))
         try:
             while data:
                 data = data[self._events.write(data) :]

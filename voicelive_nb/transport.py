@@ -9,16 +9,20 @@ with the close code and reason, and :class:`~voicelive_nb.errors.TransportError`
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import Mapping
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed as WsConnectionClosed
 from websockets.exceptions import InvalidHandshake, InvalidStatus
+from websockets.frames import Frame, Opcode
 from websockets.version import version as websockets_version
 
 from ._version import __version__
+from .auth import install_log_redaction, redact_text, register_secret
 from .errors import AuthenticationError, ConnectionClosed, ConnectTimeout, TransportError
 
 REALTIME_PATH = "/voice-live/realtime"
@@ -51,12 +55,17 @@ def build_url(
     ``model`` or the agent parameters, then ``query`` (which overrides), then parameters
     already in the endpoint only where not set yet.
     """
-    parts = urlsplit(endpoint.strip())
+    try:
+        parts = urlsplit(endpoint.strip())
+    except ValueError as exc:
+        raise TransportError(f"endpoint is not a valid URL ({exc}): {redact_url(endpoint)!r}") from None
     scheme = {"https": "wss", "http": "ws"}.get(parts.scheme, parts.scheme)
     if scheme not in ("ws", "wss"):
-        raise TransportError(f"endpoint must start with https://, http://, wss:// or ws://, got {endpoint!r}")
+        raise TransportError(
+            f"endpoint must start with https://, http://, wss:// or ws://, got {redact_url(endpoint)!r}"
+        )
     if not parts.netloc:
-        raise TransportError(f"endpoint has no host: {endpoint!r}")
+        raise TransportError(f"endpoint has no host: {redact_url(endpoint)!r}")
     path = parts.path.rstrip("/") + REALTIME_PATH
     params: dict[str, str] = {"api-version": api_version}
     if model is not None:
@@ -69,23 +78,107 @@ def build_url(
     return urlunsplit((scheme, parts.netloc, path, urlencode(params), ""))
 
 
+_SECRET_QUERY_KEYS = frozenset(
+    {"api-key", "api_key", "apikey", "key", "authorization", "access_token", "token", "sig", "code", "password"}
+)
+
+
 def redact_url(url: str) -> str:
-    """The URL with secret query parameters (``api-key``, ``Authorization``) masked."""
-    parts = urlsplit(url)
-    pairs = [
-        (k, "***" if k.lower() in ("api-key", "authorization", "access_token") else v)
-        for k, v in parse_qsl(parts.query, keep_blank_values=True)
-    ]
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(pairs), ""))
+    """The URL with every credential masked: ``user:password@``, secret query parameters
+    (``api-key``, ``Authorization``, ``access_token``, ``token``, ``sig``…), the fragment, and
+    any live secret value (:func:`~voicelive_nb.auth.register_secret`). Never raises."""
+    try:
+        parts = urlsplit(url)
+        netloc = parts.netloc
+        if "@" in netloc:
+            netloc = "***@" + netloc.rsplit("@", 1)[1]
+        pairs = [
+            (k, "***" if k.lower() in _SECRET_QUERY_KEYS or "token" in k.lower() else v)
+            for k, v in parse_qsl(parts.query, keep_blank_values=True)
+        ]
+        query = urlencode(pairs, safe="*")
+        shown = urlunsplit((parts.scheme, netloc, parts.path, query, "***" if parts.fragment else ""))
+    except ValueError:  # not a URL at all (a bad IPv6 literal...): mask what looks secret
+        shown = url
+    return redact_text(shown)
+
+
+class _RedactingWebsocketsLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """The ``logger=`` given to websockets: frames and handshake lines with credentials masked.
+
+    websockets elides long frames in its log lines, which could cut a secret in two so that no
+    mask matches; here each frame's whole text is masked first and only then shortened.
+    """
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+        if not self.isEnabledFor(level):
+            return
+        shown = tuple(_frame_text(a) if isinstance(a, Frame) else a for a in args)
+        self.logger.log(level, msg, *shown, **kwargs)
+
+
+def _frame_text(frame: Frame) -> str:
+    try:
+        data = bytes(frame.data)
+        if frame.opcode is Opcode.CLOSE and len(data) >= 2:
+            text = f"{int.from_bytes(data[:2], 'big')} {data[2:].decode('utf-8', 'replace')}"
+        else:
+            text = data.decode("utf-8", "replace")
+        text = redact_text(text)
+        if len(text) > 75:
+            text = text[:48] + "..." + text[-24:]
+        return f"{frame.opcode.name} {text!r} [{len(data)} bytes]"
+    except Exception:
+        return f"{getattr(frame.opcode, 'name', '?')} [frame]"
+
+
+_WEBSOCKETS_LOG = _RedactingWebsocketsLog(logging.getLogger("websockets.client"), {})
 
 
 class Transport:
-    """One open WebSocket to the service (text frames of JSON)."""
+    """One open WebSocket to the service (text frames of JSON), with deadlines on everything.
 
-    def __init__(self, connection: ClientConnection, url: str, request_id: str) -> None:
+    - ``send`` blocked longer than ``send_timeout_s`` (the peer stopped reading and the TCP
+      buffers are full) gives up on the connection: the TCP transport is aborted and this and
+      every later ``send``/``recv`` raise :class:`ConnectionClosed` whose reason says so
+      (also in :attr:`failure`).
+    - A keepalive ping every ``ping_interval_s``; a ping that cannot be written within
+      ``send_timeout_s``, or whose pong does not come within ``ping_timeout_s``, gives up the
+      same way. A silent peer that answers pings is fine.
+    - ``close`` returns within ``close_timeout_s`` (then aborts the TCP connection) and, when
+      the caller is cancelled, aborts and lets the cancellation through.
+    """
+
+    def __init__(
+        self,
+        connection: ClientConnection,
+        url: str,
+        request_id: str,
+        *,
+        send_timeout_s: float | None = 10.0,
+        ping_interval_s: float | None = 20.0,
+        ping_timeout_s: float = 20.0,
+        close_timeout_s: float = 3.0,
+    ) -> None:
         self._ws = connection
-        self.url = url
+        self._url = url
         self.request_id = request_id
+        self.send_timeout_s = send_timeout_s
+        self.ping_interval_s = ping_interval_s
+        self.ping_timeout_s = ping_timeout_s
+        self.close_timeout_s = close_timeout_s
+        #: Why this side gave up on the peer (``None`` while it has not).
+        self.failure: str | None = None
+        self._keepalive: asyncio.Task[None] | None = None
+        if ping_interval_s is not None:
+            self._keepalive = asyncio.get_running_loop().create_task(
+                self._keep_alive(ping_interval_s), name="voicelive-keepalive"
+            )
+
+    @property
+    def url(self) -> str:
+        """The URL, credentials masked."""
+        return redact_url(self._url)
 
     @classmethod
     async def connect(
@@ -96,10 +189,24 @@ class Transport:
         connect_timeout_s: float = 10.0,
         credential_kind: str = "none",
         max_message_bytes: int = MAX_MESSAGE_BYTES,
+        send_timeout_s: float | None = 10.0,
+        ping_interval_s: float | None = 20.0,
+        ping_timeout_s: float = 20.0,
+        close_timeout_s: float = 3.0,
     ) -> Transport:
         """Open the connection; translate handshake failures into this package's errors."""
         request_id = str(uuid.uuid4())
         all_headers = {**headers, "x-ms-client-request-id": request_id}
+        for value in headers.values():  # the bearer token / key, wherever it might be logged
+            register_secret(value.split(" ", 1)[1] if value.lower().startswith("bearer ") else value)
+        parts = urlsplit(url)
+        if parts.password:
+            register_secret(parts.password)
+            register_secret(f"{parts.username}:{parts.password}")
+        for key, value in parse_qsl(parts.query):
+            if key.lower() in _SECRET_QUERY_KEYS or "token" in key.lower():
+                register_secret(value)
+        install_log_redaction()
         shown = redact_url(url)
         try:
             ws = await asyncio.wait_for(
@@ -111,15 +218,17 @@ class Transport:
                     max_size=max_message_bytes,
                     open_timeout=None,
                     proxy=None,
-                    ping_interval=20,
-                    ping_timeout=20,
-                    close_timeout=5,
+                    ping_interval=None,  # our own keepalive, which has a deadline on writing the ping
+                    ping_timeout=None,
+                    close_timeout=close_timeout_s,
+                    logger=_WEBSOCKETS_LOG,
                 ),
                 timeout=connect_timeout_s,
             )
         except InvalidStatus as exc:
             status = exc.response.status_code
             body = exc.response.body.decode("utf-8", "replace").strip()[:300] if exc.response.body else ""
+            body = redact_text(body)
             if status in (401, 403):
                 tried = {
                     "api-key": "an API key (api-key header)",
@@ -140,15 +249,31 @@ class Transport:
                 f"no answer from {shown} within {connect_timeout_s:g} s; check the endpoint and network"
             ) from None
         except InvalidHandshake as exc:
-            raise TransportError(f"handshake with {shown} failed: {exc}") from None
+            raise TransportError(f"handshake with {shown} failed: {redact_text(str(exc))}") from None
         except OSError as exc:
-            raise TransportError(f"cannot connect to {shown}: {exc.strerror or exc}") from None
-        return cls(ws, url, request_id)
+            raise TransportError(f"cannot connect to {shown}: {redact_text(str(exc.strerror or exc))}") from None
+        return cls(
+            ws,
+            url,
+            request_id,
+            send_timeout_s=send_timeout_s,
+            ping_interval_s=ping_interval_s,
+            ping_timeout_s=ping_timeout_s,
+            close_timeout_s=close_timeout_s,
+        )
 
     async def send(self, text: str) -> None:
         """Send one text frame; a closed connection raises :class:`ConnectionClosed`."""
+        if self.failure is not None:
+            raise ConnectionClosed(None, self.failure)
         try:
-            await self._ws.send(text)
+            await asyncio.wait_for(self._ws.send(text), self.send_timeout_s)
+        except asyncio.TimeoutError:
+            self._give_up(
+                f"the service stopped reading: a send was blocked for {self.send_timeout_s:g} s "
+                "(its receive buffer is full); the connection was dropped, reconnect to go on"
+            )
+            raise ConnectionClosed(None, self.failure or "") from None
         except WsConnectionClosed as exc:
             raise self._closed(exc) from None
 
@@ -160,11 +285,62 @@ class Transport:
             raise self._closed(exc) from None
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
-        """Close politely (idempotent)."""
+        """Close politely, within ``close_timeout_s``, else drop the TCP connection (idempotent).
+
+        Never raises, except the caller's own cancellation (after aborting the connection).
+        """
+        self._stop_keepalive()
         try:
-            await self._ws.close(code, reason)
-        except Exception:  # the peer may already be gone; closing must not raise
-            pass
+            await asyncio.wait_for(self._ws.close(code, reason), self.close_timeout_s)
+        except asyncio.CancelledError:
+            self.abort()
+            raise
+        except BaseException:  # timed out, or the peer is already gone: closing must not raise
+            self.abort()
+
+    def abort(self) -> None:
+        """Drop the TCP connection at once (no close handshake)."""
+        self._stop_keepalive()
+        transport = getattr(self._ws, "transport", None)
+        if transport is not None and not transport.is_closing():
+            transport.abort()
+        elif transport is not None:
+            transport.abort()  # a graceful close in progress may be stuck behind a full buffer
+
+    def _give_up(self, reason: str) -> None:
+        if self.failure is None:
+            self.failure = reason
+        self.abort()
+
+    def _stop_keepalive(self) -> None:
+        task, self._keepalive = self._keepalive, None
+        if task is not None and not task.done() and task is not asyncio.current_task():
+            task.cancel()
+
+    async def _keep_alive(self, interval: float) -> None:
+        try:
+            while True:
+                await asyncio.sleep(interval)  # the keepalive period, not a synchronisation
+                try:
+                    pong = await asyncio.wait_for(self._ws.ping(), self.send_timeout_s)
+                except asyncio.TimeoutError:
+                    self._give_up(
+                        f"the service stopped reading: a keepalive ping could not be sent for "
+                        f"{self.send_timeout_s:g} s; the connection was dropped, reconnect to go on"
+                    )
+                    return
+                try:
+                    await asyncio.wait_for(pong, self.ping_timeout_s)
+                except asyncio.TimeoutError:
+                    self._give_up(
+                        f"the service stopped answering: no pong within {self.ping_timeout_s:g} s "
+                        "of a keepalive ping; the connection was dropped, reconnect to go on"
+                    )
+                    return
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # closed meanwhile: the reader reports that
+            return
 
     @property
     def close_code(self) -> int | None:
@@ -174,15 +350,19 @@ class Transport:
     def close_reason(self) -> str | None:
         return self._ws.close_reason
 
-    @staticmethod
-    def _closed(exc: WsConnectionClosed) -> ConnectionClosed:
+    def _closed(self, exc: WsConnectionClosed) -> ConnectionClosed:
+        if self.failure is not None:
+            return ConnectionClosed(None, self.failure)
         frame = exc.rcvd or exc.sent
         if frame is None:
             return ConnectionClosed(None, "connection lost without a close frame (network or server crash)")
-        return ConnectionClosed(frame.code, frame.reason)
+        return ConnectionClosed(frame.code, redact_text(frame.reason))
 
     def __repr__(self) -> str:
-        return f"<Transport {redact_url(self.url)}>"
+        try:
+            return f"<Transport {self.url}>"
+        except Exception:
+            return "<Transport>"
 
 
 def describe_close(code: int | None, reason: str | None) -> str:
