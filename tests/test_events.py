@@ -97,6 +97,11 @@ REFERENCE_SERVER_TYPES = {
     "response.foundry_agent_call.in_progress",
     "response.foundry_agent_call.completed",
     "response.foundry_agent_call.failed",
+    # seen from the live services (shared real traffic) or documented for the GA shape
+    "conversation.item.done",
+    "input_audio_buffer.timeout_triggered",
+    "output_audio_buffer.started",
+    "output_audio_buffer.stopped",
 }
 
 #: Every client event type of the reference (§2, with the SDK-enum-only ones).

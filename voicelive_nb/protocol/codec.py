@@ -25,6 +25,7 @@ from ..errors import ProtocolError
 from .events import (
     CLIENT_EVENTS,
     EMPTY,
+    SERVER_EVENT_ALIASES,
     SERVER_EVENTS,
     ClientEvent,
     Event,
@@ -119,7 +120,9 @@ def _json_name(value: object) -> str:
     return _JSON_NAMES.get(type(value), type(value).__name__)
 
 
-def _build(obj: dict[str, Any], registry: Mapping[str, type[Event]]) -> Event:
+def _build(
+    obj: dict[str, Any], registry: Mapping[str, type[Event]], aliases: Mapping[str, type[Event]]
+) -> Event:
     """The event for a decoded JSON value, never raising."""
     if type(obj) is not dict:
         return ProtocolWarning(f"message must be a JSON object, got {_json_name(obj)}", obj)
@@ -130,10 +133,26 @@ def _build(obj: dict[str, Any], registry: Mapping[str, type[Event]]) -> Event:
         return ProtocolWarning(f"message 'type' must be a string, got {_json_name(wire_type)}", obj)
     cls = registry.get(wire_type)
     if cls is None:
-        event_id = obj.get("event_id")
-        return UnknownEvent(wire_type, obj, event_id=event_id if type(event_id) is str else None)
+        cls = aliases.get(wire_type)
+        if cls is None:
+            event_id = obj.get("event_id")
+            return UnknownEvent(wire_type, obj, event_id=event_id if type(event_id) is str else None)
+        event = _build_plain(cls, obj)
+        if event is None:
+            event = _build_general(cls, obj)
+        if type(event) is ProtocolWarning:
+            return ProtocolWarning(event.message.replace(cls.TYPE, wire_type, 1), obj, wire_type=wire_type)
+        _set(event, "_wire", wire_type)
+        return event
     event = _build_plain(cls, obj)
     return event if event is not None else _build_general(cls, obj)
+
+
+#: GA server event name → its canonical class (see ``events.SERVER_EVENT_ALIASES``).
+_SERVER_ALIASES: Final[Mapping[str, type[Event]]] = {
+    alias: SERVER_EVENTS[canonical] for alias, canonical in SERVER_EVENT_ALIASES.items()
+}
+_NO_ALIASES: Final[Mapping[str, type[Event]]] = {}
 
 
 _new: Final = object.__new__
@@ -241,7 +260,7 @@ def decode_server_event(data: str | bytes | bytearray | memoryview) -> ServerEve
         if type(obj) is ProtocolWarning:
             return obj
         return ProtocolWarning(f"message must be a JSON object, got {_json_name(obj)}", data)
-    event = _build(obj, SERVER_EVENTS)
+    event = _build(obj, SERVER_EVENTS, _SERVER_ALIASES)
     assert isinstance(event, ServerEvent)
     return event
 
@@ -253,7 +272,7 @@ def decode_client_event(data: str | bytes | bytearray | memoryview) -> ClientEve
         if type(obj) is ProtocolWarning:
             return obj
         return ProtocolWarning(f"message must be a JSON object, got {_json_name(obj)}", data)
-    event = _build(obj, CLIENT_EVENTS)
+    event = _build(obj, CLIENT_EVENTS, _NO_ALIASES)
     assert isinstance(event, ClientEvent)
     return event
 
@@ -270,7 +289,8 @@ def event_from_dict(data: object, *, client: bool = False) -> ServerEvent | Clie
     if isinstance(data, Mapping) and type(data) is not dict:
         data = dict(data)
     registry: Mapping[str, type[Event]] = CLIENT_EVENTS if client else SERVER_EVENTS
-    event = _build(data, registry)  # type: ignore[arg-type]  # _build checks the type itself
+    aliases = _NO_ALIASES if client else _SERVER_ALIASES
+    event = _build(data, registry, aliases)  # type: ignore[arg-type]  # _build checks the type itself
     assert isinstance(event, ClientEvent if client else ServerEvent)
     return event
 

@@ -29,9 +29,10 @@ from __future__ import annotations
 import binascii
 import dataclasses
 import types
+from copy import copy as _copy
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Final, Union, get_args, get_origin, get_type_hints
+from typing import Any, ClassVar, Final, TypeVar, Union, get_args, get_origin, get_type_hints
 
 from ..errors import ProtocolError
 
@@ -40,11 +41,13 @@ __all__ = [
     "EMPTY",
     "PROTOCOL_WARNING_TYPE",
     "SERVER_EVENTS",
+    "SERVER_EVENT_ALIASES",
     "ClientEvent",
     "ConversationItemCreate",
     "ConversationItemCreated",
     "ConversationItemDelete",
     "ConversationItemDeleted",
+    "ConversationItemDone",
     "ConversationItemInputAudioTranscriptionCompleted",
     "ConversationItemInputAudioTranscriptionDelta",
     "ConversationItemInputAudioTranscriptionFailed",
@@ -63,6 +66,7 @@ __all__ = [
     "InputAudioBufferCommitted",
     "InputAudioBufferSpeechStarted",
     "InputAudioBufferSpeechStopped",
+    "InputAudioBufferTimeoutTriggered",
     "InputAudioClear",
     "InputAudioTurnAppend",
     "InputAudioTurnCancel",
@@ -76,6 +80,8 @@ __all__ = [
     "McpListToolsInProgress",
     "OutputAudioBufferClear",
     "OutputAudioBufferCleared",
+    "OutputAudioBufferStarted",
+    "OutputAudioBufferStopped",
     "ProtocolWarning",
     "RateLimitsUpdated",
     "ResponseAnimationBlendshapesDelta",
@@ -165,6 +171,7 @@ EMPTY: Final[Mapping[str, Any]] = _EmptyMapping()
 PROTOCOL_WARNING_TYPE: Final = "voicelive_nb.protocol_warning"
 
 _NO_NULLS: Final[frozenset[str]] = frozenset()
+_E = TypeVar("_E", bound="Event")
 
 
 def wire_type_to_class_name(wire_type: str) -> str:
@@ -204,10 +211,44 @@ def decode_b64_audio(b64: str) -> bytes:
 _URLSAFE_TO_STANDARD: Final = str.maketrans("-_", "+/")
 
 
+_REPR_MAX: Final = 300
+_REPR_DEPTH: Final = 6
+
+
+def _safe(value: object, depth: int = 0) -> str:
+    """A bounded repr of a JSON-like value: never raises, truncates long strings and deep nesting."""
+    if isinstance(value, str):
+        text = value if len(value) <= 60 else value[:24]
+        shown = repr(text.encode("utf-8", "backslashreplace").decode("utf-8"))
+        return shown if len(value) <= 60 else f"{shown}…({len(value)} chars)"
+    if depth >= _REPR_DEPTH and isinstance(value, (Mapping, list, tuple)):
+        return "{…}" if isinstance(value, Mapping) else "[…]"
+    if isinstance(value, Mapping):
+        items = []
+        for i, (k, v) in enumerate(value.items()):
+            if i >= 8:
+                items.append(f"…+{len(value) - 8}")
+                break
+            items.append(f"{_safe(k, depth + 1)}: {_safe(v, depth + 1)}")
+        return "{" + ", ".join(items) + "}"
+    if isinstance(value, (list, tuple)):
+        shown_items = [_safe(v, depth + 1) for v in value[:8]]
+        if len(value) > 8:
+            shown_items.append(f"…+{len(value) - 8}")
+        return "[" + ", ".join(shown_items) + "]"
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return f"<{len(value)} bytes>"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:60] + "…"
+
+
 def _short(value: object) -> str:
-    if isinstance(value, str) and len(value) > 60:
-        return f"{value[:24]!r}…({len(value)} chars)"
-    return repr(value)
+    """``repr`` for event reprs: bounded in length and depth, never raising."""
+    try:
+        text = _safe(value)
+    except Exception as exc:  # a hostile __repr__, RecursionError, …
+        return f"<{type(value).__name__}: repr failed ({type(exc).__name__})>"
+    return text if len(text) <= _REPR_MAX else text[:_REPR_MAX] + "…"
 
 
 class FieldSpec:
@@ -257,15 +298,30 @@ class Event:
     extra: Mapping[str, Any] = EMPTY
     #: Names of optional fields to write as an explicit JSON ``null``.
     nulls: frozenset[str] = _NO_NULLS
+    #: The name that was on the wire when it differs from ``TYPE`` (a GA alias), else None.
+    _wire: str | None = field(default=None, init=False, compare=False)
 
     @property
     def type(self) -> str:
-        """The wire ``type`` of this event."""
+        """The canonical type of this event (the dated-version name, e.g. ``response.audio.delta``)."""
         return self.TYPE
+
+    @property
+    def wire_type(self) -> str:
+        """The ``type`` as it was (or will be) on the wire: ``response.output_audio.delta`` for a
+        GA-shaped audio delta, else the same as :attr:`type`."""
+        return self._wire or self.TYPE
+
+    def with_wire_type(self: _E, wire_type: str) -> _E:
+        """A copy of this event written with ``wire_type`` on the wire (an alias of the same
+        concept, e.g. ``response.output_audio.delta``; ``type`` stays canonical)."""
+        copy = _copy(self)
+        object.__setattr__(copy, "_wire", None if wire_type == self.TYPE else wire_type)
+        return copy
 
     def to_dict(self) -> dict[str, Any]:
         """The wire object: ``type``, ``event_id`` if set, the fields that are set, then ``extra``."""
-        out: dict[str, Any] = {"type": self.TYPE}
+        out: dict[str, Any] = {"type": self._wire or self.TYPE}
         nulls = self.nulls
         if self.event_id is not None or (nulls and "event_id" in nulls):
             out["event_id"] = self.event_id
@@ -280,15 +336,20 @@ class Event:
         return out
 
     def __repr__(self) -> str:
-        parts = []
-        if self.event_id is not None:
-            parts.append(f"event_id={self.event_id!r}")
-        parts.extend(f"{spec.name}={_short(getattr(self, spec.name))}" for spec in self.FIELDS)
-        if self.extra:
-            parts.append(f"extra={dict(self.extra)!r}")
-        if self.nulls:
-            parts.append(f"nulls={set(self.nulls)!r}")
-        return f"{type(self).__name__}({', '.join(parts)})"
+        try:
+            parts = []
+            if self._wire is not None:
+                parts.append(f"wire_type={self._wire!r}")
+            if self.event_id is not None:
+                parts.append(f"event_id={_short(self.event_id)}")
+            parts.extend(f"{spec.name}={_short(getattr(self, spec.name, None))}" for spec in self.FIELDS)
+            if self.extra:
+                parts.append(f"extra={_short(self.extra)}")
+            if self.nulls:
+                parts.append(f"nulls={_short(sorted(self.nulls))}")
+            return f"{type(self).__name__}({', '.join(parts)})"
+        except Exception as exc:  # repr must never raise, whatever a server sent
+            return f"<{type(self).__name__} (repr failed: {type(exc).__name__})>"
 
 
 class ServerEvent(Event):
@@ -321,12 +382,17 @@ class UnknownEvent(ServerEvent, ClientEvent):
         object.__setattr__(self, "event_id", event_id)
         object.__setattr__(self, "extra", EMPTY)
         object.__setattr__(self, "nulls", _NO_NULLS)
+        object.__setattr__(self, "_wire", None)
+
+    @property
+    def wire_type(self) -> str:
+        return self.type
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.raw)
 
     def __repr__(self) -> str:
-        return f"UnknownEvent(type={self.type!r}, raw={_short(dict(self.raw))})"
+        return f"UnknownEvent(type={_short(self.type)}, raw={_short(self.raw)})"
 
 
 @dataclass(frozen=True, slots=True, init=False, repr=False)
@@ -350,6 +416,7 @@ class ProtocolWarning(ServerEvent, ClientEvent):
         object.__setattr__(self, "event_id", None)
         object.__setattr__(self, "extra", EMPTY)
         object.__setattr__(self, "nulls", _NO_NULLS)
+        object.__setattr__(self, "_wire", None)
 
     def to_dict(self) -> dict[str, Any]:
         raw = self.raw
@@ -363,7 +430,7 @@ class ProtocolWarning(ServerEvent, ClientEvent):
         }
 
     def __repr__(self) -> str:
-        return f"ProtocolWarning({self.message!r}, raw={_short(self.raw)})"
+        return f"ProtocolWarning({_short(self.message)}, raw={_short(self.raw)})"
 
 
 # --------------------------------------------------------------------------- shared field groups
@@ -500,8 +567,34 @@ class InputAudioBufferCleared(ServerEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, repr=False)
+class InputAudioBufferTimeoutTriggered(ServerEvent):
+    """``turn_detection.idle_timeout_ms`` passed with no speech (OpenAI GA ``server_vad``)."""
+
+    TYPE: ClassVar[str] = "input_audio_buffer.timeout_triggered"
+    audio_start_ms: int | None = None
+    audio_end_ms: int | None = None
+    item_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, repr=False)
 class OutputAudioBufferCleared(ServerEvent):
     TYPE: ClassVar[str] = "output_audio_buffer.cleared"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, repr=False)
+class OutputAudioBufferStarted(ServerEvent):
+    """The server began playing a response's audio (WebRTC / server-side playout)."""
+
+    TYPE: ClassVar[str] = "output_audio_buffer.started"
+    response_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, repr=False)
+class OutputAudioBufferStopped(ServerEvent):
+    """The server's playout of a response's audio ended."""
+
+    TYPE: ClassVar[str] = "output_audio_buffer.stopped"
+    response_id: str | None = None
 
 
 # --------------------------------------------------------------------------- server: conversation
@@ -512,6 +605,15 @@ class ConversationItemCreated(ServerEvent):
     """An item joined the conversation after ``previous_item_id`` (``None``: at the start)."""
 
     TYPE: ClassVar[str] = "conversation.item.created"
+    previous_item_id: str | None = None
+    item: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, repr=False)
+class ConversationItemDone(ServerEvent):
+    """An item is complete (sent by the live service, and by the GA shape after ``.added``)."""
+
+    TYPE: ClassVar[str] = "conversation.item.done"
     previous_item_id: str | None = None
     item: Mapping[str, Any]
 
@@ -1107,3 +1209,16 @@ def _collect(base: type[Event]) -> dict[str, Any]:
 SERVER_EVENTS: Final[dict[str, type[ServerEvent]]] = _collect(ServerEvent)
 #: Wire type → class, for every client event of the reference (including SDK-enum-only ones).
 CLIENT_EVENTS: Final[dict[str, type[ClientEvent]]] = _collect(ClientEvent)
+
+#: GA (OpenAI Realtime GA / Voice Live ``api-version=v1``) server event names → the canonical
+#: (dated-version) name of the same concept. Decoding accepts both; ``event.type`` is canonical
+#: and ``event.wire_type`` is what was on the wire.
+SERVER_EVENT_ALIASES: Final[dict[str, str]] = {
+    "response.output_audio.delta": "response.audio.delta",
+    "response.output_audio.done": "response.audio.done",
+    "response.output_audio_transcript.delta": "response.audio_transcript.delta",
+    "response.output_audio_transcript.done": "response.audio_transcript.done",
+    "response.output_text.delta": "response.text.delta",
+    "response.output_text.done": "response.text.done",
+    "conversation.item.added": "conversation.item.created",
+}
