@@ -2,7 +2,7 @@
 
 0 pure core   protocol/, audio/format, audio/buffers, audio/base, analysis/, emulator/behavior
 1 edges       transport, auth, audio/ (files, devices, browser), recording, emulator/ (server side)
-2 orchestr.   session, engine, notebook_session
+2 orchestr.   session, engine, notebook_session, tools
 3 present.    widgets/, plots/, lab/
 4 apps        cli, __main__
 """
@@ -67,7 +67,7 @@ def layer_of(module: str) -> int:
     top = module.split(".")[0]
     if top in ("transport", "auth", "audio", "recording", "emulator"):
         return 1
-    if top in ("session", "engine", "notebook_session"):
+    if top in ("session", "engine", "notebook_session", "tools"):
         return 2
     if top in ("widgets", "plots", "lab", "notebook"):
         return 3
