@@ -12,6 +12,13 @@ Theory of operation
 * **Session.** ``session.created`` sets the effective session; each ``session.updated`` is
   merged into it key by key (the service sends the full session, but a partial one must not
   erase what we knew); a nested object is replaced whole and ``null`` is kept (it disables).
+* **Both wire shapes.** GA-shaped events decode to the same classes (``conversation.item.added``
+  is ``conversation.item.created``, ``response.output_audio.delta`` is ``response.audio.delta``…)
+  and GA session objects are kept in the canonical flat shape (:func:`.wire.session_from_wire`),
+  so every rule below holds for either. ``conversation.item.done`` places an item not seen yet
+  and its content is final.
+* **Bounded memory.** Unknown events, protocol warnings, errors and warnings keep the last
+  :data:`KEEP_LAST` of each; :attr:`SessionProtocol.counts` counts them all.
 * **Conversation.** Items are kept in conversation order. ``conversation.item.created``
   places its item right after ``previous_item_id``; ``null`` or ``"root"`` means at the start,
   an id we never saw means at the end. Deleted items leave the conversation (:attr:`items`)
@@ -37,6 +44,7 @@ Theory of operation
 from __future__ import annotations
 
 import enum
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from types import MappingProxyType
@@ -47,6 +55,7 @@ from .events import (
     ConversationItemCreate,
     ConversationItemCreated,
     ConversationItemDeleted,
+    ConversationItemDone,
     ConversationItemInputAudioTranscriptionCompleted,
     ConversationItemInputAudioTranscriptionDelta,
     ConversationItemInputAudioTranscriptionFailed,
@@ -78,9 +87,11 @@ from .events import (
     UnknownEvent,
     Warning,
 )
+from .wire import format_from_wire, session_from_wire
 
 __all__ = [
     "CONNECTING",
+    "KEEP_LAST",
     "READY",
     "RESPONDING",
     "AudioTally",
@@ -303,9 +314,25 @@ def _str_or_none(value: object) -> str | None:
 _PART_TEXT_KEYS: Final = {
     "input_text": "text",
     "text": "text",
+    "output_text": "text",  # GA shape
     "input_audio": "transcript",
     "audio": "transcript",
+    "output_audio": "transcript",  # GA shape
 }
+
+#: How many unknown events, protocol warnings, errors and warnings are kept (all are counted).
+KEEP_LAST: Final = 200
+
+
+def _response_output_format(response: Mapping[str, Any]) -> str | None:
+    """The output audio format a response object names, in either shape (None if it names none)."""
+    fmt = response.get("output_audio_format")
+    if isinstance(fmt, str):
+        return fmt
+    audio = response.get("audio")
+    output = audio.get("output") if isinstance(audio, Mapping) else None
+    parsed = format_from_wire(output.get("format"), output=True) if isinstance(output, Mapping) else None
+    return parsed[0] if parsed is not None else None
 
 
 # ---------------------------------------------------------------------------------- the state machine
@@ -331,10 +358,12 @@ class SessionProtocol:
         self._texts: dict[str, _Text] = {}
         self._transcription_errors: dict[str, Mapping[str, Any]] = {}
         self._calls: dict[str, FunctionCall] = {}
-        self._errors: list[Error] = []
-        self._warnings: list[Warning] = []
-        self._protocol_warnings: list[ProtocolWarning] = []
-        self._unknown: list[UnknownEvent] = []
+        # bounded: a misbehaving server must not grow memory without limit; counts are exact
+        self._errors: deque[Error] = deque(maxlen=KEEP_LAST)
+        self._warnings: deque[Warning] = deque(maxlen=KEEP_LAST)
+        self._protocol_warnings: deque[ProtocolWarning] = deque(maxlen=KEEP_LAST)
+        self._unknown: deque[UnknownEvent] = deque(maxlen=KEEP_LAST)
+        self._counts = {"errors": 0, "warnings": 0, "protocol_warnings": 0, "unknown_events": 0}
         self._barge_ins: list[BargeIn] = []
         self._truncates_sent: dict[str, int] = {}
         self._input_bytes = 0
@@ -346,6 +375,7 @@ class SessionProtocol:
             InputAudioBufferSpeechStopped: self._speech_stopped,
             InputAudioBufferCommitted: self._committed,
             ConversationItemCreated: self._item_created,
+            ConversationItemDone: self._item_done,
             ConversationItemRetrieved: self._item_retrieved,
             ConversationItemTruncated: self._item_truncated,
             ConversationItemDeleted: self._item_deleted,
@@ -382,8 +412,10 @@ class SessionProtocol:
             return handler(event)
         if isinstance(event, ProtocolWarning):
             self._protocol_warnings.append(event)
+            self._counts["protocol_warnings"] += 1
         elif isinstance(event, UnknownEvent):
             self._unknown.append(event)
+            self._counts["unknown_events"] += 1
         return None
 
     def send(self, event: ClientEvent) -> None:
@@ -393,8 +425,7 @@ class SessionProtocol:
         elif isinstance(event, ConversationItemTruncate):
             self._truncates_sent[event.item_id] = event.audio_end_ms
         elif isinstance(event, ResponseCreate):
-            fmt = event.response.get("output_audio_format") if event.response else None
-            self._pending_output_format = fmt if isinstance(fmt, str) else None
+            self._pending_output_format = _response_output_format(event.response) if event.response else None
         elif isinstance(event, ConversationItemCreate):
             item = event.item
             call_id = item.get("call_id")
@@ -542,6 +573,12 @@ class SessionProtocol:
         return tuple(self._barge_ins)
 
     @property
+    def counts(self) -> Mapping[str, int]:
+        """How many errors, warnings, protocol warnings and unknown events were received in all
+        (the tuples above keep only the last :data:`KEEP_LAST` of each)."""
+        return dict(self._counts)
+
+    @property
     def truncates_sent(self) -> Mapping[str, int]:
         """``audio_end_ms`` of every ``conversation.item.truncate`` sent, per item id."""
         return dict(self._truncates_sent)
@@ -553,11 +590,11 @@ class SessionProtocol:
     # ------------------------------------------------------------------ session
 
     def _session_created(self, event: SessionCreated) -> None:
-        self._session = dict(event.session)
+        self._session = session_from_wire(event.session)  # canonical flat, whichever the shape
         self._created = True
 
     def _session_updated(self, event: SessionUpdated) -> None:
-        self._session.update(event.session)
+        self._session.update(session_from_wire(event.session))
         self._created = True
 
     # ------------------------------------------------------------------ input audio / VAD
@@ -656,6 +693,16 @@ class SessionProtocol:
         self._items[item_id] = replace(self._items[item_id], previous_item_id=event.previous_item_id)
         self._place(item_id, event.previous_item_id)
         self._absorb_content(item_id, event.item, authoritative=False)
+
+    def _item_done(self, event: ConversationItemDone) -> None:
+        """Like ``created`` for an item not seen yet; its content is final."""
+        item_id = self._remember_item(event.item)
+        if item_id is None:
+            return
+        if item_id not in self._order:
+            self._items[item_id] = replace(self._items[item_id], previous_item_id=event.previous_item_id)
+            self._place(item_id, event.previous_item_id)
+        self._absorb_content(item_id, event.item, authoritative=True)
 
     def _item_retrieved(self, event: ConversationItemRetrieved) -> None:
         if event.item is None:
@@ -767,8 +814,8 @@ class SessionProtocol:
         response_id = event.response.get("id")
         if not isinstance(response_id, str):
             return
-        fmt = event.response.get("output_audio_format")
-        if not isinstance(fmt, str):
+        fmt = _response_output_format(event.response)
+        if fmt is None:
             fmt = self._pending_output_format or _str_or_none(self._session.get("output_audio_format"))
         self._pending_output_format = None
         response = _Response(response_id, event.response, output_bytes_per_ms(fmt))
@@ -860,6 +907,8 @@ class SessionProtocol:
 
     def _error(self, event: Error) -> None:
         self._errors.append(event)
+        self._counts["errors"] += 1
 
     def _warning(self, event: Warning) -> None:
         self._warnings.append(event)
+        self._counts["warnings"] += 1
