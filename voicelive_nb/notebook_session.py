@@ -7,13 +7,33 @@
     s.status                       # 'connecting' → 'connected'
     s.update(instructions="Be brief.")   # live session.update (validated here, sent there)
     s.wait_for("response.done", timeout=30)
-    s.stop()                       # prompt, idempotent, leaves nothing running
+    s.stop()                       # bounded, idempotent; returns once nothing of it runs any more
+    s.stop(wait=False)             # the same in the background: a concurrent.futures.Future
 
 Microphone and speaker: ``mic="auto"`` / ``speaker="auto"`` use the default sounddevice
 devices when there are any and otherwise run without them (``speak(wav)`` then plays a WAV
 file as the user, and replies are kept in memory). A device name or index picks a device;
 ``mic=False`` turns the microphone off. ``half_duplex=True`` mutes the microphone while the
 assistant speaks (laptop speakers without a headset).
+
+Stopping: :meth:`NotebookSession.stop` closes the connection politely for ``timeout``
+seconds; a peer that does not answer (it stopped reading, the network is gone) then has its
+socket aborted and the session's tasks cancelled. ``stop`` returns once the connection and
+every task of it are gone; if something still runs after that, :attr:`NotebookSession.status`
+says what (``stop incomplete: still running: ...``), :attr:`NotebookSession.left_running`
+lists it, and a :class:`StopIncompleteWarning` is issued.
+
+Reconnecting (``auto_reconnect=True``): a lost connection is reopened with the same
+configuration after a bounded exponential back-off (``reconnect_delay_s``, doubling up to
+``reconnect_max_delay_s``); the status reads ``reconnecting (2/5): <reason>``.
+``max_reconnects`` bounds *consecutive* failed attempts: a connection that reached
+``session.updated`` and stayed up for ``reconnect_healthy_s`` resets the count, so a healthy
+session outlives the service's per-connection time limit for as long as it runs.
+
+Memory: without a speaker, replies go to an in-memory
+:class:`~voicelive_nb.audio.memory.BufferSink` bounded to ``speaker_memory_bytes`` (default
+2,880,000 bytes: the last 60 s at 24 kHz; ``None`` for no bound), so a long session stays
+bounded.
 
 Every blocking call has a timeout and an awaitable twin (``await s.wait_for_async(...)``)
 for cells that ``await``. Handlers given to :meth:`on` run on the engine thread.
@@ -25,14 +45,22 @@ import asyncio
 import concurrent.futures
 import contextlib
 import logging
-import threading
+import warnings
 from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
 from .audio.base import AudioSink, AudioSource
 from .engine import Engine, get_engine
-from .errors import AudioDeviceUnavailable, ConnectionClosed, VoiceLiveError, WaitTimeout
+from .errors import (
+    AudioDeviceUnavailable,
+    AuthenticationError,
+    ConfigError,
+    ConnectionClosed,
+    TransportError,
+    VoiceLiveError,
+    WaitTimeout,
+)
 from .protocol.config import SessionConfig
 from .session import Session, updated_config
 
@@ -42,6 +70,14 @@ T = TypeVar("T")
 
 #: How often the background pump refreshes derived state (mute, UI listeners): ≤ 20 Hz.
 PUMP_INTERVAL_S = 0.05
+#: After the polite close ran out of time: how long the aborted connection's tasks get to end.
+ABORT_GRACE_S = 2.0
+#: Default bound of the in-memory speaker used when there is no speaker (60 s at 24 kHz).
+SPEAKER_MEMORY_BYTES = 60 * 24000 * 2
+
+
+class StopIncompleteWarning(RuntimeWarning):
+    """``NotebookSession.stop()`` returned while part of the session was still running."""
 
 
 class NotebookSession:
@@ -64,6 +100,12 @@ class NotebookSession:
         emulator_options: Mapping[str, Any] | None = None,
         auto_reconnect: bool = False,
         max_reconnects: int = 5,
+        reconnect_delay_s: float = 0.5,
+        reconnect_max_delay_s: float = 10.0,
+        reconnect_healthy_s: float = 10.0,
+        connect_timeout_s: float = 10.0,
+        setup_timeout_s: float = 15.0,
+        speaker_memory_bytes: int | None = SPEAKER_MEMORY_BYTES,
         engine: Engine | None = None,
         dotenv: bool = True,
     ) -> None:
@@ -71,12 +113,41 @@ class NotebookSession:
             config = SessionConfig.server_vad()
         elif isinstance(config, Mapping):
             config = SessionConfig.from_dict(dict(config))
+        if isinstance(max_reconnects, bool) or not isinstance(max_reconnects, int) or max_reconnects < 0:
+            raise ConfigError("max_reconnects", max_reconnects, "0 or more consecutive failed reconnects")
+        _check_seconds("reconnect_delay_s", reconnect_delay_s, allow_zero=True)
+        _check_seconds("reconnect_max_delay_s", reconnect_max_delay_s, allow_zero=True)
+        _check_seconds("reconnect_healthy_s", reconnect_healthy_s, allow_zero=True)
+        if reconnect_max_delay_s < reconnect_delay_s:
+            raise ConfigError(
+                "reconnect_max_delay_s",
+                reconnect_max_delay_s,
+                f"at least reconnect_delay_s ({reconnect_delay_s:g} s)",
+            )
+        _check_seconds("connect_timeout_s", connect_timeout_s)
+        _check_seconds("setup_timeout_s", setup_timeout_s)
+        if speaker_memory_bytes is not None and (
+            isinstance(speaker_memory_bytes, bool)
+            or not isinstance(speaker_memory_bytes, int)
+            or speaker_memory_bytes <= 0
+        ):
+            raise ConfigError(
+                "speaker_memory_bytes",
+                speaker_memory_bytes,
+                "a positive number of bytes, or None for no bound",
+            )
         self.config: SessionConfig = config
         self.mic_spec = mic
         self.speaker_spec = speaker
         self.half_duplex = half_duplex
         self.auto_reconnect = auto_reconnect
         self.max_reconnects = max_reconnects
+        self.reconnect_delay_s = reconnect_delay_s
+        self.reconnect_max_delay_s = reconnect_max_delay_s
+        self.reconnect_healthy_s = reconnect_healthy_s
+        self.connect_timeout_s = connect_timeout_s
+        self.setup_timeout_s = setup_timeout_s
+        self.speaker_memory_bytes = speaker_memory_bytes
         self.record = record
         self._session_kwargs: dict[str, Any] = {
             "endpoint": endpoint,
@@ -91,14 +162,21 @@ class NotebookSession:
         self._engine = engine
         self._session: Session | None = None
         self._future: concurrent.futures.Future[None] | None = None
+        self._task: asyncio.Task[None] | None = None
         self._stop: asyncio.Event | None = None
-        self._started = threading.Event()
+        self._stopping: concurrent.futures.Future[str] | None = None
+        self._ready: concurrent.futures.Future[None] = _done(None)
         self._status = "idle"
         self._error: BaseException | None = None
         self.mic: AudioSource | None = None
         self.speaker: AudioSink | None = None
         self.audio_notes: list[str] = []
+        #: Reconnects over the whole lifetime (informational: the budget counts consecutive failures).
         self.reconnects = 0
+        #: Consecutive failed reconnect attempts right now (back to 0 after a healthy connection).
+        self.reconnect_failures = 0
+        #: What the last :meth:`stop` left running (empty when it stopped cleanly).
+        self.left_running: list[str] = []
         self._handlers: list[tuple[str, Callable[[Any], Any]]] = []
         self._listeners: list[Callable[[NotebookSession], None]] = []
 
@@ -118,56 +196,146 @@ class NotebookSession:
         """Start in the background and return at once (``wait=True``: until connected).
 
         Starting a running session does nothing. A microphone or speaker that was asked
-        for by name and is missing raises :class:`AudioDeviceUnavailable` here.
+        for by name and is missing raises :class:`AudioDeviceUnavailable` here. With
+        ``wait=True`` a session not connected within ``timeout`` seconds is stopped and
+        :class:`WaitTimeout` raised; a failure to connect is raised as it is.
         """
         if self.running:
+            if wait:
+                self._await_ready(self._ready, timeout)
             return self
-        self._error = None
-        self._started.clear()
-        self._open_audio()
-        self._status = "connecting"
-        self._future = self.engine.submit(self._main())
-        self._future.add_done_callback(self._finished)
+        self._begin()
         if wait:
-            if not self._started.wait(timeout):
-                raise WaitTimeout(f"not connected within {timeout:g} s (status: {self.status})")
-            if self._error is not None:
-                raise self._error
+            self._await_ready(self._ready, timeout)
         return self
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop streaming and close the connection; blocks until done (idempotent)."""
+    def _begin(self) -> None:
+        self._error = None
+        self.left_running = []
+        self.reconnect_failures = 0
+        self._ready = concurrent.futures.Future()
+        self._open_audio()
+        self._status = "connecting"
+        self._future = self.engine.submit(self._main(self._ready))
+        self._future.add_done_callback(self._finished)
+
+    def _await_ready(self, ready: concurrent.futures.Future[None], timeout: float) -> None:
+        try:
+            ready.result(timeout)
+        except concurrent.futures.TimeoutError:
+            raise self._not_connected(timeout) from None
+
+    def _not_connected(self, timeout: float) -> WaitTimeout:
+        status = self.status
+        self.stop(wait=False)
+        return WaitTimeout(
+            f"not connected within {timeout:g} s (status: {status}); the attempt was stopped — "
+            "check the endpoint, or start again with a longer timeout"
+        )
+
+    async def start_async(self, timeout: float = 30.0) -> NotebookSession:
+        """Awaitable :meth:`start`: returns once connected, at most ``timeout`` s (else :class:`WaitTimeout`)."""
+        if not self.running:
+            self._begin()
+        try:
+            await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(self._ready)), timeout)
+        except asyncio.TimeoutError:
+            raise self._not_connected(timeout) from None
+        return self
+
+    def stop(self, timeout: float = 10.0, *, wait: bool = True) -> Any:
+        """Stop streaming and close the connection (idempotent).
+
+        The connection is closed politely for up to ``timeout`` s; then its socket is
+        aborted and its tasks cancelled (up to :data:`ABORT_GRACE_S` more). Blocks until
+        done and returns the final status; with ``wait=False`` returns at once a
+        :class:`concurrent.futures.Future` of it. If something is still running at the
+        end, the status says what and a :class:`StopIncompleteWarning` is issued.
+        """
+        future = self._begin_stop(timeout)
+        if not wait:
+            return future
+        try:
+            status = future.result(timeout + ABORT_GRACE_S + 5)
+        except concurrent.futures.TimeoutError:
+            status = self._incomplete(["the engine did not answer"])
+        if self.left_running:
+            warnings.warn(status, StopIncompleteWarning, stacklevel=2)
+        return status
+
+    async def stop_async(self, timeout: float = 10.0) -> str:
+        """Awaitable :meth:`stop`; returns the final status."""
+        status: str = await asyncio.wrap_future(self._begin_stop(timeout))
+        return status
+
+    def _begin_stop(self, timeout: float) -> concurrent.futures.Future[str]:
+        stopping = self._stopping
+        if stopping is not None and not stopping.done():
+            return stopping  # a stop is under way: everyone waits for the same one
         future = self._future
         if future is None or future.done():
             self._close_audio()
-            return
+            return _done(self.status)
+        self._stopping = self.engine.submit(self._stop_on_engine(future, timeout))
+        return self._stopping
+
+    async def _stop_on_engine(self, future: concurrent.futures.Future[None], timeout: float) -> str:
+        """On the engine: ask the main task to end, then abort what did not, then report."""
+        task = self._task
+        session = self._session
         if self._stop is not None:
-            self.engine.call_soon(self._stop.set)
-        else:
-            future.cancel()
-        with contextlib.suppress(
-            concurrent.futures.CancelledError, concurrent.futures.TimeoutError, Exception
-        ):
-            future.result(timeout)
-        if not future.done():
-            future.cancel()
-        self._close_audio()
+            self._stop.set()
+        if task is not None and not task.done():
+            await asyncio.wait({task}, timeout=timeout)
+        if task is not None and not task.done():
+            log.warning("the voice session did not close within %g s; aborting its connection", timeout)
+            if session is not None:
+                _abort_connection(session)
+            await asyncio.wait({task}, timeout=ABORT_GRACE_S / 2)
+            if not task.done():
+                task.cancel()
+                await asyncio.wait({task}, timeout=ABORT_GRACE_S / 2)
+        await self._settle(session)
+        left = _still_running(task, session)
+        await self._aclose_audio()
+        if left:
+            return self._incomplete(left)
+        self.left_running = []
+        if not self._status.startswith("failed"):
+            self._status = "stopped"
+        return self._status
 
-    async def start_async(self, timeout: float = 30.0) -> NotebookSession:
-        """Awaitable :meth:`start`: returns once connected."""
-        self.start()
-        await asyncio.get_running_loop().run_in_executor(None, self._started.wait, timeout)
-        if self._error is not None:
-            raise self._error
-        return self
+    async def _settle(self, session: Session | None) -> None:
+        """Let an aborted socket and cancelled tasks report themselves finished (bounded)."""
+        if session is None:
+            return
+        tasks = [t for t in (session._reader, session._pump, *tuple(session._tasks)) if t is not None]
+        ws = getattr(getattr(session, "_transport", None), "_ws", None)
+        keepalive = getattr(ws, "keepalive_task", None)
+        if keepalive is not None:
+            tasks.append(keepalive)
+        pending = [t for t in tasks if not t.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=0.5)
+        wait_closed = getattr(ws, "wait_closed", None)
+        if wait_closed is not None:
+            with contextlib.suppress(Exception, asyncio.TimeoutError):
+                await asyncio.wait_for(wait_closed(), timeout=0.5)
 
-    async def stop_async(self, timeout: float = 10.0) -> None:
-        await asyncio.get_running_loop().run_in_executor(None, self.stop, timeout)
+    def _incomplete(self, left: list[str]) -> str:
+        self.left_running = list(left)
+        self._status = f"stop incomplete: still running: {', '.join(left)}"
+        log.warning("voice session %s", self._status)
+        return self._status
 
     def _finished(self, future: concurrent.futures.Future[None]) -> None:
-        self._started.set()  # never leave a waiter hanging
+        if not self._ready.done():  # never leave a waiter hanging
+            self._ready.set_exception(
+                self._error
+                or VoiceLiveError(f"the session ended before it connected (status: {self._status})")
+            )
         if future.cancelled():
-            if not self._status.startswith("failed"):
+            if not self._status.startswith(("failed", "stop incomplete")):
                 self._status = "stopped"
             return
         exc = future.exception()
@@ -176,50 +344,80 @@ class NotebookSession:
             self._status = f"failed: {type(exc).__name__}: {exc}"
             log.error("voice session failed: %s", exc)
 
-    async def _main(self) -> None:
-        self._stop = asyncio.Event()
-        attempt = 0
+    async def _main(self, ready: concurrent.futures.Future[None]) -> None:
+        self._task = asyncio.current_task()
+        stop = self._stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        connected_once = False
         try:
             while True:
                 session = self._new_session()
                 self._session = session
                 try:
                     await session.open()
-                except BaseException as exc:
-                    self._error = exc
-                    self._status = session.status
-                    self._started.set()
-                    raise
+                except Exception as exc:
+                    if not connected_once or not _retryable(exc) or stop.is_set():
+                        self._error = exc
+                        self._status = session.status
+                        _settle_future(ready, exc)
+                        raise
+                    if not await self._retry_or_give_up(session.status, exc):
+                        return
+                    continue
+                connected_at = loop.time()
+                connected_once = True
                 self._status = "connected"
-                self._started.set()
-                pump = asyncio.get_running_loop().create_task(self._pump(session))
-                stop_wait = asyncio.get_running_loop().create_task(self._stop.wait())
-                reader = session._reader
+                _settle_future(ready, None)
+                pump = loop.create_task(self._pump(session))
+                stop_wait = loop.create_task(stop.wait())
                 waits: set[asyncio.Future[Any]] = {stop_wait}
+                reader = session._reader
                 if reader is not None:
                     waits.add(reader)
-                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-                pump.cancel()
-                stop_wait.cancel()
+                try:
+                    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    pump.cancel()
+                    stop_wait.cancel()
                 failure = session.failure
-                lost = isinstance(failure, ConnectionClosed) and not self._stop.is_set()
+                lost = isinstance(failure, ConnectionClosed) and not stop.is_set()
                 await session.close()
                 if not lost:
                     self._status = "stopped" if failure is None else session.status
                     return
-                if not self.auto_reconnect or attempt >= self.max_reconnects:
+                if not self.auto_reconnect:
                     self._status = session.status
                     return
-                attempt += 1
-                self.reconnects += 1
-                self._status = f"reconnecting ({attempt}/{self.max_reconnects}): {session.status}"
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), timeout=min(0.25 * 2**attempt, 5.0))
-                if self._stop.is_set():
-                    self._status = "stopped"
+                if loop.time() - connected_at >= self.reconnect_healthy_s:
+                    self.reconnect_failures = 0  # it was healthy: a fresh budget
+                if not await self._retry_or_give_up(session.status, failure):
                     return
         finally:
             self._notify()
+
+    async def _retry_or_give_up(self, status: str, exc: BaseException | None) -> bool:
+        """Count one more consecutive failure; back off and return True to try again."""
+        assert self._stop is not None
+        self.reconnect_failures += 1
+        reason = status.removeprefix("failed: ")
+        if self.reconnect_failures > self.max_reconnects:
+            self._status = (
+                f"failed: {reason} (gave up after {self.max_reconnects} consecutive failed reconnects)"
+            )
+            self._error = exc
+            log.error("voice session: %s", self._status)
+            return False
+        self.reconnects += 1
+        self._status = f"reconnecting ({self.reconnect_failures}/{self.max_reconnects}): {reason}"
+        log.warning("voice session %s", self._status)
+        self._notify()
+        delay = min(self.reconnect_delay_s * 2 ** (self.reconnect_failures - 1), self.reconnect_max_delay_s)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), timeout=delay)
+        if self._stop.is_set():
+            self._status = "stopped"
+            return False
+        return True
 
     def _new_session(self) -> Session:
         session = Session(
@@ -228,7 +426,7 @@ class NotebookSession:
             sink=self.speaker,
             record=self._record_dir(),
             close_audio=False,
-            **self._session_kwargs,
+            **self._session_options(),
         )
         for event_type, handler in self._handlers:
             session.on(event_type, handler)
@@ -239,6 +437,13 @@ class NotebookSession:
             return None
         base = Path(self.record)
         return base if self.reconnects == 0 else base.with_name(f"{base.name}-reconnect{self.reconnects}")
+
+    def _session_options(self) -> dict[str, Any]:
+        return {
+            **self._session_kwargs,
+            "connect_timeout_s": self.connect_timeout_s,
+            "setup_timeout_s": self.setup_timeout_s,
+        }
 
     async def _pump(self, session: Session) -> None:
         """≤ 20 Hz: half-duplex muting and UI listeners; never the audio path itself."""
@@ -273,7 +478,7 @@ class NotebookSession:
 
     def _resolve(self, spec: Any, kind: str) -> AudioSource | AudioSink | None:
         if spec is False or spec is None:
-            return None if kind == "input" else _memory_sink()
+            return None if kind == "input" else _memory_sink(self.speaker_memory_bytes)
         if not isinstance(spec, (str, int)):  # a source or sink object (bool is an int)
             return spec  # type: ignore[no-any-return]
         from .audio import device
@@ -283,7 +488,7 @@ class NotebookSession:
         if not ok:
             if spec == "auto":
                 self.audio_notes.append(f"no {kind} device: {reason}")
-                return None if kind == "input" else _memory_sink()
+                return None if kind == "input" else _memory_sink(self.speaker_memory_bytes)
             raise AudioDeviceUnavailable(
                 f"{'microphone' if kind == 'input' else 'speaker'} not available: {reason}"
             )
@@ -298,7 +503,7 @@ class NotebookSession:
         except AudioDeviceUnavailable as exc:
             if spec == "auto":
                 self.audio_notes.append(str(exc))
-                return None if kind == "input" else _memory_sink()
+                return None if kind == "input" else _memory_sink(self.speaker_memory_bytes)
             raise
 
     def _close_audio(self) -> None:
@@ -309,6 +514,19 @@ class NotebookSession:
         if speaker is not None:
             with contextlib.suppress(Exception):
                 speaker.close()
+
+    async def _aclose_audio(self) -> None:
+        mic, speaker = self.mic, self.speaker
+        if mic is not None:
+            try:
+                await asyncio.wait_for(mic.aclose(), timeout=5)
+            except Exception as exc:
+                log.warning("closing the microphone failed: %s", exc)
+        if speaker is not None:
+            try:
+                speaker.close()
+            except Exception as exc:
+                log.warning("closing the speaker failed: %s", exc)
 
     # ------------------------------------------------------------------ talking to the session
 
@@ -354,15 +572,49 @@ class NotebookSession:
     def wait_for(
         self, event_type: str, timeout: float = 30.0, predicate: Callable[[Any], bool] | None = None
     ) -> Any:
-        """Block until the next ``event_type`` (see :meth:`Session.wait_for`), at most ``timeout`` s."""
+        """Block until the next ``event_type`` (see :meth:`Session.wait_for`), at most ``timeout`` s.
+
+        On a timeout the :class:`WaitTimeout` names the event type and the timeout, and says
+        when no audio is going up (the microphone is off or muted, the source has ended).
+        """
         session = self._live()
-        return self._run(session.wait_for(event_type, timeout, predicate), timeout + 5)
+        future = self.engine.submit(session.wait_for(event_type, timeout, predicate))
+        try:
+            return future.result(timeout + 5)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise WaitTimeout(self._timeout_message(event_type, timeout, session)) from None
+        except WaitTimeout:
+            raise WaitTimeout(self._timeout_message(event_type, timeout, session)) from None
 
     async def wait_for_async(
         self, event_type: str, timeout: float = 30.0, predicate: Callable[[Any], bool] | None = None
     ) -> Any:
         session = self._live()
-        return await self.engine.run_async(session.wait_for(event_type, timeout, predicate))
+        try:
+            return await self.engine.run_async(session.wait_for(event_type, timeout, predicate))
+        except WaitTimeout:
+            raise WaitTimeout(self._timeout_message(event_type, timeout, session)) from None
+
+    def _timeout_message(self, event_type: str, timeout: float, session: Session) -> str:
+        text = f"no {event_type} within {timeout:g} s (status: {self.status})"
+        note = self._input_note(session)
+        return f"{text}; {note}" if note else text
+
+    def _input_note(self, session: Session) -> str:
+        """Why no user audio may be reaching the service, or '' when it is."""
+        source = session.source
+        if source is None:
+            why = "mic=False" if self.mic_spec in (False, None) else "no input device"
+            return (
+                f"the microphone is off ({why}), so no audio is being sent: "
+                "use speak(wav), or commit() / create_response() to get a reply"
+            )
+        if session.source_done.is_set():
+            return "the audio source has ended, so no audio is being sent: use speak(wav) to send more"
+        if getattr(self.mic, "muted", False) and (source is self.mic or isinstance(source, _ThenResume)):
+            return "the microphone is muted" + (" (half duplex)" if self.half_duplex else "")
+        return ""
 
     def send(self, event: Any, timeout: float = 10.0) -> None:
         self._run(self._live().send(event), timeout)
@@ -477,10 +729,68 @@ class _ThenResume:
         await self.first.aclose()  # the microphone belongs to the NotebookSession
 
 
-def _memory_sink() -> AudioSink:
+def _memory_sink(max_bytes: int | None) -> AudioSink:
     from .audio.memory import BufferSink
 
-    return BufferSink()
+    return BufferSink(max_bytes=max_bytes)
+
+
+def _check_seconds(name: str, value: Any, *, allow_zero: bool = False) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+    if not ok or value < 0 or (value == 0 and not allow_zero) or value == float("inf"):
+        raise ConfigError(name, value, f"a finite number of seconds {'≥ 0' if allow_zero else '> 0'}")
+
+
+def _retryable(exc: BaseException) -> bool:
+    """A reconnect attempt that failed like this may succeed later (network, service busy, slow setup)."""
+    if isinstance(exc, AuthenticationError):
+        return True  # a token can expire mid-session; the next attempt fetches a new one
+    return isinstance(exc, (TransportError, WaitTimeout))
+
+
+def _settle_future(future: concurrent.futures.Future[None], exc: BaseException | None) -> None:
+    if future.done():
+        return
+    if exc is None:
+        future.set_result(None)
+    else:
+        future.set_exception(exc)
+
+
+def _abort_connection(session: Session) -> None:
+    """Last resort when a polite close hangs: drop the TCP connection and cancel the session's tasks."""
+    ws = getattr(getattr(session, "_transport", None), "_ws", None)
+    raw = getattr(ws, "transport", None)
+    if raw is not None:
+        with contextlib.suppress(Exception):
+            raw.abort()
+    for task in (session._reader, session._pump, *tuple(session._tasks)):
+        if task is not None and not task.done():
+            task.cancel()
+
+
+def _still_running(task: asyncio.Task[Any] | None, session: Session | None) -> list[str]:
+    """What of a session is still alive: its tasks, the keepalive, the socket."""
+    left: list[str] = []
+    if task is not None and not task.done():
+        left.append("the session task")
+    if session is None:
+        return left
+    for name, t in (("reader", session._reader), ("audio", session._pump)):
+        if t is not None and not t.done():
+            left.append(f"the {name} task")
+    background = sum(1 for t in tuple(session._tasks) if not t.done())
+    if background:
+        left.append(f"{background} background task{'s' if background > 1 else ''}")
+    ws = getattr(getattr(session, "_transport", None), "_ws", None)
+    if ws is not None:
+        keepalive = getattr(ws, "keepalive_task", None)
+        if keepalive is not None and not keepalive.done():
+            left.append("the keepalive task")
+        state = getattr(ws, "state", None)
+        if state is not None and getattr(state, "name", "CLOSED") != "CLOSED":
+            left.append(f"the connection ({state.name.lower()})")
+    return left
 
 
 def _sink_busy(sink: AudioSink | None) -> bool:

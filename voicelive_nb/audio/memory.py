@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -258,17 +259,29 @@ class Flush:
     dropped_ms: int
     """Audio (of any item) that was queued and will never play."""
     total_bytes: int
-    """Bytes written to the sink before the flush (a position in :attr:`BufferSink.audio`)."""
+    """Bytes written to the sink before the flush (a position among all bytes written; in
+    :attr:`BufferSink.audio` it is ``total_bytes - audio_start``)."""
     at_s: float
     """The sink's clock at the flush."""
 
 
 class BufferSink:
-    """An :class:`~voicelive_nb.audio.base.AudioSink` that keeps everything in memory.
+    """An :class:`~voicelive_nb.audio.base.AudioSink` that keeps what it is given in memory.
 
-    ``audio`` is every byte written, ``items`` the bytes per item (both include audio that a
-    later ``clear`` dropped: they are what was *received*). ``clears`` counts flushes and
-    ``flushes`` records each one.
+    ``audio`` is the bytes written, in order, and ``items`` the same bytes per item (both
+    include audio that a later ``clear`` dropped: they are what was *received*). Each byte is
+    held once: ``audio`` and ``items`` are two views over one list of written blocks.
+    ``clears`` counts flushes and ``flushes`` records the most recent ``max_flushes`` of them.
+
+    **Memory bound.** ``max_bytes`` (``None``: no bound, the default for tests and short
+    scripts) caps the audio kept: when a write takes the total over it, the *oldest* blocks
+    are dropped, whole, until it fits again (the newest block is always kept). ``audio`` then
+    starts at byte :attr:`audio_start` of everything written; :attr:`bytes_written` and
+    :attr:`total_ms` keep counting everything; :attr:`bytes_dropped` says how much was let go.
+    Playback accounting (``played_ms``, ``queued_ms``) is not affected by the bound.
+    :class:`~voicelive_nb.notebook_session.NotebookSession` uses this sink, bounded (its
+    ``speaker_memory_bytes``; 2,880,000 bytes = the last 60 s at 24 kHz), when there is no
+    speaker, so an hour-long session does not keep an hour of replies.
 
     ``played_ms`` by default equals what was written, since nothing waits to be played.
     With ``realtime=True`` the sink models a speaker: one playout queue that plays at
@@ -278,14 +291,28 @@ class BufferSink:
     the second starts when the first has finished.
     """
 
-    def __init__(self, *, realtime: bool = False, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        *,
+        realtime: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+        max_bytes: int | None = None,
+        max_flushes: int = 1000,
+    ) -> None:
+        if max_bytes is not None and (isinstance(max_bytes, bool) or max_bytes <= 0):
+            raise ConfigError("max_bytes", max_bytes, "a positive number of bytes, or None for no bound")
+        if isinstance(max_flushes, bool) or max_flushes <= 0:
+            raise ConfigError("max_flushes", max_flushes, "a positive number of flushes to remember")
         self.realtime = realtime
         self._clock = clock
+        self.max_bytes = max_bytes
         self.sample_rate: int | None = None
-        self.items: dict[str, bytearray] = {}
-        self._all = bytearray()
+        self._blocks: deque[tuple[str, bytes]] = deque()
+        self._held = 0
+        self.bytes_written = 0
+        self.bytes_dropped = 0
         self.clears = 0
-        self.flushes: list[Flush] = []
+        self.flushes: deque[Flush] = deque(maxlen=max_flushes)
         self.closed = False
         self._tracker: PlayoutTracker | None = None
         # realtime model: when the current playout run started and how much it consumed since
@@ -294,13 +321,31 @@ class BufferSink:
 
     @property
     def audio(self) -> bytes:
-        """Every byte written, in order."""
-        return bytes(self._all)
+        """The bytes written, in order (the most recent ``max_bytes`` of them when bounded)."""
+        return b"".join(block for _, block in self._blocks)
+
+    @property
+    def items(self) -> dict[str, bytearray]:
+        """The bytes kept per item id, in the order the items first appear (a fresh copy)."""
+        out: dict[str, bytearray] = {}
+        for item_id, block in self._blocks:
+            out.setdefault(item_id, bytearray()).extend(block)
+        return out
+
+    @property
+    def held_bytes(self) -> int:
+        """Bytes of audio held right now (≤ ``max_bytes`` plus one block)."""
+        return self._held
+
+    @property
+    def audio_start(self) -> int:
+        """Where :attr:`audio` starts among all bytes written (0 until the bound drops something)."""
+        return self.bytes_dropped
 
     @property
     def total_ms(self) -> int:
-        """Milliseconds of audio written in total."""
-        return 0 if not self.sample_rate else len(self._all) // 2 * 1000 // self.sample_rate
+        """Milliseconds of audio written in total (kept or not)."""
+        return 0 if not self.sample_rate else self.bytes_written // 2 * 1000 // self.sample_rate
 
     def open(self, sample_rate: int) -> None:
         if sample_rate <= 0:
@@ -336,8 +381,7 @@ class BufferSink:
             raise AudioError("buffer sink is closed")
         if len(pcm16) % 2:
             raise AudioError(f"pcm16 audio must have an even number of bytes, got {len(pcm16)}")
-        self.items.setdefault(item_id, bytearray()).extend(pcm16)
-        self._all.extend(pcm16)
+        self._keep(item_id, bytes(pcm16))
         frames = len(pcm16) // 2
         if not self.realtime:
             tracker.add(item_id, frames)
@@ -349,6 +393,20 @@ class BufferSink:
             self._anchor = now
             self._consumed = 0
         tracker.add(item_id, frames)
+
+    def _keep(self, item_id: str, block: bytes) -> None:
+        if not block:
+            return
+        self._blocks.append((item_id, block))
+        self._held += len(block)
+        self.bytes_written += len(block)
+        limit = self.max_bytes
+        if limit is None:
+            return
+        while self._held > limit and len(self._blocks) > 1:
+            _, old = self._blocks.popleft()
+            self._held -= len(old)
+            self.bytes_dropped += len(old)
 
     def clear(self) -> None:
         tracker = self._tracker
@@ -364,7 +422,7 @@ class BufferSink:
             dropped_ms = dropped * 1000 // tracker.sample_rate
             self._anchor = None
         self.clears += 1
-        self.flushes.append(Flush(item_id, played, dropped_ms, len(self._all), now))
+        self.flushes.append(Flush(item_id, played, dropped_ms, self.bytes_written, now))
 
     def played_ms(self, item_id: str) -> int:
         tracker = self._tracker
