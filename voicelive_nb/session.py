@@ -20,6 +20,19 @@ to what was received — unless the service truncates by itself (``auto_truncate
 Nothing in the background fails silently: a reader or streaming failure sets
 :attr:`Session.status` to ``failed: <reason>``, is logged, and is raised by every pending
 and later :meth:`Session.wait_for`.
+
+Nothing the peer sends ends the session: a message that is not a valid event, an audio delta
+that is not base64 or has an odd byte count, any text (lone surrogates included) and any
+nesting depth becomes a counted :class:`~voicelive_nb.protocol.events.ProtocolWarning`
+(:attr:`Session.protocol_warnings`, logged once per kind) and the reader goes on.
+Nothing the peer does hangs it: a send blocked longer than ``send_timeout_s`` (the peer
+stopped reading), or a keepalive ping unanswered for ``ping_timeout_s``, fails the session
+with a reason that says so; :meth:`Session.close` returns within about ``close_timeout_s``
+and lets a caller's cancellation through.
+
+Secrets: the API key, bearer token, MCP header values and URL credentials are masked in every
+log record of ``voicelive_nb.*``, ``websockets.*`` and ``azure.*``, in reprs, status text,
+error messages and recordings.
 """
 
 from __future__ import annotations
@@ -37,10 +50,21 @@ from pathlib import Path
 from typing import Any
 
 from .audio.base import AudioSink, AudioSource
-from .auth import ApiKeyCredential, Credential, Secret, load_settings, make_credential
+from .auth import (
+    ApiKeyCredential,
+    Credential,
+    Secret,
+    install_log_redaction,
+    load_settings,
+    make_credential,
+    redact_text,
+    register_secret,
+    secrets_in,
+)
 from .errors import (
     ConfigError,
     ConnectionClosed,
+    ProtocolError,
     ServerError,
     TransportError,
     VoiceLiveError,
@@ -48,8 +72,9 @@ from .errors import (
 )
 from .protocol.codec import decode_server_event, encode_audio_append, event_to_dict
 from .protocol.config import SessionConfig
+from .protocol.events import ProtocolWarning, ResponseAudioDelta
 from .protocol.state import SessionProtocol
-from .transport import Transport, build_url, describe_close
+from .transport import Transport, build_url, describe_close, redact_url
 
 log = logging.getLogger("voicelive_nb.session")
 
@@ -57,6 +82,10 @@ Handler = Callable[[Any], Any]
 
 #: The key the emulator is started with when a session starts it itself.
 EMULATOR_KEY = "voicelive-nb-emulator"
+#: Default byte budget of the event history (:attr:`Session.events`).
+MAX_EVENT_BYTES = 24 * 2**20
+#: How many distinct kinds of protocol warning are logged (each once); later kinds are only counted.
+_MAX_WARNING_KINDS = 64
 
 
 class _Waiter:
@@ -95,8 +124,24 @@ class Session:
         barge_in: bool = True,
         close_audio: bool = True,
         max_events: int = 20_000,
+        max_event_bytes: int = MAX_EVENT_BYTES,
+        send_timeout_s: float = 10.0,
+        ping_interval_s: float = 20.0,
+        ping_timeout_s: float = 20.0,
+        close_timeout_s: float = 3.0,
         dotenv: bool = True,
     ) -> None:
+        """See the module doc. The limits:
+
+        ``max_events`` / ``max_event_bytes``: the event history (:attr:`events`, what
+        :meth:`wait_for` looks back into) keeps at most this many events and about this many
+        bytes (an event counts its wire size; a played audio delta also its decoded PCM), the
+        oldest dropped first. Default 20,000 events and 24 MB (~4 minutes of 24 kHz reply audio).
+        ``send_timeout_s``: a send blocked this long means the peer stopped reading; the session
+        fails with that reason. ``ping_interval_s`` / ``ping_timeout_s``: keepalive pings, and how
+        long a pong may take before the peer is declared gone. ``close_timeout_s``: the bound on
+        the closing handshake in :meth:`close`, after which the TCP connection is dropped.
+        """
         if config is None:
             config = SessionConfig.server_vad()
         elif isinstance(config, Mapping):
@@ -105,6 +150,20 @@ class Session:
             raise ConfigError("frame_ms", frame_ms, "10 to 200 (milliseconds of audio per append)")
         if emulator not in (True, False, "auto"):
             raise ConfigError("emulator", emulator, "True, False or 'auto'")
+        if not isinstance(max_events, int) or max_events < 1:
+            raise ConfigError("max_events", max_events, "an integer of at least 1")
+        if not isinstance(max_event_bytes, int) or max_event_bytes < 1:
+            raise ConfigError("max_event_bytes", max_event_bytes, "an integer of at least 1 (bytes)")
+        for name, value, low in (
+            ("send_timeout_s", send_timeout_s, 0.01),
+            ("ping_interval_s", ping_interval_s, 0.01),
+            ("ping_timeout_s", ping_timeout_s, 0.01),
+            ("close_timeout_s", close_timeout_s, 0.0),
+            ("connect_timeout_s", connect_timeout_s, 0.01),
+            ("setup_timeout_s", setup_timeout_s, 0.01),
+        ):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= 3600:
+                raise ConfigError(name, value, f"{low:g} to 3600 (seconds)")
         self.config: SessionConfig = config
         self.settings = load_settings(
             endpoint=endpoint,
@@ -126,11 +185,24 @@ class Session:
         self._emulator_options = dict(emulator_options or {})
         self.barge_in = barge_in
         self.close_audio = close_audio
+        self.max_events = max_events
+        self.max_event_bytes = max_event_bytes
+        self.send_timeout_s = float(send_timeout_s)
+        self.ping_interval_s = float(ping_interval_s)
+        self.ping_timeout_s = float(ping_timeout_s)
+        self.close_timeout_s = float(close_timeout_s)
+        register_secret(self.settings.api_key)
 
         self.state = SessionProtocol()
-        self.status = "idle"
+        self._status = "idle"
         self.emulator_url: str | None = None
-        self.url: str | None = None
+        self._url: str | None = None
+        #: Messages the reader could not use (not an event, a bad audio delta...): counted, skipped.
+        self.protocol_warnings = 0
+        #: What the latest of them was.
+        self.last_protocol_warning: str | None = None
+        self._warning_kinds: set[str] = set()
+        self._malformed_created: ProtocolWarning | None = None
         self.errors: list[Any] = []
         self.handler_errors: list[BaseException] = []
         self.truncations: list[dict[str, Any]] = []
@@ -141,7 +213,9 @@ class Session:
         #: ``fn(item_id, pcm16)`` for every block of assistant audio received (engine thread).
         self.output_taps: list[Callable[[str, bytes], None]] = []
 
-        self._events: deque[tuple[float, Any]] = deque(maxlen=max_events)
+        self._events: deque[tuple[float, Any]] = deque()
+        self._event_sizes: deque[int] = deque()
+        self._event_bytes = 0
         self._sent: deque[tuple[float, dict[str, Any]]] = deque(maxlen=max_events)
         self._event_count = 0
         self._cursors: dict[str, int] = {}
@@ -160,6 +234,20 @@ class Session:
         self._output_format = "pcm16"
         self._sink_open = False
         self.source_done = asyncio.Event()
+
+    @property
+    def status(self) -> str:
+        """``idle``, ``connecting``, ``connected``, ``closed`` or ``failed: <reason>`` (credentials masked)."""
+        return self._status
+
+    @status.setter
+    def status(self, value: str) -> None:
+        self._status = redact_text(str(value))
+
+    @property
+    def url(self) -> str | None:
+        """The realtime URL connected to, credentials masked."""
+        return redact_url(self._url) if self._url else None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -206,7 +294,10 @@ class Session:
         else:
             self._credential = make_credential(api_key=self.settings.api_key, credential=self._credential_arg)
         self._stack.push_async_callback(self._credential.aclose)
-        self.url = build_url(
+        for secret in secrets_in(self.config.to_dict()):
+            register_secret(secret)
+        install_log_redaction()  # after the credential's library (azure.*) is imported
+        self._url = build_url(
             endpoint,
             api_version=self.settings.api_version,
             model=self.settings.model,
@@ -215,10 +306,14 @@ class Session:
         )
         headers = await self._credential.headers()
         self._transport = await Transport.connect(
-            self.url,
+            self._url,
             headers,
             connect_timeout_s=self.connect_timeout_s,
             credential_kind=self._credential.kind,
+            send_timeout_s=self.send_timeout_s,
+            ping_interval_s=self.ping_interval_s,
+            ping_timeout_s=self.ping_timeout_s,
+            close_timeout_s=self.close_timeout_s,
         )
         if self.record_dir is not None:
             from .recording import Recorder
@@ -228,16 +323,26 @@ class Session:
                 input_sample_rate=self.config.input_sample_rate,
                 output_sample_rate=self.config.output_sample_rate,
             )
-            self._recorder.note("connected", url=self._transport and _safe_url(self.url))
+            self._recorder.note("connected", url=self.url)
         self._reader = asyncio.get_running_loop().create_task(self._read_loop(), name="voicelive-reader")
 
     async def _configure(self) -> None:
-        await self.wait_for("session.created", timeout=self.setup_timeout_s)
+        try:
+            await self.wait_for("session.created", timeout=self.setup_timeout_s)
+        except WaitTimeout:
+            if self._malformed_created is None:
+                raise
+        if self._malformed_created is not None and not any(
+            e.type == "session.created" for _, e in self._events
+        ):
+            raise _malformed_created_error(self._malformed_created)
         wire = self.config.to_dict()
         if wire:
             await self._send_update(wire)
 
     async def _send_update(self, wire: Mapping[str, Any]) -> Any:
+        for secret in secrets_in(wire):
+            register_secret(secret)
         before = len(self.errors)
         await self.send({"type": "session.update", "session": dict(wire)})
         event = await self.wait_for(
@@ -258,33 +363,67 @@ class Session:
             self.status = "closed"
 
     async def _shutdown(self) -> None:
-        for task in (self._pump, *self._tasks):
-            if task is not None and not task.done():
-                task.cancel()
-        for task in (self._pump, *self._tasks):
-            if task is not None:
-                with contextlib.suppress(BaseException):
-                    await task
+        """Stop everything, each step bounded; a caller's cancellation is re-raised at the end.
+
+        When cancelled, the remaining steps take their fast path (the TCP connection is
+        dropped rather than closed politely), so cleanup still happens.
+        """
+        cancelled = False
+        bound = max(self.close_timeout_s, 0.1)
+        tasks = [t for t in (self._pump, *self._tasks) if t is not None and not t.done()]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            try:
+                await asyncio.wait(tasks, timeout=bound)
+            except asyncio.CancelledError:
+                cancelled = True
+        self._closing = True
         if self._transport is not None:
-            self._closing = True
-            await self._transport.close()
-        if self._reader is not None:
-            with contextlib.suppress(BaseException):
-                await asyncio.wait_for(self._reader, timeout=5)
+            if cancelled:
+                self._transport.abort()
+            else:
+                try:
+                    await self._transport.close()  # bounded by close_timeout_s, never raises
+                except asyncio.CancelledError:
+                    cancelled = True
+        if self._reader is not None and not self._reader.done():
+            if not cancelled:
+                try:
+                    await asyncio.wait([self._reader], timeout=bound)
+                except asyncio.CancelledError:
+                    cancelled = True
+            if not self._reader.done():
+                self._reader.cancel()
         if self.source is not None and self.close_audio:
-            with contextlib.suppress(Exception):
-                await self.source.aclose()
+            try:
+                await asyncio.wait_for(self.source.aclose(), bound)
+            except asyncio.CancelledError:
+                cancelled = True
+            except Exception as exc:
+                log.warning("closing the audio source failed: %s", _reason(exc))
         if self.sink is not None and self._sink_open and self.close_audio:
-            with contextlib.suppress(Exception):
+            try:
                 self.sink.close()
+            except Exception as exc:
+                log.warning("closing the audio sink failed: %s", _reason(exc))
         if self._recorder is not None:
-            with contextlib.suppress(Exception):
+            try:
                 self._recorder.note("closed", status=self.status)
                 self._recorder.close()
+            except Exception as exc:
+                log.warning("closing the recording failed: %s", _reason(exc))
         if self._stack is not None:
             stack, self._stack = self._stack, None
-            await stack.aclose()
+            try:
+                await asyncio.wait_for(stack.aclose(), bound + 5)
+            except asyncio.CancelledError:
+                cancelled = True
+            except Exception as exc:
+                log.warning("closing the credential/emulator failed: %s", _reason(exc))
         self._fail_waiters(self._failure or ConnectionClosed(1000, "session closed"))
+        if cancelled:
+            raise asyncio.CancelledError
 
     # ------------------------------------------------------------------ sending
 
@@ -369,16 +508,14 @@ class Session:
         try:
             while True:
                 raw = await self._transport.recv()
-                self._handle(raw)
+                try:
+                    self._handle(raw)
+                except Exception as exc:  # nothing a peer sends may end the conversation
+                    self._warn(f"a received message could not be handled: {_reason(exc)}", exc)
         except ConnectionClosed as exc:
             if self._closing:
                 return
-            self._failure = exc
-            self.status = f"failed: connection lost: {describe_close(exc.code, exc.reason)}"
-            log.warning("voice live connection lost: %s", describe_close(exc.code, exc.reason))
-            if self._recorder is not None:
-                self._recorder.note("connection_lost", code=exc.code, reason=exc.reason)
-            self._fail_waiters(exc)
+            self._lost(exc)
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # a bug here must never be silent
@@ -387,20 +524,50 @@ class Session:
             log.exception("voice live reader failed")
             self._fail_waiters(exc)
 
+    def _lost(self, exc: ConnectionClosed) -> None:
+        """The connection is gone (closed by the peer, or given up on by the transport)."""
+        if self._failure is not None:
+            return
+        self._failure = exc
+        given_up = self._transport.failure if self._transport is not None else None
+        what = given_up or f"connection lost: {describe_close(exc.code, exc.reason)}"
+        self.status = f"failed: {what}"
+        log.warning("voice live %s", what)
+        if self._recorder is not None:
+            with contextlib.suppress(Exception):
+                self._recorder.note("connection_lost", code=exc.code, reason=given_up or exc.reason)
+        self._fail_waiters(exc)
+
+    def _warn(self, message: str, exc: BaseException | None = None) -> None:
+        """Count a message the reader could not use; log each kind of problem once."""
+        self.protocol_warnings += 1
+        self.last_protocol_warning = message
+        kind = message.split(":", 1)[0] if exc is None else f"{message[:40]}{type(exc).__name__}"
+        if kind not in self._warning_kinds and len(self._warning_kinds) < _MAX_WARNING_KINDS:
+            self._warning_kinds.add(kind)
+            log.warning("%s (skipped; the session goes on; further ones are only counted)", message)
+
     def _handle(self, raw: str | bytes) -> None:
         now = time.monotonic()
         event = decode_server_event(raw)
         etype = event.type
-        self._events.append((now, event))
-        self._event_count += 1
+        size = len(raw)
+        if isinstance(event, ProtocolWarning):
+            self._warn(f"a received message is not a valid event: {event.message}")
+            if event.wire_type == "session.created" and self._malformed_created is None:
+                self._malformed_created = event
+                self._fail_setup_waiters(_malformed_created_error(event))
         if self._recorder is not None:
-            self._recorder.record_received(event_to_dict(event))
+            try:
+                self._recorder.record_received(event_to_dict(event))
+            except Exception as exc:
+                self._warn(f"a received {_short_type(etype)} could not be recorded: {_reason(exc)}", exc)
         if etype == "input_audio_buffer.speech_started" and self.sink is not None and self._playing_item:
             # what was really heard, before the state machine decides about barge-in
             self.state.note_playback(self._playing_item, self.sink.played_ms(self._playing_item))
         barge_in = self.state.receive(event)
         if etype == "response.audio.delta":
-            self._play(event)
+            size += self._play(event)
         elif etype == "response.audio.done" and self.sink is not None:
             end_of_item = getattr(self.sink, "end_of_item", None)
             if end_of_item is not None:  # play the tail even if it is shorter than the jitter target
@@ -411,24 +578,49 @@ class Session:
         elif etype == "error":
             self.errors.append(event)
             log.warning("voice live error event: %s", getattr(event, "error", event))
+        self._keep(now, event, size)
         if barge_in is not None and self.barge_in:
             self._on_barge_in(barge_in)
         self._dispatch(etype, event)
         self._wake(etype, event)
 
-    def _play(self, event: Any) -> None:
+    def _keep(self, now: float, event: Any, size: int) -> None:
+        """Add to the history; drop the oldest beyond ``max_events`` or ``max_event_bytes``."""
+        self._events.append((now, event))
+        self._event_sizes.append(size)
+        self._event_bytes += size
+        self._event_count += 1
+        while len(self._events) > 1 and (
+            len(self._events) > self.max_events or self._event_bytes > self.max_event_bytes
+        ):
+            self._events.popleft()
+            self._event_bytes -= self._event_sizes.popleft()
+
+    def _play(self, event: Any) -> int:
+        """Hand an audio delta to the taps and the sink; the bytes of PCM now held by the event."""
         if self.sink is None and not self.output_taps:
-            return
-        pcm = _to_pcm16(event.audio, self._output_format)
+            return 0
+        if not isinstance(event, ResponseAudioDelta):
+            return 0
+        try:
+            audio = event.audio
+            pcm = _to_pcm16(audio, self._output_format)
+        except VoiceLiveError as exc:
+            self._warn(f"an audio delta was not valid base64: {exc}")
+            return 0
+        if len(pcm) % 2:  # the sinks rightly refuse half a sample; the peer must not make them
+            self._warn(f"an audio delta had an odd number of bytes ({len(pcm)}), so it is not pcm16")
+            return len(audio)
         for tap in self.output_taps:
             _call_tap(tap, event.item_id, pcm)
         if self.sink is None:
-            return
+            return len(audio)
         if not self._sink_open:
             self.sink.open(self.config.output_sample_rate)
             self._sink_open = True
         self._playing_item = event.item_id
         self.sink.write(event.item_id, pcm)
+        return len(audio)
 
     def _on_barge_in(self, barge_in: Any) -> None:
         """Silence the speaker at once, then tell the service what was really heard."""
@@ -496,6 +688,9 @@ class Session:
         if exc is None:
             return
         if isinstance(exc, ConnectionClosed) and (self._closing or self._failure is not None):
+            return
+        if isinstance(exc, ConnectionClosed):
+            self._lost(exc)
             return
         self.handler_errors.append(exc)
         if self._failure is None:
@@ -566,12 +761,29 @@ class Session:
                 if not f.done():
                     f.cancel()
         if not done:
-            raise WaitTimeout(f"no {event_type} within {timeout:g} s (status: {self.status})")
+            raise WaitTimeout(self._timeout_message(event_type, timeout))
         if waiter.future in done:
             return waiter.future.result()
         assert error_waiter is not None
         err = error_waiter.future.result()
         raise _server_error(err)
+
+    def _timeout_message(self, event_type: str, timeout: float) -> str:
+        text = f"no {event_type} within {timeout:g} s (status: {self.status})"
+        if self._malformed_created is not None and event_type == "session.created":
+            return str(_malformed_created_error(self._malformed_created))
+        if self._pump is None or self._pump.done():
+            text += (
+                "; no audio source is streaming (the microphone/source is off), so the service hears "
+                "nothing: start one with stream(source) or send a response.create"
+            )
+        return text
+
+    def _fail_setup_waiters(self, exc: BaseException) -> None:
+        for waiter in tuple(self._waiters):
+            if waiter.type == "session.created" and not waiter.future.done():
+                waiter.future.set_exception(exc)
+                waiter.future.exception()
 
     def _scan(self, event_type: str, predicate: Callable[[Any], bool] | None) -> Any:
         start = self._cursors.get(event_type, 0)
@@ -632,8 +844,12 @@ class Session:
         return self._failure
 
     def __repr__(self) -> str:
-        where = "emulator" if self.use_emulator else (self.settings.endpoint or "no endpoint")
-        return f"<Session {self.status} {where} events={self._event_count}>"
+        try:
+            where = "emulator" if self.use_emulator else redact_url(self.settings.endpoint or "no endpoint")
+            warnings = f" protocol_warnings={self.protocol_warnings}" if self.protocol_warnings else ""
+            return redact_text(f"<Session {self.status} {where} events={self._event_count}{warnings}>")
+        except Exception:  # a repr must never raise
+            return f"<Session at {id(self):#x}>"
 
 
 def updated_config(
@@ -684,7 +900,13 @@ def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _safe_url(url: str | None) -> str | None:
-    from .transport import redact_url
+def _short_type(etype: object) -> str:
+    text = etype if isinstance(etype, str) else repr(etype)
+    return text if len(text) <= 60 else text[:57] + "..."
 
-    return redact_url(url) if url else None
+
+def _malformed_created_error(event: ProtocolWarning) -> ProtocolError:
+    return ProtocolError(
+        f"a session.created arrived but was malformed: {event.message}; the service (or a proxy) "
+        "sent something this client cannot read: check the endpoint and api-version"
+    )
