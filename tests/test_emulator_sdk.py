@@ -96,7 +96,14 @@ async def test_sdk_completes_a_voice_turn_with_specific_event_classes() -> None:
 
         await asyncio.wait_for(receive(), 30)
     seen = [e.type for e in received]
+    # conversation.item.done: the live service sends it after a committed audio item
+    # (voicelive-live.jsonl), but the SDK (1.3.1) has no class for it: it arrives as the base
+    # ServerEvent, which the SDK handles without error
+    sdk_has_no_class = {"conversation.item.done"}
+    assert "conversation.item.done" in [e.type for e in received]
     for event in received:
+        if event.type in sdk_has_no_class:
+            continue
         assert type(event) is not ServerEvent, f"{event.type} fell back to the base ServerEvent"
         assert type(event).__name__ == sdk_class_name(event.type)
     for wanted in (

@@ -20,6 +20,7 @@ from .server import (
     run_emulator,
     start_in_thread,
 )
+from .replay import ReplayServer, load_recording_trace, load_trace
 from .session_defaults import SessionError, apply_session_update, new_session
 
 __all__ = [
@@ -30,9 +31,12 @@ __all__ = [
     "EmulatorStats",
     "Faults",
     "HandshakeRejected",
+    "ReplayServer",
     "SessionError",
     "apply_session_update",
     "default_reply",
+    "load_recording_trace",
+    "load_trace",
     "new_session",
     "parse_connect_request",
     "run_emulator",

@@ -14,6 +14,7 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from .server import EmulatorServer
 from .session_defaults import is_loopback_host
@@ -52,6 +53,10 @@ async def _serve(args: argparse.Namespace) -> int:
         allow_remote=args.allow_remote,
         transcription=not args.no_transcription,
     )
+    return await _run_until_signal(server, args)
+
+
+async def _run_until_signal(server: Any, args: argparse.Namespace) -> int:
     try:
         await server.start()
     except OSError as exc:
@@ -97,6 +102,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return asyncio.run(_serve(args))
+    except KeyboardInterrupt:
+        return 0
+
+
+def replay_main(argv: Sequence[str] | None = None) -> int:
+    """``voicelive-nb replay DIR [--port N]``: serve a recording (or a trace JSONL) until SIGINT/SIGTERM.
+
+    The first line on stdout is the URL. Exit status: 0 after a clean stop, 1 when it cannot
+    listen, 2 when the recording cannot be read.
+    """
+    from .replay import ReplayError, ReplayServer
+
+    parser = argparse.ArgumentParser(
+        prog="voicelive-nb replay",
+        description="Replay a recording made with Session(record=DIR) on ws://127.0.0.1:PORT/voice-live/realtime.",
+    )
+    parser.add_argument("directory", help="the recording directory (events.jsonl, mic.wav, assistant.wav)")
+    parser.add_argument("--port", type=int, default=0, help="TCP port; 0 picks a free one (default: 0)")
+    parser.add_argument("--log-level", default="WARNING", help="logging level on stderr (default: WARNING)")
+    args = parser.parse_args(argv)
+    args.host = "127.0.0.1"
+    if not 0 <= args.port <= 65535:
+        print(f"replay: invalid port {args.port}; use 0 to 65535", file=sys.stderr)
+        return 2
+    try:
+        server = ReplayServer(args.directory, args.host, args.port)
+    except ReplayError as exc:
+        print(f"replay: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=args.log_level.upper(), stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        return asyncio.run(_run_until_signal(server, args))
     except KeyboardInterrupt:
         return 0
 

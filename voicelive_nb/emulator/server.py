@@ -30,7 +30,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Literal, overload
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -39,6 +39,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from .conversation import Conversation, ConversationOptions, EmulatorStats, Event, Reply, error_event, new_id
+from .replay import ReplayServer, TraceSource
 from .session_defaults import DEFAULT_SESSION_MAX_S, is_loopback_host
 from .wire_shapes import Edge, PreviewEdge, edge_for, is_ga
 
@@ -548,6 +549,36 @@ class EmulatorServer:
         await ws.close(1001, "session expired")
 
 
+@overload
+def run_emulator(
+    host: str = ...,
+    port: int = ...,
+    *,
+    api_key: str | None = ...,
+    pace: Literal["realtime", "fast"] = ...,
+    replies: Reply = ...,
+    faults: Faults | None = ...,
+    transcription: bool = ...,
+    replay: None = ...,
+    **kwargs: Any,
+) -> EmulatorServer: ...
+
+
+@overload
+def run_emulator(
+    host: str = ...,
+    port: int = ...,
+    *,
+    api_key: str | None = ...,
+    pace: Literal["realtime", "fast"] = ...,
+    replies: Reply = ...,
+    faults: Faults | None = ...,
+    transcription: bool = ...,
+    replay: TraceSource,
+    **kwargs: Any,
+) -> ReplayServer: ...
+
+
 def run_emulator(
     host: str = "127.0.0.1",
     port: int = 0,
@@ -557,14 +588,21 @@ def run_emulator(
     replies: Reply = None,
     faults: Faults | None = None,
     transcription: bool = True,
+    replay: TraceSource | None = None,
     **kwargs: Any,
-) -> EmulatorServer:
+) -> EmulatorServer | ReplayServer:
     """An emulator to use with ``async with run_emulator(...) as emu: ... emu.url``.
 
     ``replies`` is a list of texts said in order (then the default), or a function of the
     user's transcript returning the reply text (may be async); by default the emulator
     answers ``You said: "<what it heard>".`` Other keyword arguments go to :class:`EmulatorServer`.
+
+    ``replay=`` a trace (a list of ``(direction, payload)``) or a ``Session(record=DIR)``
+    directory serves that recorded traffic instead (:class:`~.replay.ReplayServer`; the
+    other options do not apply to it).
     """
+    if replay is not None:
+        return ReplayServer(replay, host, port)
     return EmulatorServer(
         host,
         port,

@@ -322,8 +322,9 @@ class GaEdge(Edge):
             s["truncation_strategy"] = ga["truncation"]
         audio = ga.get("audio")
         if isinstance(audio, dict):
-            a_in = audio.get("input") if isinstance(audio.get("input"), dict) else {}
-            a_out = audio.get("output") if isinstance(audio.get("output"), dict) else {}
+            raw_in, raw_out = audio.get("input"), audio.get("output")
+            a_in: dict[str, Any] = raw_in if isinstance(raw_in, dict) else {}
+            a_out: dict[str, Any] = raw_out if isinstance(raw_out, dict) else {}
             if "format" in a_in:
                 fmt, rate = _format_from_ga(a_in["format"], output=False)
                 s["input_audio_format"] = fmt
