@@ -39,6 +39,10 @@ def main(argv: list[str] | None = None) -> int:
         from .emulator.__main__ import main as emulator_main
 
         return emulator_main(argv[1:])
+    if argv[:1] == ["replay"]:  # serve a recording back, options parsed by the replay server
+        from .emulator.__main__ import replay_main
+
+        return replay_main(argv[1:])
     if argv[:1] == ["sweep"]:  # the VAD lab's sweep, with its own options
         from .lab.cli import main as sweep_main
 
@@ -98,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     talk.add_argument("--quiet", action="store_true", help="print only the summary")
 
     sub.add_parser("emulator", help="run the built-in Voice Live emulator (voicelive-nb emulator --help)")
+    sub.add_parser("replay", help="replay a recording on a local WebSocket (voicelive-nb replay DIR [--port])")
     sub.add_parser(
         "sweep", help="sweep VAD settings over WAV files against the truth (voicelive-nb sweep --help)"
     )
