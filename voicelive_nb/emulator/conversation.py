@@ -159,7 +159,11 @@ GA_ONLY = "_ga_only"
 def item_done(previous_item_id: str | None, item: Event, *, ga_only: bool = False) -> Event:
     """A ``conversation.item.done`` (sent by the live service after a committed audio item, and by
     GA after every item); ``ga_only`` ones are dropped by the dated-version edge."""
-    event: Event = {"type": "conversation.item.done", "previous_item_id": previous_item_id, "item": copy.deepcopy(item)}
+    event: Event = {
+        "type": "conversation.item.done",
+        "previous_item_id": previous_item_id,
+        "item": copy.deepcopy(item),
+    }
     if ga_only:
         event[GA_ONLY] = True
     return event

@@ -157,7 +157,9 @@ def load_trace(source: TraceSource) -> Trace:
         try:
             direction, payload = entry
         except (TypeError, ValueError):
-            raise ReplayError(f"trace entry {i} is not a (direction, payload) pair; got {entry!r:.80}") from None
+            raise ReplayError(
+                f"trace entry {i} is not a (direction, payload) pair; got {entry!r:.80}"
+            ) from None
         if direction not in _DIRECTIONS or not isinstance(payload, dict):
             raise ReplayError(
                 f"trace entry {i}: direction must be 'server' or 'client' and payload a dict; "
@@ -245,7 +247,9 @@ class ReplayServer:
             raise ValueError(f"refusing to listen on {host!r}: the replay server binds loopback only")
         self.trace = load_trace(trace)
         if not self.trace:
-            raise ReplayError("the trace is empty: nothing to replay; pass recorded events or a recording directory")
+            raise ReplayError(
+                "the trace is empty: nothing to replay; pass recorded events or a recording directory"
+            )
         self.host = host
         self.port = port
         self.connections_total = 0
@@ -293,7 +297,9 @@ class ReplayServer:
     def _process_request(connection: ServerConnection, request: Request) -> Response | None:
         path = urlsplit(request.path).path.rstrip("/")
         if not path.endswith(ROUTE):
-            return connection.respond(404, f"not found: {path!r}; the replay server serves <any prefix>{ROUTE}\n")
+            return connection.respond(
+                404, f"not found: {path!r}; the replay server serves <any prefix>{ROUTE}\n"
+            )
         return None  # credentials are not checked (and never logged): this is a local replay
 
     async def _send_all(self, ws: ServerConnection, events: Iterable[dict[str, Any]]) -> None:

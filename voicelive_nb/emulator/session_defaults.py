@@ -101,7 +101,12 @@ _SESSION_KEYS = (
 _COMMON_TD_KEYS = ("type", "create_response", "interrupt_response", "auto_truncate", "idle_timeout_ms")
 _ACOUSTIC_TD_KEYS = ("threshold", "prefix_padding_ms", "silence_duration_ms", "end_of_utterance_detection")
 _TD_KEYS = {
-    "server_vad": (*_COMMON_TD_KEYS, *_ACOUSTIC_TD_KEYS, "speech_duration_ms", "appended_text_after_truncation"),
+    "server_vad": (
+        *_COMMON_TD_KEYS,
+        *_ACOUSTIC_TD_KEYS,
+        "speech_duration_ms",
+        "appended_text_after_truncation",
+    ),
     "semantic_vad": (*_COMMON_TD_KEYS, "eagerness"),
     **{
         t: (
@@ -838,7 +843,9 @@ def apply_session_update(
     if "output_audio_timestamp_types" in upd:
         value = upd["output_audio_timestamp_types"]
         new["output_audio_timestamp_types"] = (
-            None if value is None else _need_str_list(value, "session.output_audio_timestamp_types", ("word",))
+            None
+            if value is None
+            else _need_str_list(value, "session.output_audio_timestamp_types", ("word",))
         )
     if "animation" in upd:
         anim = _need_object(upd["animation"], "session.animation")

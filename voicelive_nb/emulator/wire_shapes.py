@@ -114,7 +114,9 @@ def _format_from_ga(fmt: Any, *, output: bool) -> tuple[Any, int | None]:
     if ftype == "audio/pcm":
         if not output:
             return "pcm16", rate if isinstance(rate, int) else None
-        return {None: "pcm16", 24000: "pcm16", 16000: "pcm16_16000hz", 8000: "pcm16_8000hz"}.get(rate, rate), None
+        return {None: "pcm16", 24000: "pcm16", 16000: "pcm16_16000hz", 8000: "pcm16_8000hz"}.get(
+            rate, rate
+        ), None
     return ftype, None
 
 
