@@ -40,7 +40,10 @@ __all__ = [
     "Avatar",
     "EchoCancellation",
     "EndOfUtteranceDetection",
+    "ECHO_ONLY_KEYS",
+    "SERVER_ONLY_KEYS",
     "FieldSpec",
+    "FoundryAgentTool",
     "FunctionTool",
     "InputTranscription",
     "InterimResponse",
@@ -50,6 +53,7 @@ __all__ = [
     "TurnDetection",
     "Unset",
     "Voice",
+    "config_warnings",
     "field_spec",
     "field_specs",
 ]
@@ -200,12 +204,14 @@ TRANSCRIPTION_MODELS: Final = (
     "mai-transcribe",
     "mai-transcribe-1",
     "mai-transcribe-2",
+    "gpt-realtime-whisper",  # reported by the live GA service (shared real traffic)
 )
 _OPENAI_TRANSCRIBERS: Final = (
     "whisper-1",
     "gpt-4o-transcribe",
     "gpt-4o-mini-transcribe",
     "gpt-4o-transcribe-diarize",
+    "gpt-realtime-whisper",
 )
 INPUT_AUDIO_FORMATS: Final = ("pcm16", "g711_ulaw", "g711_alaw")
 OUTPUT_AUDIO_FORMATS: Final = ("pcm16", "pcm16_8000hz", "pcm16_16000hz", "g711_ulaw", "g711_alaw")
@@ -307,7 +313,7 @@ _MS: Final[dict[str, Any]] = {"minimum": 0, "maximum": 10_000, "step": 10}
 FIELD_SPECS: Final[tuple[FieldSpec, ...]] = (
     FieldSpec("model", "str", "model or deployment name; fixed once connected"),
     FieldSpec(
-        "modalities", "list", "output modalities; audio needs text too", ("text", "audio"), choices=MODALITIES
+        "modalities", "list", "output modalities (avatar needs text and audio)", ("text", "audio"), choices=MODALITIES
     ),
     FieldSpec("instructions", "text", "system prompt; an empty string clears it", ""),
     FieldSpec("voice", "object", "the assistant voice: a bare OpenAI voice name or a voice object"),
@@ -384,7 +390,7 @@ FIELD_SPECS: Final[tuple[FieldSpec, ...]] = (
     _td(
         "languages",
         "list",
-        "speech languages (BCP-47); azure_semantic_vad: English only",
+        "speech languages (BCP-47) of: en, es, fr, it, de, ja, pt, zh, ko, hi",
         ("azure_semantic_vad", "azure_semantic_vad_multilingual"),
     ),
     _td(
@@ -414,6 +420,7 @@ FIELD_SPECS: Final[tuple[FieldSpec, ...]] = (
         "default",
         choices=("low", "medium", "high", "default"),
     ),
+    # an int field in forms; a number in the reference (1000.0 is accepted): EndOfUtteranceDetection
     FieldSpec(f"{_EOU}.timeout_ms", "int", "longest wait for more speech, ms", 1000, **_MS),
     FieldSpec(
         f"{_EOU}.threshold",
@@ -483,7 +490,9 @@ FIELD_SPECS: Final[tuple[FieldSpec, ...]] = (
         applies_to=_OPENAI_TRANSCRIBERS,
         discriminator=f"{_TR}.model",
     ),
-    FieldSpec("tools", "object", "list of tools: {type: function, ...} or {type: mcp, ...}", ()),
+    FieldSpec(
+        "tools", "object", "list of tools: {type: function | mcp | foundry_agent, ...}", ()
+    ),
     FieldSpec(
         "tool_choice",
         "str",
@@ -622,6 +631,18 @@ _TOOL_SPECS: Final = (
     FieldSpec("tools.headers", "object", "extra HTTP headers for the MCP server"),
     FieldSpec("tools.allowed_tools", "list", "MCP tools the model may call"),
     FieldSpec("tools.require_approval", "object", "never, always, or {never: [...], always: [...]}"),
+    FieldSpec("tools.agent_name", "str", "Foundry agent name", required=True),
+    FieldSpec("tools.project_name", "str", "Foundry project name", required=True),
+    FieldSpec("tools.agent_version", "str", "Foundry agent version"),
+    FieldSpec("tools.client_id", "str", "managed identity client id used to call the agent"),
+    FieldSpec("tools.foundry_resource_override", "str", "Foundry resource hosting the agent"),
+    FieldSpec(
+        "tools.agent_context_type",
+        "choice",
+        "what the agent sees of the conversation",
+        choices=("no_context", "agent_context"),
+    ),
+    FieldSpec("tools.return_agent_response_directly", "bool", "speak the agent's answer as it is"),
 )
 _SPECS: Final[Mapping[str, FieldSpec]] = {s.path: s for s in FIELD_SPECS + _TOOL_SPECS}
 
@@ -668,6 +689,43 @@ def _missing(path: str, allowed: str, why: str = "") -> ConfigError:
 
 
 # --------------------------------------------------------------------------------------------
+# Secrets never appear in reprs
+# --------------------------------------------------------------------------------------------
+
+_SECRET_WORDS: Final = ("authorization", "api_key", "api-key", "apikey", "token", "secret", "password")
+_SECRET_KEYS: Final = frozenset({"headers", "credential", "key", "access_key", "sas"})
+MASK: Final = "***"
+
+
+def _is_secret(key: object) -> bool:
+    if not isinstance(key, str):
+        return False
+    low = key.lower()
+    return low in _SECRET_KEYS or any(word in low for word in _SECRET_WORDS)
+
+
+def _masked(value: Any, depth: int = 0) -> Any:
+    """A copy of a JSON value with the values of secret-looking keys replaced by ``***``."""
+    if depth > 50:
+        return "…"
+    if isinstance(value, Mapping):
+        return {k: MASK if _is_secret(k) else _masked(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_masked(v, depth + 1) for v in value]
+    return value
+
+
+def _masked_repr(name: str, value: Any) -> str:
+    if _is_secret(name) and value is not None:
+        return repr(MASK)
+    if isinstance(value, _WireObject) or value is None or isinstance(value, (str, int, float, bool)):
+        return repr(value)
+    if isinstance(value, tuple) and all(isinstance(v, _WireObject) for v in value):
+        return repr(value)
+    return repr(_masked(_thaw(value)))
+
+
+# --------------------------------------------------------------------------------------------
 # The generic wire object: normalise, validate, to/from dict
 # --------------------------------------------------------------------------------------------
 
@@ -684,9 +742,11 @@ class _WireObject:
     _CUSTOM_CHECK: ClassVar[frozenset[str]] = frozenset()  # fields checked by _check_rules, not by spec
     extra: Mapping[str, Any]
 
+    _NOT_WIRE: ClassVar[frozenset[str]] = frozenset({"extra"})
+
     @classmethod
     def _known(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in fields(cast(Any, cls)) if f.name != "extra")
+        return tuple(f.name for f in fields(cast(Any, cls)) if f.name not in cls._NOT_WIRE)
 
     @classmethod
     def _path_of(cls, name: str) -> str:
@@ -727,9 +787,11 @@ class _WireObject:
         return out
 
     def __repr__(self) -> str:
-        parts = [f"{n}={getattr(self, n)!r}" for n in self._known() if getattr(self, n) is not UNSET]
+        parts = [
+            f"{n}={_masked_repr(n, getattr(self, n))}" for n in self._known() if getattr(self, n) is not UNSET
+        ]
         if self.extra:
-            parts.append(f"extra={_thaw(self.extra)!r}")
+            parts.append(f"extra={_masked(_thaw(self.extra))!r}")
         return f"{type(self).__name__}({', '.join(parts)})"
 
     def __post_init__(self) -> None:
@@ -823,12 +885,21 @@ class EndOfUtteranceDetection(_WireObject):
     timeout: Opt[float] = UNSET
     extra: Mapping[str, Any] = field(default_factory=dict)
 
+    _CUSTOM_CHECK = frozenset({"timeout_ms"})
+
     @property
     def is_legacy(self) -> bool:
         """True for the legacy ``{threshold, timeout}`` shape."""
         return self.threshold is not UNSET or self.timeout is not UNSET
 
     def _check_rules(self) -> None:
+        timeout = self.timeout_ms
+        if timeout is not UNSET and timeout is not None:
+            spec = _SPECS[self._path_of("timeout_ms")]
+            lo, hi = cast(float, spec.minimum), cast(float, spec.maximum)
+            whole = _is_number(timeout) and float(timeout).is_integer()  # 1000.0 as the service sends it
+            if not (whole and lo <= timeout <= hi):
+                raise ConfigError(spec.path, timeout, f"{spec.allowed} (whole ms; 1000.0 is accepted)")
         current = [n for n in ("threshold_level", "timeout_ms") if getattr(self, n) is not UNSET]
         if self.is_legacy and current:
             path = self._path_of(current[0])
@@ -867,7 +938,7 @@ class TurnDetection(_WireObject):
     def _check_rules(self) -> None:
         if not isinstance(self.languages, tuple):
             return
-        allowed_langs = ("en",) if self.type == "azure_semantic_vad" else _MULTILINGUAL_VAD_LANGUAGES
+        allowed_langs = _MULTILINGUAL_VAD_LANGUAGES  # the reference's list, for both azure types
         for lang in self.languages:
             if lang.split("-")[0].lower() not in allowed_langs:
                 raise ConfigError(
@@ -1090,10 +1161,35 @@ class Avatar(_WireObject):
             )
 
 
-Tool = FunctionTool | McpTool
-_TOOL_CLASSES: Final[Mapping[str, type[FunctionTool] | type[McpTool]]] = {
+@dataclass(frozen=True, kw_only=True, repr=False)
+class FoundryAgentTool(_WireObject):
+    """A ``{type: "foundry_agent", agent_name, project_name, ...}`` tool (a Foundry agent the model
+    can call; its progress comes as ``response.foundry_agent_call*`` events)."""
+
+    _PATH = "tools"
+    _WIRE_REQUIRED = ("type",)
+
+    type: Opt[str] = "foundry_agent"
+    agent_name: Opt[str] = UNSET
+    project_name: Opt[str] = UNSET
+    agent_version: Opt[str] = UNSET
+    description: Opt[str] = UNSET
+    client_id: Opt[str] = UNSET
+    foundry_resource_override: Opt[str] = UNSET
+    agent_context_type: Opt[str] = UNSET
+    return_agent_response_directly: Opt[bool] = UNSET
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def _check_rules(self) -> None:
+        if self.type != "foundry_agent":
+            raise ConfigError("tools.type", self.type, "'foundry_agent' for a FoundryAgentTool")
+
+
+Tool = FunctionTool | McpTool | FoundryAgentTool
+_TOOL_CLASSES: Final[Mapping[str, type[FunctionTool] | type[McpTool] | type[FoundryAgentTool]]] = {
     "function": FunctionTool,
     "mcp": McpTool,
+    "foundry_agent": FoundryAgentTool,
 }
 
 
@@ -1102,6 +1198,22 @@ _TOOL_CLASSES: Final[Mapping[str, type[FunctionTool] | type[McpTool]]] = {
 # --------------------------------------------------------------------------------------------
 
 QUICKSTART_INSTRUCTIONS: Final = "You are a helpful AI assistant responding in natural, engaging language."
+
+#: Keys of the session object that only the server sets (ResponseSession extras, reference §3.4):
+#: never sent back. ``model`` is writable (RequestSession has it) but fixed once connected, so
+#: :meth:`SessionConfig.from_server` puts the server's value here too instead of sending it back.
+SERVER_ONLY_KEYS: Final = ("id", "object", "expires_at", "agent")
+
+#: Keys the live service reports that the reference does not list as request fields
+#: (``truncation_strategy``, ``greeting``, ``handoff``; ``turn_detection.idle_timeout_ms`` is an
+#: OpenAI GA ``server_vad`` knob that Voice Live echoes as null). A ``null`` here is the server
+#: saying "not set": it is not sent back. A value someone sets is sent as given.
+ECHO_ONLY_KEYS: Final = ("truncation_strategy", "greeting", "handoff", "turn_detection.idle_timeout_ms")
+
+#: Keyword arguments of the presets that are turn-detection knobs (routed into turn_detection).
+_TD_KNOBS: Final = frozenset(
+    s.path.split(".", 1)[1] for s in FIELD_SPECS if s.path.startswith("turn_detection.") and s.path.count(".") == 1
+) - {"type"}
 
 
 @dataclass(frozen=True, kw_only=True, repr=False)
@@ -1123,6 +1235,7 @@ class SessionConfig(_WireObject):
         "avatar": Avatar,
     }
     _CUSTOM_CHECK = frozenset({"voice", "tools", "tool_choice"})
+    _NOT_WIRE = frozenset({"extra", "server_fields", "unchecked", "warnings"})
 
     model: Opt[str] = UNSET
     modalities: Opt[Sequence[str]] = UNSET
@@ -1148,6 +1261,93 @@ class SessionConfig(_WireObject):
     include: Opt[Sequence[str]] = UNSET
     metadata: Opt[Mapping[str, str]] = UNSET
     extra: Mapping[str, Any] = field(default_factory=dict)
+    #: What the server reported that is not sent back (see :data:`SERVER_ONLY_KEYS`,
+    #: :data:`ECHO_ONLY_KEYS`; dotted keys for nested ones). Read it with :meth:`server_only`.
+    server_fields: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    #: Top-level values from the server this package would refuse from a user: kept verbatim and
+    #: sent back as they are (only :meth:`from_server` fills this).
+    unchecked: Mapping[str, Any] = field(default_factory=dict)
+    #: What :meth:`from_server` noticed (a value kept unchecked, and why).
+    warnings: tuple[str, ...] = field(default=(), compare=False)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "server_fields", _freeze(dict(self.server_fields)))
+        object.__setattr__(self, "unchecked", _freeze(dict(self.unchecked)))
+        object.__setattr__(self, "warnings", tuple(self.warnings))
+
+    # ---- wire in / out -----------------------------------------------------------------------
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SessionConfig:
+        """Build from a session object of either wire shape (a GA one is made flat first, see
+        :func:`.wire.session_from_wire`). Unknown keys go to ``extra``; server-only keys (and the
+        server's null for echo-only keys) go to :attr:`server_fields`, never sent back.
+
+        Raises:
+            ConfigError: a value is invalid (the error names the dotted field and what is allowed).
+        """
+        if not isinstance(data, Mapping):
+            raise ConfigError("session", data, "a JSON object")
+        data, server = _split_server_only(cls._canonical_keys(data))
+        config = cast(SessionConfig, super().from_dict(data))
+        if server:
+            object.__setattr__(config, "server_fields", _freeze(server))
+        return config
+
+    @classmethod
+    def from_server(cls, session: Mapping[str, Any]) -> SessionConfig:
+        """The config of a session object the service sent (``session.created/updated``). Never raises.
+
+        Either shape is accepted. ``model`` and the server-only keys go to :attr:`server_fields`;
+        a top-level value this package would refuse from a user is kept verbatim in
+        :attr:`unchecked` (sent back as it is) and explained in :attr:`warnings`.
+        """
+        warnings: list[str] = []
+        if not isinstance(session, Mapping):
+            return cls(warnings=(f"session is not a JSON object ({type(session).__name__}); ignored",))
+        try:
+            data, server = _split_server_only(cls._canonical_keys(_flat(session)))
+        except ConfigError as exc:  # both max_output_tokens spellings: keep the canonical one
+            flat = dict(_flat(session))
+            flat.pop("max_output_tokens", None)
+            warnings.append(f"{exc}; kept max_response_output_tokens")
+            data, server = _split_server_only(flat)
+        data = dict(data)
+        if "model" in data:
+            server["model"] = data.pop("model")
+        unchecked: dict[str, Any] = {}
+        for key in [k for k in data if not isinstance(k, str)]:
+            warnings.append(f"dropped a non-string session key: {key!r}")
+            del data[key]
+        for _ in range(len(data) + 1):
+            try:
+                config = cls.from_dict(data)
+                break
+            except ConfigError as exc:
+                top = exc.field.split(".", 1)[0].split("[", 1)[0]
+                if top not in data:
+                    top = next(iter(data))  # cannot tell which: keep the first key unchecked
+                unchecked[top] = data.pop(top)
+                warnings.append(f"{exc}; kept {top} as the server sent it")
+        else:  # pragma: no cover - every key moved to unchecked, so the last try succeeds
+            config = cls()
+        object.__setattr__(config, "server_fields", _freeze(server))
+        object.__setattr__(config, "unchecked", _freeze(unchecked))
+        object.__setattr__(config, "warnings", tuple(warnings))
+        return config
+
+    def to_dict(self) -> dict[str, Any]:
+        """The wire dict that is sent: set fields (``None`` as ``null``), ``extra`` and
+        :attr:`unchecked`; never :attr:`server_fields`."""
+        out = super().to_dict()
+        if self.unchecked:
+            out.update(_thaw(self.unchecked))
+        return out
+
+    def server_only(self) -> dict[str, Any]:
+        """What the server reported that :meth:`to_dict` leaves out (``{}`` for a user config)."""
+        return _thaw(self.server_fields)
 
     # ---- presets ---------------------------------------------------------------------------
 
@@ -1175,7 +1375,7 @@ class SessionConfig(_WireObject):
             input_audio_echo_cancellation=EchoCancellation(type="server_echo_cancellation"),
             voice=Voice(type="azure-standard", name="en-US-Ava:DragonHDLatestNeural", temperature=0.8),
         )
-        return base.replace(**changes) if changes else base
+        return base._preset_changes(changes)
 
     @classmethod
     def server_vad(cls, **changes: Any) -> SessionConfig:
@@ -1192,14 +1392,34 @@ class SessionConfig(_WireObject):
             input_audio_transcription=InputTranscription(model="azure-speech"),
             input_audio_echo_cancellation=EchoCancellation(type="server_echo_cancellation"),
         )
-        return base.replace(**changes) if changes else base
+        return base._preset_changes(changes)
 
     @classmethod
     def manual(cls, **changes: Any) -> SessionConfig:
         """Push-to-talk: like :meth:`server_vad` but ``turn_detection`` is ``null`` (the client
         commits the input buffer and asks for a response itself)."""
         base = cls.server_vad(turn_detection=None)
-        return base.replace(**changes) if changes else base
+        return base._preset_changes(changes)
+
+    def _preset_changes(self, changes: dict[str, Any]) -> SessionConfig:
+        """Apply a preset's keyword arguments; turn-detection knobs (``threshold=0.6``) change
+        ``turn_detection`` and are validated there (``turn_detection.threshold``)."""
+        if not changes:
+            return self
+        knobs = {k: changes.pop(k) for k in list(changes) if k in _TD_KNOBS and k not in self._known()}
+        config = self.replace(**changes) if changes else self
+        if knobs:
+            if not isinstance(config.turn_detection, TurnDetection):
+                name = next(iter(knobs))
+                raise ConfigError(
+                    f"turn_detection.{name}",
+                    knobs[name],
+                    "a turn_detection object",
+                    message=f"cannot set turn_detection.{name}: turn_detection is "
+                    f"{_thaw(config.turn_detection)!r} in this preset; allowed: pass turn_detection=... as well",
+                )
+            config = config.with_changes({f"turn_detection.{k}": v for k, v in knobs.items()})
+        return config
 
     # ---- normalisation and rules -------------------------------------------------------------
 
@@ -1251,10 +1471,10 @@ class SessionConfig(_WireObject):
         if isinstance(self.modalities, tuple):
             mods = self.modalities
             problem = ""
+            # ["audio"] alone is what the live service reports; ["audio", "animation"] is in the
+            # reference's own example: only the avatar rule is enforced.
             if not mods:
                 problem = "at least one modality"
-            elif "audio" in mods and "text" not in mods:
-                problem = "audio only together with text"
             elif "avatar" in mods and not {"text", "audio"} <= set(mods):
                 problem = "avatar only together with text and audio"
             if problem:
@@ -1324,6 +1544,8 @@ class SessionConfig(_WireObject):
                 if canonical in changes:
                     raise ConfigError(canonical, changes[key], f"either {canonical} or {key}, not both")
                 changes[canonical] = changes.pop(key)
+        if self.unchecked and "unchecked" not in changes and any(k in self.unchecked for k in changes):
+            changes["unchecked"] = {k: v for k, v in self.unchecked.items() if k not in changes}
         return cast(SessionConfig, _dc_replace(cast(Any, self), **changes))
 
     def with_changes(self, changes: Mapping[str, Any]) -> SessionConfig:
@@ -1343,7 +1565,8 @@ class SessionConfig(_WireObject):
             parts = key.split(".")
             parts[0] = _ALIASES.get(parts[0], parts[0])
             _apply_change(wire, parts, value, SessionConfig, "")
-        return SessionConfig.from_dict(wire)
+        changed = {_ALIASES.get(k.split(".")[0], k.split(".")[0]) for k in changes if isinstance(k, str)}
+        return self._rebuild(wire, changed)
 
     def merge_update(self, update: Mapping[str, Any]) -> SessionConfig:
         """Apply a ``session.update`` payload the way the service does: only supplied keys change,
@@ -1351,9 +1574,20 @@ class SessionConfig(_WireObject):
         if not isinstance(update, Mapping):
             raise ConfigError("session", update, "a JSON object")
         wire = self.to_dict()
-        for key, value in SessionConfig._canonical_keys(update).items():
+        update = SessionConfig._canonical_keys(update)
+        for key, value in update.items():
             wire[key] = _thaw(value)
-        return SessionConfig.from_dict(wire)
+        return self._rebuild(wire, set(update))
+
+    def _rebuild(self, wire: dict[str, Any], changed: set[str]) -> SessionConfig:
+        """``from_dict(wire)``, keeping unchanged unchecked values unchecked and the server fields."""
+        keep = {k: wire.pop(k) for k in list(wire) if k in self.unchecked and k not in changed}
+        config = SessionConfig.from_dict(wire)
+        if keep or self.server_fields or self.warnings:
+            object.__setattr__(config, "unchecked", _freeze(keep))
+            object.__setattr__(config, "server_fields", _freeze(_thaw(self.server_fields) | config.server_only()))
+            object.__setattr__(config, "warnings", self.warnings)
+        return config
 
     def diff(self, other: SessionConfig) -> dict[str, Any]:
         """The minimal ``session.update`` payload that turns ``self`` into ``other``.
@@ -1394,14 +1628,14 @@ class SessionConfig(_WireObject):
 
 
 def _tool(index: int, item: Any) -> Tool:
-    if isinstance(item, (FunctionTool, McpTool)):
+    if isinstance(item, (FunctionTool, McpTool, FoundryAgentTool)):
         return item
     if not isinstance(item, Mapping):
         raise ConfigError(f"tools[{index}]", item, "a tool object")
     kind = item.get("type", UNSET)
     cls = _TOOL_CLASSES.get(kind) if isinstance(kind, str) else None
     if cls is None:
-        raise ConfigError(f"tools[{index}].type", kind, "one of: function, mcp")
+        raise ConfigError(f"tools[{index}].type", kind, "one of: " + ", ".join(_TOOL_CLASSES))
     try:
         return cls.from_dict(item)
     except ConfigError as exc:
@@ -1454,3 +1688,56 @@ def _apply_change(
             _apply_change(current, key.split("."), item, sub, path)
     else:
         target[name] = _thaw(value)
+
+
+def _flat(session: Mapping[str, Any]) -> Mapping[str, Any]:
+    from .wire import is_ga_session, session_from_wire
+
+    return session_from_wire(session) if is_ga_session(session) else session
+
+
+def _split_server_only(data: Mapping[str, Any]) -> tuple[Mapping[str, Any], dict[str, Any]]:
+    """``data`` without its server-only keys and echo-only nulls, and those keys."""
+    server = {k: data[k] for k in SERVER_ONLY_KEYS if k in data}
+    server.update({k: None for k in ECHO_ONLY_KEYS if "." not in k and k in data and data[k] is None})
+    td = data.get("turn_detection")
+    nested = [k for k in ECHO_ONLY_KEYS if k.startswith("turn_detection.")]
+    td_drop = [k.split(".", 1)[1] for k in nested if isinstance(td, Mapping) and k.split(".", 1)[1] in td]
+    td_drop = [k for k in td_drop if isinstance(td, Mapping) and td[k] is None]
+    if not server and not td_drop:
+        return data, server
+    out = {k: v for k, v in data.items() if k not in server}
+    if td_drop and isinstance(td, Mapping):
+        out["turn_detection"] = {k: v for k, v in td.items() if k not in td_drop}
+        server.update({f"turn_detection.{k}": None for k in td_drop})
+    return out, server
+
+
+_REALTIME_MODEL_PREFIXES: Final = ("gpt-realtime", "gpt-4o-realtime", "gpt-4o-mini-realtime", "azure-realtime")
+
+
+def _is_realtime_model(model: str) -> bool:
+    name = model.strip().lower()
+    return any(name.startswith(p) for p in _REALTIME_MODEL_PREFIXES) or "-realtime" in name
+
+
+def config_warnings(config: SessionConfig, model: str | None = None) -> list[str]:
+    """Advice about a valid config for ``model`` (the deployment in the URL; falls back to the
+    config's own ``model``). Pure; returns an empty list when there is nothing to say.
+
+    Today: text-based end-of-utterance detection (``semantic_detection_v1*``) is documented for
+    cascaded pipelines (speech-to-text, a text model, text-to-speech) only, so a realtime
+    speech-to-speech model with it gets a warning.
+    """
+    out: list[str] = []
+    name = model if model else config.model if isinstance(config.model, str) else None
+    td = config.turn_detection
+    eou = td.end_of_utterance_detection if isinstance(td, TurnDetection) else None
+    if name and _is_realtime_model(name) and isinstance(eou, EndOfUtteranceDetection):
+        eou_model = eou.model if isinstance(eou.model, str) else "end_of_utterance_detection"
+        out.append(
+            f"turn_detection.end_of_utterance_detection ({eou_model}) is documented for cascaded "
+            f"pipelines only; {name} is a realtime speech-to-speech model, so it may be ignored or "
+            "refused: remove end_of_utterance_detection or use a cascaded model (e.g. gpt-4o)"
+        )
+    return out
