@@ -6,6 +6,8 @@ No I/O, no clocks, no environment: feed it text and events, read what it tracks.
 - :mod:`~voicelive_nb.protocol.codec`: ``decode_server_event`` (never raises), ``encode_event``,
   ``encode_audio_append`` (the 20 ms fast path).
 - :mod:`~voicelive_nb.protocol.state`: ``SessionProtocol``, the state machine.
+- :mod:`~voicelive_nb.protocol.wire`: the preview and GA wire shapes (``shape_for_api_version``,
+  ``canonical_type``, ``session_to_wire`` / ``session_from_wire``, ``encode_client_event``).
 
 The ``error`` and ``warning`` event classes are exported as ``ErrorEvent`` and ``WarningEvent``
 (their rule names ``Error`` and ``Warning`` live in ``protocol.events``; ``Warning`` would shadow
@@ -26,12 +28,14 @@ from .events import (
     CLIENT_EVENTS,
     EMPTY,
     PROTOCOL_WARNING_TYPE,
+    SERVER_EVENT_ALIASES,
     SERVER_EVENTS,
     ClientEvent,
     ConversationItemCreate,
     ConversationItemCreated,
     ConversationItemDelete,
     ConversationItemDeleted,
+    ConversationItemDone,
     ConversationItemInputAudioTranscriptionCompleted,
     ConversationItemInputAudioTranscriptionDelta,
     ConversationItemInputAudioTranscriptionFailed,
@@ -49,6 +53,7 @@ from .events import (
     InputAudioBufferCommitted,
     InputAudioBufferSpeechStarted,
     InputAudioBufferSpeechStopped,
+    InputAudioBufferTimeoutTriggered,
     InputAudioClear,
     InputAudioTurnAppend,
     InputAudioTurnCancel,
@@ -62,6 +67,8 @@ from .events import (
     McpListToolsInProgress,
     OutputAudioBufferClear,
     OutputAudioBufferCleared,
+    OutputAudioBufferStarted,
+    OutputAudioBufferStopped,
     ProtocolWarning,
     RateLimitsUpdated,
     ResponseAnimationBlendshapesDelta,
@@ -122,6 +129,7 @@ from .events import (
 )
 from .state import (
     CONNECTING,
+    KEEP_LAST,
     READY,
     RESPONDING,
     AudioTally,
@@ -136,15 +144,26 @@ from .state import (
     input_bytes_per_ms,
     output_bytes_per_ms,
 )
+from .wire import (
+    WireShape,
+    canonical_type,
+    client_event_to_wire,
+    encode_client_event,
+    session_from_wire,
+    session_to_wire,
+    shape_for_api_version,
+)
 
 __all__ = [
     "CLIENT_EVENTS",
     "CONNECTING",
     "EMPTY",
+    "KEEP_LAST",
     "PROTOCOL_WARNING_TYPE",
     "READY",
     "RESPONDING",
     "SERVER_EVENTS",
+    "SERVER_EVENT_ALIASES",
     "AudioTally",
     "BargeIn",
     "ClientEvent",
@@ -153,6 +172,7 @@ __all__ = [
     "ConversationItemCreated",
     "ConversationItemDelete",
     "ConversationItemDeleted",
+    "ConversationItemDone",
     "ConversationItemInputAudioTranscriptionCompleted",
     "ConversationItemInputAudioTranscriptionDelta",
     "ConversationItemInputAudioTranscriptionFailed",
@@ -171,6 +191,7 @@ __all__ = [
     "InputAudioBufferCommitted",
     "InputAudioBufferSpeechStarted",
     "InputAudioBufferSpeechStopped",
+    "InputAudioBufferTimeoutTriggered",
     "InputAudioClear",
     "InputAudioTurnAppend",
     "InputAudioTurnCancel",
@@ -184,6 +205,8 @@ __all__ = [
     "McpListToolsInProgress",
     "OutputAudioBufferClear",
     "OutputAudioBufferCleared",
+    "OutputAudioBufferStarted",
+    "OutputAudioBufferStopped",
     "ProtocolWarning",
     "RateLimitsUpdated",
     "ResponseAnimationBlendshapesDelta",
@@ -243,15 +266,22 @@ __all__ = [
     "UnknownEvent",
     "VadSegment",
     "WarningEvent",
+    "WireShape",
     "b64_decoded_size",
+    "canonical_type",
+    "client_event_to_wire",
     "decode_b64_audio",
     "decode_client_event",
     "decode_server_event",
     "encode_audio_append",
+    "encode_client_event",
     "encode_event",
     "event_from_dict",
     "event_to_dict",
     "input_bytes_per_ms",
     "output_bytes_per_ms",
+    "session_from_wire",
+    "session_to_wire",
+    "shape_for_api_version",
     "wire_type_to_class_name",
 ]

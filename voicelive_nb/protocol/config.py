@@ -34,14 +34,14 @@ from typing import Any, ClassVar, Final, Literal, TypeAlias, TypeVar, cast
 from ..errors import ConfigError
 
 __all__ = [
+    "ECHO_ONLY_KEYS",
     "FIELD_SPECS",
+    "SERVER_ONLY_KEYS",
     "UNSET",
     "Animation",
     "Avatar",
     "EchoCancellation",
     "EndOfUtteranceDetection",
-    "ECHO_ONLY_KEYS",
-    "SERVER_ONLY_KEYS",
     "FieldSpec",
     "FoundryAgentTool",
     "FunctionTool",
@@ -313,7 +313,11 @@ _MS: Final[dict[str, Any]] = {"minimum": 0, "maximum": 10_000, "step": 10}
 FIELD_SPECS: Final[tuple[FieldSpec, ...]] = (
     FieldSpec("model", "str", "model or deployment name; fixed once connected"),
     FieldSpec(
-        "modalities", "list", "output modalities (avatar needs text and audio)", ("text", "audio"), choices=MODALITIES
+        "modalities",
+        "list",
+        "output modalities (avatar needs text and audio)",
+        ("text", "audio"),
+        choices=MODALITIES,
     ),
     FieldSpec("instructions", "text", "system prompt; an empty string clears it", ""),
     FieldSpec("voice", "object", "the assistant voice: a bare OpenAI voice name or a voice object"),
@@ -490,9 +494,7 @@ FIELD_SPECS: Final[tuple[FieldSpec, ...]] = (
         applies_to=_OPENAI_TRANSCRIBERS,
         discriminator=f"{_TR}.model",
     ),
-    FieldSpec(
-        "tools", "object", "list of tools: {type: function | mcp | foundry_agent, ...}", ()
-    ),
+    FieldSpec("tools", "object", "list of tools: {type: function | mcp | foundry_agent, ...}", ()),
     FieldSpec(
         "tool_choice",
         "str",
@@ -1212,7 +1214,9 @@ ECHO_ONLY_KEYS: Final = ("truncation_strategy", "greeting", "handoff", "turn_det
 
 #: Keyword arguments of the presets that are turn-detection knobs (routed into turn_detection).
 _TD_KNOBS: Final = frozenset(
-    s.path.split(".", 1)[1] for s in FIELD_SPECS if s.path.startswith("turn_detection.") and s.path.count(".") == 1
+    s.path.split(".", 1)[1]
+    for s in FIELD_SPECS
+    if s.path.startswith("turn_detection.") and s.path.count(".") == 1
 ) - {"type"}
 
 
@@ -1289,8 +1293,8 @@ class SessionConfig(_WireObject):
         """
         if not isinstance(data, Mapping):
             raise ConfigError("session", data, "a JSON object")
-        data, server = _split_server_only(cls._canonical_keys(data))
-        config = cast(SessionConfig, super().from_dict(data))
+        data, server = _split_server_only(cls._canonical_keys(_flat(data)))
+        config = super().from_dict(data)
         if server:
             object.__setattr__(config, "server_fields", _freeze(server))
         return config
@@ -1347,7 +1351,7 @@ class SessionConfig(_WireObject):
 
     def server_only(self) -> dict[str, Any]:
         """What the server reported that :meth:`to_dict` leaves out (``{}`` for a user config)."""
-        return _thaw(self.server_fields)
+        return dict(_thaw(self.server_fields))
 
     # ---- presets ---------------------------------------------------------------------------
 
@@ -1585,7 +1589,9 @@ class SessionConfig(_WireObject):
         config = SessionConfig.from_dict(wire)
         if keep or self.server_fields or self.warnings:
             object.__setattr__(config, "unchecked", _freeze(keep))
-            object.__setattr__(config, "server_fields", _freeze(_thaw(self.server_fields) | config.server_only()))
+            object.__setattr__(
+                config, "server_fields", _freeze(_thaw(self.server_fields) | config.server_only())
+            )
             object.__setattr__(config, "warnings", self.warnings)
         return config
 
@@ -1713,7 +1719,12 @@ def _split_server_only(data: Mapping[str, Any]) -> tuple[Mapping[str, Any], dict
     return out, server
 
 
-_REALTIME_MODEL_PREFIXES: Final = ("gpt-realtime", "gpt-4o-realtime", "gpt-4o-mini-realtime", "azure-realtime")
+_REALTIME_MODEL_PREFIXES: Final = (
+    "gpt-realtime",
+    "gpt-4o-realtime",
+    "gpt-4o-mini-realtime",
+    "azure-realtime",
+)
 
 
 def _is_realtime_model(model: str) -> bool:

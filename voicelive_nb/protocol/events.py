@@ -29,8 +29,8 @@ from __future__ import annotations
 import binascii
 import dataclasses
 import types
-from copy import copy as _copy
 from collections.abc import Iterator, Mapping, Sequence
+from copy import copy as _copy
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Final, TypeVar, Union, get_args, get_origin, get_type_hints
 
@@ -407,7 +407,7 @@ class ProtocolWarning(ServerEvent, ClientEvent):
 
     message: str
     raw: object
-    wire_type: str | None = None
+    wire_type: str | None = None  # type: ignore[assignment]  # None: it claimed no type
 
     def __init__(self, message: str, raw: object, *, wire_type: str | None = None) -> None:
         object.__setattr__(self, "message", message)
