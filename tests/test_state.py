@@ -574,3 +574,103 @@ def test_input_bytes_per_ms() -> None:
         }
     }
     assert input_bytes_per_ms(stereo) == 96
+
+
+# ---------------------------------------------------------------------------------- GA shape, item.done, bounds
+
+
+def _ga_turn() -> list[str]:
+    resp = {"id": "resp_g", "status": "in_progress", "output": [], "output_modalities": ["audio"]}
+    resp["audio"] = {"output": {"format": {"type": "audio/pcm", "rate": 16000}, "voice": "alloy"}}
+    part = {"response_id": "resp_g", "item_id": "item_a", "output_index": 0, "content_index": 0}
+    session = {
+        "type": "realtime",
+        "id": "sess_g",
+        "output_modalities": ["audio"],
+        "audio": {
+            "input": {
+                "format": {"type": "audio/pcm", "rate": 24000},
+                "turn_detection": {"type": "server_vad"},
+            },
+            "output": {"format": {"type": "audio/pcm", "rate": 24000}, "voice": "marin", "speed": 1.0},
+        },
+    }
+    item = {"id": "item_a", "type": "message", "role": "assistant", "status": "completed"}
+    events: list[dict[str, Any]] = [
+        {"type": "session.created", "session": session},
+        {"type": "response.created", "response": resp},
+        {"type": "response.output_item.added", "response_id": "resp_g", "output_index": 0, "item": item},
+        {"type": "response.output_audio.delta", **part, "delta": "AAAA" * 80},  # 240 bytes
+        {"type": "response.output_audio_transcript.delta", **part, "delta": "Hel"},
+        {
+            "type": "response.output_item.done",
+            "response_id": "resp_g",
+            "output_index": 0,
+            "item": {**item, "content": [{"type": "output_audio", "transcript": "Hello."}]},
+        },
+    ]
+    return [json.dumps(e) for e in events]
+
+
+def test_ga_turn_is_tracked_like_a_preview_one() -> None:
+    proto = SessionProtocol()
+    for text in _ga_turn():
+        proto.receive(decode_server_event(text))
+    assert proto.session["output_audio_format"] == "pcm16"
+    assert proto.session["turn_detection"] == {"type": "server_vad"}
+    assert proto.session["voice"] == "marin"
+    assert proto.session_id == "sess_g"
+    # the response names 16 kHz in the GA shape: 32 bytes per ms, not the session's 48
+    assert proto.audio_ms("item_a") == pytest.approx(240 / 32)
+    # the final content of an output_audio part replaces the unfinished stream
+    assert proto.transcript == [TranscriptEntry("assistant", "item_a", "Hello.", True)]
+    assert proto.counts["unknown_events"] == 0
+
+
+def test_conversation_item_done_places_an_unseen_item_with_final_content() -> None:
+    proto = SessionProtocol()
+    proto.receive(decode_server_event('{"type":"session.created","session":{}}'))
+    first = {
+        "id": "item_1",
+        "type": "message",
+        "role": "user",
+        "content": [{"type": "input_text", "text": "hi"}],
+    }
+    second = {
+        "id": "item_2",
+        "type": "message",
+        "role": "assistant",
+        "status": "completed",
+        "content": [{"type": "output_text", "text": "hello"}],
+    }
+    proto.receive(decode_server_event(json.dumps({"type": "conversation.item.added", "item": first})))
+    proto.receive(
+        decode_server_event(
+            json.dumps({"type": "conversation.item.done", "previous_item_id": "item_1", "item": second})
+        )
+    )
+    proto.receive(decode_server_event(json.dumps({"type": "conversation.item.done", "item": first})))
+    assert [i.id for i in proto.items] == ["item_1", "item_2"]  # done of a known item does not move it
+    assert proto.item("item_2") is not None and proto.item("item_2").previous_item_id == "item_1"  # type: ignore[union-attr]
+    assert [(e.role, e.text, e.final) for e in proto.transcript] == [
+        ("user", "hi", True),
+        ("assistant", "hello", True),
+    ]
+
+
+def test_unknown_events_warnings_and_errors_are_bounded_but_counted() -> None:
+    from voicelive_nb.protocol import KEEP_LAST
+
+    proto = SessionProtocol()
+    n = KEEP_LAST * 3 + 7
+    for i in range(n):
+        proto.receive(decode_server_event(json.dumps({"type": "x.unknown", "n": i})))
+        proto.receive(decode_server_event("not json"))
+        proto.receive(decode_server_event(json.dumps({"type": "error", "error": {"message": str(i)}})))
+        proto.receive(decode_server_event(json.dumps({"type": "warning", "warning": {"message": str(i)}})))
+    assert len(proto.unknown_events) == len(proto.protocol_warnings) == KEEP_LAST
+    assert len(proto.errors) == len(proto.warnings) == KEEP_LAST
+    assert proto.unknown_events[-1].raw["n"] == n - 1  # the latest are kept
+    assert proto.errors[0].message == str(n - KEEP_LAST)
+    assert proto.counts == {"errors": n, "warnings": n, "protocol_warnings": n, "unknown_events": n}
+    assert proto.events_received == 4 * n
