@@ -415,3 +415,160 @@ def test_audio_append_accepts_buffers_and_rejects_odd_lengths() -> None:
     assert encode_audio_append(memoryview(pcm)) == encode_audio_append(pcm)
     with pytest.raises(ProtocolError, match="even number of bytes, got 961"):
         encode_audio_append(pcm + b"\x00")
+
+
+# ---------------------------------------------------------------------------------- GA names and the wire module
+
+GA_NAMES = {
+    "response.output_audio.delta": ("response.audio.delta", {"delta": "AAAA"}),
+    "response.output_audio.done": ("response.audio.done", {}),
+    "response.output_audio_transcript.delta": ("response.audio_transcript.delta", {"delta": "Hi"}),
+    "response.output_audio_transcript.done": ("response.audio_transcript.done", {"transcript": "Hi."}),
+    "response.output_text.delta": ("response.text.delta", {"delta": "Hi"}),
+    "response.output_text.done": ("response.text.done", {"text": "Hi."}),
+}
+
+
+@pytest.mark.parametrize("ga_name", sorted(GA_NAMES))
+def test_ga_names_decode_to_the_canonical_class_and_keep_the_wire_name(ga_name: str) -> None:
+    from voicelive_nb.protocol import canonical_type
+
+    canonical, fields = GA_NAMES[ga_name]
+    payload = {
+        "type": ga_name,
+        "event_id": "event_1",
+        "response_id": "resp_1",
+        "item_id": "item_1",
+        "output_index": 0,
+        "content_index": 0,
+        **fields,
+        "obfuscation": "x1",  # GA extra: kept
+    }
+    event = decode_server_event(json.dumps(payload))
+    assert type(event) is SERVER_EVENTS[canonical]
+    assert (event.type, event.wire_type) == (canonical, ga_name)
+    assert event.to_dict() == payload
+    assert json.loads(encode_event(event)) == payload
+    assert canonical_type(ga_name) == canonical and canonical_type(canonical) == canonical
+    # a malformed GA event is a warning that names the GA type
+    broken = decode_server_event(json.dumps({k: v for k, v in payload.items() if k != "item_id"}))
+    assert isinstance(broken, ProtocolWarning) and broken.wire_type == ga_name and ga_name in broken.message
+
+
+def test_conversation_item_added_is_item_created_and_wire_type_can_be_chosen() -> None:
+    raw = {"type": "conversation.item.added", "previous_item_id": None, "item": {"id": "item_1"}}
+    event = decode_server_event(json.dumps(raw))
+    assert isinstance(event, SERVER_EVENTS["conversation.item.created"])
+    assert event.to_dict() == raw
+    audio = ResponseAudioDelta(response_id="r", item_id="i", output_index=0, content_index=0, delta="AAAA")
+    ga = audio.with_wire_type("response.output_audio.delta")
+    assert ga.type == "response.audio.delta" and ga.to_dict()["type"] == "response.output_audio.delta"
+    assert audio.to_dict()["type"] == "response.audio.delta"  # the original is unchanged
+    assert ga.with_wire_type("response.audio.delta").wire_type == "response.audio.delta"
+
+
+@pytest.mark.parametrize(
+    ("version", "override", "shape"),
+    [
+        ("2025-10-01", None, "preview"),
+        ("2026-04-10", None, "preview"),
+        ("2026-06-01-preview", None, "preview"),
+        ("v1", None, "ga"),
+        ("V1", None, "ga"),
+        ("v1", "preview", "preview"),
+        ("2026-04-10", "ga", "ga"),
+    ],
+)
+def test_shape_for_api_version(version: str, override: str | None, shape: str) -> None:
+    from voicelive_nb.protocol import shape_for_api_version
+
+    assert shape_for_api_version(version, override) == shape
+
+
+def test_a_bad_shape_override_names_the_choices() -> None:
+    from voicelive_nb.errors import ConfigError
+    from voicelive_nb.protocol import encode_client_event, session_to_wire, shape_for_api_version
+
+    for call in (
+        lambda: shape_for_api_version("v1", "beta"),
+        lambda: session_to_wire({}, "beta"),
+        lambda: encode_client_event({"type": "response.create"}, "beta"),
+    ):
+        with pytest.raises(ConfigError, match="invalid wire_shape: 'beta'; allowed: preview or ga"):
+            call()
+
+
+def test_session_to_wire_writes_the_ga_nesting() -> None:
+    from voicelive_nb.protocol import session_from_wire, session_to_wire
+
+    flat = {
+        "modalities": ["text", "audio"],
+        "instructions": "be brief",
+        "input_audio_format": "pcm16",
+        "input_audio_sampling_rate": 16000,
+        "output_audio_format": "g711_ulaw",
+        "turn_detection": {"type": "server_vad", "threshold": 0.4},
+        "input_audio_noise_reduction": {"type": "near_field"},
+        "input_audio_transcription": None,
+        "voice": {"type": "openai", "name": "alloy"},
+        "max_response_output_tokens": 200,
+        "input_audio_echo_cancellation": {"type": "server_echo_cancellation"},  # no GA name: top level
+    }
+    assert session_to_wire(flat, "ga") == {
+        "type": "realtime",
+        "output_modalities": ["audio"],  # GA: audio carries its transcript; the two don't combine
+        "instructions": "be brief",
+        "max_output_tokens": 200,
+        "input_audio_echo_cancellation": {"type": "server_echo_cancellation"},
+        "audio": {
+            "input": {
+                "format": {"type": "audio/pcm", "rate": 16000},
+                "turn_detection": {"type": "server_vad", "threshold": 0.4},
+                "noise_reduction": {"type": "near_field"},
+                "transcription": None,
+            },
+            "output": {"format": {"type": "audio/pcmu"}, "voice": "alloy"},
+        },
+    }
+    assert session_to_wire(flat, "preview") == flat
+    back = session_from_wire(session_to_wire(flat, "ga"))
+    assert back["input_audio_sampling_rate"] == 16000 and back["output_audio_format"] == "g711_ulaw"
+    # what the flat shape cannot name stays under audio, both ways
+    odd = {
+        "type": "realtime",
+        "audio": {"output": {"format": {"type": "audio/pcm", "rate": 44100}, "speed": 1.2}},
+    }
+    assert session_from_wire(odd) == {
+        "audio": {"output": {"format": {"type": "audio/pcm", "rate": 44100}, "speed": 1.2}}
+    }
+    assert session_to_wire(session_from_wire(odd), "ga") == odd
+    assert session_from_wire({"modalities": ["text"]}) == {"modalities": ["text"]}  # preview: as it is
+
+
+def test_encode_client_event_in_the_ga_shape() -> None:
+    from voicelive_nb.protocol import encode_client_event
+
+    update = SessionUpdate(session={"modalities": ["text"], "output_audio_format": "pcm16"})
+    assert json.loads(encode_client_event(update, "ga")) == {
+        "type": "session.update",
+        "session": {
+            "type": "realtime",
+            "output_modalities": ["text"],
+            "audio": {"output": {"format": {"type": "audio/pcm", "rate": 24000}}},
+        },
+    }
+    assert encode_client_event(update, "preview") == encode_event(update)
+    create = ResponseCreate(response={"modalities": ["text"], "max_response_output_tokens": 50})
+    assert json.loads(encode_client_event(create, "ga")) == {
+        "type": "response.create",
+        "response": {"output_modalities": ["text"], "max_output_tokens": 50},
+    }
+    item = {
+        "type": "conversation.item.create",
+        "item": {"type": "message", "role": "assistant", "content": [{"type": "text", "text": "ok"}]},
+    }
+    sent = json.loads(encode_client_event(item, "ga"))
+    assert sent["item"]["content"] == [{"type": "output_text", "text": "ok"}]
+    assert item["item"]["content"][0]["type"] == "text"  # type: ignore[index]  # input untouched
+    with pytest.raises(ProtocolError):
+        encode_client_event(ResponseCreate(response={"x": float("nan")}), "ga")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import types
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -322,3 +323,49 @@ def test_nested_objects_are_typed_read_only() -> None:
     event = ev.SessionUpdate(session=session)
     assert event.session["voice"] == "alloy"
     assert event.to_dict()["session"] is session
+
+
+# ---------------------------------------------------------------------------------- repr never raises
+
+
+def _deep(depth: int) -> dict[str, Any]:
+    node: dict[str, Any] = {"leaf": "\ud800"}
+    for _ in range(depth):
+        node = {"a": node}
+    return node
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        _deep(1000),
+        "\ud800\udfff" * 10,
+        "x" * 5_000_000,
+        [list(range(10))] * 10_000,
+        {"k\ud800": b"\x00" * 99},
+    ],
+    ids=["deep", "surrogates", "huge-string", "long-list", "surrogate-key"],
+)
+def test_repr_of_any_event_never_raises_and_stays_short(value: Any) -> None:
+    from voicelive_nb.protocol.codec import event_from_dict
+
+    events = [
+        event_from_dict({"type": "session.created", "session": {"x": value}}),
+        event_from_dict({"type": "x.unknown", "v": value}),
+        ProtocolWarning("bad", value),
+        event_from_dict(
+            {
+                "type": "response.text.delta",
+                "response_id": "r",
+                "item_id": "i",
+                "output_index": 0,
+                "content_index": 0,
+                "delta": value if isinstance(value, str) else "d",
+                "extra": value,
+            }
+        ),
+    ]
+    for event in events:
+        text = repr(event)
+        assert len(text) < 2_000
+        text.encode("utf-8")  # printable: no lone surrogate left in it
