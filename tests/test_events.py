@@ -344,7 +344,7 @@ def _deep(depth: int) -> dict[str, Any]:
         [list(range(10))] * 10_000,
         {"k\ud800": b"\x00" * 99},
     ],
-    ids=["deep", "surrogates", "huge-string", "long-list", "surrogate-key"],
+    ids=["deep", "very-deep", "surrogates", "huge-string", "long-list", "surrogate-key"],
 )
 def test_repr_of_any_event_never_raises_and_stays_short(value: Any) -> None:
     from voicelive_nb.protocol.codec import event_from_dict
