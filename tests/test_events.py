@@ -339,6 +339,7 @@ def _deep(depth: int) -> dict[str, Any]:
     "value",
     [
         _deep(1000),
+        _deep(100_000),
         "\ud800\udfff" * 10,
         "x" * 5_000_000,
         [list(range(10))] * 10_000,
