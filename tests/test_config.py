@@ -1851,3 +1851,160 @@ def test_turn_detection_specs_say_which_types_they_apply_to() -> None:
     assert field_spec("turn_detection").nullable
     with pytest.raises(ConfigError):
         field_spec("turn_detection.nope")
+
+
+# ---------------------------------------------------------------------------------- what the server sends
+
+
+LIVE_CREATED = {
+    "id": "sess_1",
+    "object": "realtime.session",
+    "expires_at": 1784668573,
+    "model": "gpt-realtime-global-standard",
+    "modalities": ["audio"],
+    "output_audio_format": None,
+    "truncation_strategy": None,
+    "greeting": None,
+    "include": None,
+    "turn_detection": {"type": "server_vad", "threshold": 0.5, "idle_timeout_ms": None},
+    "voice": {"name": "alloy", "type": "openai"},
+}
+
+
+def test_a_live_session_is_accepted_and_sends_back_only_writable_keys() -> None:
+    for config in (SessionConfig.from_server(LIVE_CREATED), SessionConfig.from_dict(LIVE_CREATED)):
+        sent = config.to_dict()
+        assert not {"id", "object", "expires_at", "truncation_strategy", "greeting"} & set(sent)
+        assert "idle_timeout_ms" not in sent["turn_detection"]
+        assert sent["modalities"] == ["audio"] and sent["include"] is None
+        assert config.server_only()["id"] == "sess_1"
+        assert config.server_only()["turn_detection.idle_timeout_ms"] is None
+    assert "model" not in SessionConfig.from_server(LIVE_CREATED).to_dict()
+    assert SessionConfig.from_dict(LIVE_CREATED).model == "gpt-realtime-global-standard"  # user contract
+    assert SessionConfig.from_server(LIVE_CREATED).server_only()["model"] == "gpt-realtime-global-standard"
+    # a value someone sets for an echo-only key is sent as given
+    assert SessionConfig.from_dict({"greeting": {"type": "text"}}).to_dict() == {"greeting": {"type": "text"}}
+
+
+@pytest.mark.parametrize(
+    "session",
+    [
+        {"modalities": "audio", "temperature": 0.7},
+        {"turn_detection": {"type": "brand_new_vad", "threshold": 7}, "temperature": 0.7},
+        {"tools": [{"type": "web_search"}], "voice": "someone-new", "temperature": 0.7},
+        {"max_output_tokens": 5, "max_response_output_tokens": 6, "temperature": 0.7},
+        {"input_audio_sampling_rate": 44100, "metadata": {"k": 1}, "temperature": 0.7},
+        {"voice": {"type": "azure-custom"}, "temperature": 0.7, "id": "sess_x"},
+    ],
+)
+def test_from_server_never_raises_and_keeps_what_it_cannot_check(session: dict[str, Any]) -> None:
+    config = SessionConfig.from_server(session)
+    assert config.temperature == 0.7  # the rest is still typed
+    assert config.warnings and all("kept" in w for w in config.warnings)
+    sent = config.to_dict()
+    for key, value in session.items():
+        if key not in ("id", "max_output_tokens"):
+            assert sent[key] == value  # verbatim, and sent back as it came
+    assert SessionConfig.from_server(sent).to_dict() == sent
+    # changing a checked field keeps the unchecked ones; changing an unchecked one validates it
+    assert config.replace(temperature=0.9).to_dict() == sent | {"temperature": 0.9}
+    assert config.with_changes({"temperature": 0.9}).to_dict() == sent | {"temperature": 0.9}
+    assert config.merge_update({"temperature": 0.9}).unchecked == config.unchecked
+    if config.unchecked:  # sent again by a user, the same values are validated
+        with pytest.raises(ConfigError):
+            config.merge_update(dict(config.unchecked))
+
+
+def test_from_server_on_garbage() -> None:
+    assert SessionConfig.from_server("nope").warnings  # type: ignore[arg-type]
+    assert SessionConfig.from_server({1: 2, "temperature": 0.5}).to_dict() == {"temperature": 0.5}  # type: ignore[dict-item]
+
+
+def test_relaxed_to_the_reference() -> None:
+    assert SessionConfig(modalities=["audio", "animation"]).modalities == ("audio", "animation")
+    td = {"type": "azure_semantic_vad", "languages": ["fr-FR", "de"]}
+    eou = {"model": "semantic_detection_v1", "timeout_ms": 1000.0}
+    config = SessionConfig.from_dict({"turn_detection": td | {"end_of_utterance_detection": eou}})
+    assert config.to_dict()["turn_detection"]["end_of_utterance_detection"]["timeout_ms"] == 1000.0
+    with pytest.raises(ConfigError, match=r"timeout_ms: 999.5; allowed: integers 0 to 10000"):
+        SessionConfig.from_dict(
+            {"turn_detection": td | {"end_of_utterance_detection": eou | {"timeout_ms": 999.5}}}
+        )
+    with pytest.raises(ConfigError, match="avatar only together with text and audio"):
+        SessionConfig(modalities=["audio", "avatar"])
+
+
+def test_foundry_agent_and_mcp_tools() -> None:
+    from voicelive_nb.protocol.config import FoundryAgentTool, McpTool
+
+    agent = {
+        "type": "foundry_agent",
+        "agent_name": "a",
+        "project_name": "p",
+        "return_agent_response_directly": True,
+    }
+    mcp = {"type": "mcp", "server_label": "s", "server_url": "https://x", "require_approval": "never"}
+    config = SessionConfig.from_dict({"tools": [agent, mcp]})
+    assert isinstance(config.tools[0], FoundryAgentTool) and isinstance(config.tools[1], McpTool)  # type: ignore[index]
+    assert config.to_dict()["tools"] == [agent, mcp]
+    with pytest.raises(ConfigError, match=r"missing tools\[0\]\.project_name"):
+        SessionConfig.from_dict({"tools": [{"type": "foundry_agent", "agent_name": "a"}]})
+    with pytest.raises(ConfigError, match=r"tools\[0\]\.type.*function, mcp, foundry_agent"):
+        SessionConfig.from_dict({"tools": [{"type": "web_search"}]})
+
+
+def test_repr_masks_secrets() -> None:
+    tool = {
+        "type": "mcp",
+        "server_label": "s",
+        "server_url": "https://x",
+        "authorization": "Bearer sk-live-123",
+        "headers": {"x-api-key": "hdr-secret-456"},
+    }
+    config = SessionConfig.from_dict(
+        {
+            "tools": [tool],
+            "avatar_auth": {"access_token": "tok-789"},
+            "avatar": {
+                "character": "lisa",
+                "ice_servers": [{"urls": ["turn:x"], "username": "u", "credential": "ice-000"}],
+            },
+        }
+    )
+    text = repr(config)
+    for secret in ("sk-live-123", "hdr-secret-456", "tok-789", "ice-000"):
+        assert secret not in text
+    assert "server_label='s'" in text and "***" in text
+    assert config.to_dict()["tools"][0]["authorization"] == "Bearer sk-live-123"  # only the repr masks
+
+
+def test_preset_turn_detection_knobs_are_routed_and_validated() -> None:
+    assert (
+        SessionConfig.server_vad(threshold=0.6, silence_duration_ms=300).value_at("turn_detection.threshold")
+        == 0.6
+    )
+    with pytest.raises(ConfigError) as info:
+        SessionConfig.server_vad(threshold=2)
+    assert str(info.value) == "invalid turn_detection.threshold: 2; allowed: 0.0 to 1.0"
+    assert info.value.field == "turn_detection.threshold"
+    quick = SessionConfig.quickstart(remove_filler_words=True, temperature=0.7)
+    assert quick.value_at("turn_detection.remove_filler_words") is True and quick.temperature == 0.7
+    with pytest.raises(ConfigError, match="cannot set turn_detection.threshold: turn_detection is None"):
+        SessionConfig.manual(threshold=0.5)
+
+
+def test_config_warnings_for_text_end_of_utterance_on_a_realtime_model() -> None:
+    from voicelive_nb.protocol.config import config_warnings
+
+    eou = SessionConfig.quickstart()  # semantic_detection_v1
+    assert config_warnings(eou, "gpt-4o") == []  # cascaded
+    for model in (
+        "gpt-realtime",
+        "gpt-4o-realtime-preview",
+        "gpt-4o-mini-realtime-preview",
+        "gpt-realtime-mini",
+    ):
+        (warning,) = config_warnings(eou, model)
+        assert "semantic_detection_v1" in warning and model in warning and "cascaded" in warning
+    assert config_warnings(SessionConfig.server_vad(), "gpt-realtime") == []
+    assert config_warnings(eou.replace(model="gpt-realtime")) != []  # the config's own model
