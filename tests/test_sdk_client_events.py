@@ -66,6 +66,11 @@ NO_SDK_CLASS = {
     "response.foundry_agent_call.failed",
     "mcp_approval_response",
     "transcription_session.update",
+    # sent by the live services (shared real traffic) / the GA shape; not in the SDK 1.3 enum
+    "conversation.item.done",
+    "input_audio_buffer.timeout_triggered",
+    "output_audio_buffer.started",
+    "output_audio_buffer.stopped",
 }
 
 #: One event of every client type this package can build.
