@@ -380,7 +380,16 @@ def secrets_in(value: Any) -> list[str]:
                 if k == "headers" and isinstance(sub, Mapping):
                     found.extend(str(v) for v in sub.values() if isinstance(v, (str, Secret)))
                 elif isinstance(sub, str) and (
-                    k in ("api_key", "apikey", "authorization", "token", "access_token", "client_secret", "password")
+                    k
+                    in (
+                        "api_key",
+                        "apikey",
+                        "authorization",
+                        "token",
+                        "access_token",
+                        "client_secret",
+                        "password",
+                    )
                     or k.endswith(("_token", "_secret", "_password", "_api_key"))
                 ):
                     found.append(sub)
@@ -434,9 +443,7 @@ class RedactingFilter(logging.Filter):
             record.msg = masked
             record.args = None
         if record.exc_info and not record.exc_text:
-            record.exc_text = redact_text(
-                "".join(traceback.format_exception(*record.exc_info)).rstrip("\n")
-            )
+            record.exc_text = redact_text("".join(traceback.format_exception(*record.exc_info)).rstrip("\n"))
         if record.stack_info:
             record.stack_info = redact_text(record.stack_info)
         return True

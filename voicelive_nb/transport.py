@@ -79,7 +79,18 @@ def build_url(
 
 
 _SECRET_QUERY_KEYS = frozenset(
-    {"api-key", "api_key", "apikey", "key", "authorization", "access_token", "token", "sig", "code", "password"}
+    {
+        "api-key",
+        "api_key",
+        "apikey",
+        "key",
+        "authorization",
+        "access_token",
+        "token",
+        "sig",
+        "code",
+        "password",
+    }
 )
 
 
@@ -169,6 +180,11 @@ class Transport:
         self.close_timeout_s = close_timeout_s
         #: Why this side gave up on the peer (``None`` while it has not).
         self.failure: str | None = None
+        #: Keepalive pings answered so far.
+        self.pongs = 0
+        #: Whether :meth:`close` has started, and whether the TCP connection was dropped.
+        self.closing = False
+        self.aborted = False
         self._keepalive: asyncio.Task[None] | None = None
         if ping_interval_s is not None:
             self._keepalive = asyncio.get_running_loop().create_task(
@@ -251,7 +267,9 @@ class Transport:
         except InvalidHandshake as exc:
             raise TransportError(f"handshake with {shown} failed: {redact_text(str(exc))}") from None
         except OSError as exc:
-            raise TransportError(f"cannot connect to {shown}: {redact_text(str(exc.strerror or exc))}") from None
+            raise TransportError(
+                f"cannot connect to {shown}: {redact_text(str(exc.strerror or exc))}"
+            ) from None
         return cls(
             ws,
             url,
@@ -290,6 +308,7 @@ class Transport:
         Never raises, except the caller's own cancellation (after aborting the connection).
         """
         self._stop_keepalive()
+        self.closing = True
         try:
             await asyncio.wait_for(self._ws.close(code, reason), self.close_timeout_s)
         except asyncio.CancelledError:
@@ -299,13 +318,18 @@ class Transport:
             self.abort()
 
     def abort(self) -> None:
-        """Drop the TCP connection at once (no close handshake)."""
+        """Drop the TCP connection at once (no close handshake; idempotent)."""
         self._stop_keepalive()
         transport = getattr(self._ws, "transport", None)
-        if transport is not None and not transport.is_closing():
+        if transport is not None:
+            # also when already closing: a graceful close may be stuck behind a full buffer
             transport.abort()
-        elif transport is not None:
-            transport.abort()  # a graceful close in progress may be stuck behind a full buffer
+            self.aborted = True
+
+    def buffered_bytes(self) -> int:
+        """Bytes written but not yet taken by the operating system (grows when the peer stops reading)."""
+        transport = getattr(self._ws, "transport", None)
+        return int(transport.get_write_buffer_size()) if transport is not None else 0
 
     def _give_up(self, reason: str) -> None:
         if self.failure is None:
@@ -331,6 +355,7 @@ class Transport:
                     return
                 try:
                     await asyncio.wait_for(pong, self.ping_timeout_s)
+                    self.pongs += 1
                 except asyncio.TimeoutError:
                     self._give_up(
                         f"the service stopped answering: no pong within {self.ping_timeout_s:g} s "
