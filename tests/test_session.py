@@ -16,7 +16,14 @@ from voicelive_nb import Session, SessionConfig
 from voicelive_nb.audio.memory import ArraySource, BufferSink
 from voicelive_nb.emulator.server import Faults, run_emulator
 from voicelive_nb.emulator.tts import synthesize
-from voicelive_nb.errors import AuthenticationError, ConfigError, ConnectionClosed, ServerError, WaitTimeout
+from voicelive_nb.errors import (
+    AuthenticationError,
+    ConfigError,
+    ConnectionClosed,
+    ProtocolError,
+    ServerError,
+    WaitTimeout,
+)
 from voicelive_nb.protocol import ProtocolWarning, UnknownEvent
 from voicelive_nb.recording import Recorder
 
@@ -181,8 +188,20 @@ async def test_auto_truncate_leaves_truncation_to_the_server(question: bytes) ->
 
 async def test_recording_has_events_and_audio_and_no_secret(tmp_path: Path, question: bytes) -> None:
     out = tmp_path / "rec"
+    # the key travels where a recording could catch it: an MCP header in session.update (echoed
+    # back in session.updated) and the endpoint's query (in the "connected" note)
+    tool = {
+        "type": "mcp",
+        "server_label": "kb",
+        "server_url": "https://mcp.example/",
+        "headers": {"x-key": KEY},
+    }
+    config = SessionConfig.server_vad().replace(tools=[tool])
     async with run_emulator(api_key=KEY, pace="fast") as emu:
-        async with Session(endpoint=emu.url, api_key=KEY, record=out, sink=BufferSink(), dotenv=False) as s:
+        endpoint = f"{emu.url}?api-key={KEY}"
+        async with Session(
+            config, endpoint=endpoint, api_key=KEY, record=out, sink=BufferSink(), dotenv=False
+        ) as s:
             s.stream(speech(question))
             await s.wait_for("response.done", timeout=30)
     rec = Recorder.load(out)
@@ -324,3 +343,74 @@ async def test_concurrent_waiters_for_one_type_all_wake() -> None:
             await s.create_response()
             results = await asyncio.gather(*waits)
     assert len({id(r) for r in results}) == 1
+
+
+async def test_malformed_session_created_is_reported_as_such() -> None:
+    async def handler(ws: ServerConnection) -> None:
+        await ws.send(json.dumps({"type": "session.created", "event_id": "e0", "session": "not an object"}))
+        await ws.wait_closed()
+
+    async with serve(handler, "127.0.0.1", 0) as server:
+        url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        s = Session(endpoint=url, api_key="x", dotenv=False, setup_timeout_s=5)
+        with pytest.raises(ProtocolError, match="a session.created arrived but was malformed: ") as info:
+            await s.open()
+    assert "session" in str(info.value).split("malformed:", 1)[1]  # says why
+    assert "within" not in str(info.value)
+    assert s.status.startswith("failed: ProtocolError: a session.created arrived but was malformed")
+
+
+async def test_history_is_bounded_in_bytes_and_cursors_survive_eviction() -> None:
+    delta = {
+        "type": "response.text.delta",
+        "event_id": "e",
+        "response_id": "r",
+        "item_id": "i",
+        "output_index": 0,
+        "content_index": 0,
+        "delta": "x" * 1000,
+    }
+    frames = [json.dumps({**delta, "event_id": f"e{i}"}) for i in range(200)]
+    async with scripted_server(frames) as url:
+        async with Session(endpoint=url, api_key="x", dotenv=False, max_event_bytes=20_000) as s:
+            sizes = sum(len(json.dumps(e.to_dict())) for e in s.events)
+            assert sizes <= 20_000 + 1200
+            assert 10 < len(s.events) < 25  # ~1.1 KB each: only the newest ones are kept
+            assert s._event_count >= 202
+            # the cursor of a type still hands out the next event, never an evicted or repeated one
+            first = await s.wait_for("response.text.delta", timeout=1)
+            second = await s.wait_for("response.text.delta", timeout=1)
+            ids = [e.event_id for e in s.events if e.type == "response.text.delta"]
+            assert [first.event_id, second.event_id] == ids[:2]
+
+
+async def test_wait_for_timeout_names_type_timeout_and_that_no_source_streams() -> None:
+    async with run_emulator(pace="fast") as emu:
+        async with Session(SessionConfig.manual(), endpoint=emu.url, api_key="x", dotenv=False) as s:
+            with pytest.raises(WaitTimeout) as info:
+                await s.wait_for("response.done", timeout=0.2)
+    text = str(info.value)
+    assert "no response.done within 0.2 s" in text
+    assert "no audio source is streaming (the microphone/source is off)" in text
+
+
+def test_repr_never_raises_and_masks_the_endpoint() -> None:
+    s = Session(
+        endpoint="wss://user:pw-secret-123456@host.example/?api-key=SECRETQUERY1", api_key="k", dotenv=False
+    )
+    text = repr(s)
+    assert "pw-secret-123456" not in text and "SECRETQUERY1" not in text
+    s._status = None  # type: ignore[assignment]
+    s.settings = None  # type: ignore[assignment]
+    assert repr(s).startswith("<Session")
+
+
+def test_limits_are_validated_naming_the_field() -> None:
+    for name, value in (
+        ("send_timeout_s", 0),
+        ("close_timeout_s", -1),
+        ("max_event_bytes", 0),
+        ("ping_timeout_s", "x"),
+    ):
+        with pytest.raises(ConfigError, match=name):
+            Session(api_key="k", dotenv=False, **{name: value})
