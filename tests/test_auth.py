@@ -175,3 +175,39 @@ def test_default_azure_credential_is_created_and_closed_cleanly() -> None:
     assert proc.returncode == 0, proc.stderr
     assert "OK" in proc.stdout
     assert "Unclosed" not in proc.stderr and "ResourceWarning" not in proc.stderr
+
+
+def test_redact_text_masks_live_secrets_their_base64_and_credential_shapes() -> None:
+    import base64
+
+    from voicelive_nb.auth import redact_text, register_secret
+
+    secret = "LiveSecret-abcdef-0123456789"
+    register_secret(secret)
+    register_secret("short")  # too short to mask by value: it would mask ordinary words
+    for prefix in ("", "a", "ab", "user:"):
+        encoded = base64.b64encode((prefix + secret).encode()).decode()
+        assert secret not in redact_text(f"x {secret} y") and encoded not in redact_text(f"x {encoded} y")
+    assert redact_text("a short word") == "a short word"
+    assert redact_text("> api-key: abc") == "> api-key: ***"
+    assert redact_text("wss://u:p@h/") == "wss://***@h/"
+    assert "tok" not in redact_text("Authorization: Bearer tok1234567890abcdefgh")
+
+
+def test_redacting_filter_masks_formatted_message_and_traceback() -> None:
+    import logging
+
+    from voicelive_nb.auth import REDACTING_FILTER, register_secret
+
+    secret = "FilterSecret-0123456789"
+    register_secret(secret)
+    try:
+        raise ValueError(f"boom {secret}")
+    except ValueError:
+        import sys
+
+        record = logging.LogRecord(
+            "voicelive_nb.x", logging.ERROR, __file__, 1, "key %s", (secret,), sys.exc_info()
+        )
+    assert REDACTING_FILTER.filter(record)
+    assert secret not in record.getMessage() and secret not in (record.exc_text or "")

@@ -367,3 +367,29 @@ def test_recorder_survives_kill_9(tmp_path: Path, min_bytes: int) -> None:
     for entry in loaded.of_type("response.audio.delta"):
         audio = loaded.audio(entry)
         assert len(audio) == 2400 and audio == audio[:2] * 1200
+
+
+def test_any_string_and_any_depth_is_recorded_and_reads_back(tmp_path: Path) -> None:
+    from voicelive_nb.recording import DEEP_KEY
+
+    deep: list[Any] = []
+    node = deep
+    for _ in range(5000):  # far past the recursion limit
+        node.append([])
+        node = node[0]
+    with Recorder(tmp_path / "r") as rec:
+        rec.record_received({"type": "response.text.delta", "delta": "\ud800 lone surrogate"})
+        rec.record_received({"type": "weird", "value": deep, "headers": {"k": "v"}})
+        rec.note("deep", value=deep)
+    loaded = Recorder.load(tmp_path / "r")
+    assert loaded.complete and loaded.skipped_lines == 0
+    (text,) = loaded.of_type("response.text.delta")
+    assert text.event["delta"] == "\ud800 lone surrogate"
+    (weird,) = loaded.of_type("weird")
+    node = weird.event["value"]
+    while isinstance(node, list):
+        node = node[0]
+    kept = node[DEEP_KEY]  # the deep rest kept verbatim as JSON text
+    assert isinstance(kept, str) and kept == "[" * (len(kept) // 2) + "]" * (len(kept) // 2)
+    assert len(kept) // 2 > 4000
+    assert weird.event["headers"] == {"k": "***"}

@@ -201,3 +201,29 @@ async def test_server_close_becomes_connection_closed_with_code_and_reason() -> 
         with pytest.raises(ConnectionClosed):
             await t.send("{}")
         await t.close()
+
+
+def test_redact_url_masks_userinfo_fragment_and_token_parameters() -> None:
+    shown = redact_url("wss://user:pa55word@host.example/p?api-key=K1&access_token=T1&sig=S1&x=1#frag-T2")
+    for secret in ("pa55word", "user:", "K1", "T1", "S1", "frag-T2"):
+        assert secret not in shown
+    assert shown.startswith("wss://***@host.example/p?") and "x=1" in shown
+    assert redact_url("http://[::1") == "http://[::1"  # not a URL: returned, never raises
+
+
+async def test_close_is_bounded_when_the_peer_stops_reading() -> None:
+    async with local_server() as (server, url):
+
+        async def stall(connection: ServerConnection) -> None:
+            connection.transport.pause_reading()
+            await connection.wait_closed()
+
+        server.after_open = stall
+        t = await Transport.connect(url, {}, close_timeout_s=0.3, ping_interval_s=None, send_timeout_s=0.3)
+        with pytest.raises(ConnectionClosed, match="stopped reading"):
+            for _ in range(10_000):  # fills the socket buffers, then one send blocks past the deadline
+                await t.send("x" * 10_000)
+        assert t.failure is not None and "blocked for 0.3 s" in t.failure
+        start = asyncio.get_running_loop().time()
+        await t.close()
+        assert asyncio.get_running_loop().time() - start < 1.0
