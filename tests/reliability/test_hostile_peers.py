@@ -225,6 +225,8 @@ async def test_relay_peer_keeps_the_session_connected_after_any_bad_audio() -> N
         p.queue.put_nowait('{"type":"fuzz.marker"}')
         await s.wait_for("fuzz.marker", timeout=5)
         assert s.status == "connected"
-        assert s.protocol_warnings == 3  # "A" and "\u00e9..." are not base64, "AA==" is one byte ("!!!" is empty)
+        assert (
+            s.protocol_warnings == 3
+        )  # "A" and "\u00e9..." are not base64, "AA==" is one byte ("!!!" is empty)
         assert sink.audio == b""
         await closes_promptly(s)
