@@ -174,3 +174,52 @@ def test_figure_from_a_notebook_session_with_a_collecting_monitor(
     assert np.ptp(mic.get_ydata()) > 0.5 and np.ptp(assistant.get_ydata()) > 0.5
     assert len(by_gid(fig, "vad")) == len(ns.state.vad_segments) == 1
     assert png(fig).startswith(PNG_MAGIC)
+
+
+def legend_labels(fig: Figure) -> list[str]:
+    return [text.get_text() for legend in fig.legends for text in legend.get_texts()]
+
+
+def test_an_empty_figure_has_no_legend_for_what_is_not_drawn() -> None:
+    from voicelive_nb.analysis.timeline import Timeline
+
+    fig = plot_session(Timeline())
+    assert legend_labels(fig) == []
+    assert len(by_gid(fig, "empty-note")) == 1
+    assert png(fig).startswith(PNG_MAGIC)
+
+
+def test_resumed_speech_over_more_than_a_minute_is_drawn_where_it_happened() -> None:
+    """Two turns, a 70 s pause, a third turn whose padding reaches into the first run: every VAD
+    rectangle has the width the service reported, the axis reads m:ss, the legend lists what is drawn."""
+    from voicelive_nb.analysis.timeline import Timeline
+
+    tl = Timeline()
+    t0 = 100.0
+
+    def stream(seconds: float, start: float) -> None:
+        for k in range(round(seconds * 50)):
+            tl.input_audio(start + (k + 1) * 0.02, 960)
+
+    def turn(item: str, start_ms: int, end_ms: int, t_start: float, t_stop: float) -> None:
+        tl.add(
+            t_start,
+            {"type": "input_audio_buffer.speech_started", "audio_start_ms": start_ms, "item_id": item},
+        )
+        tl.add(t_stop, {"type": "input_audio_buffer.speech_stopped", "audio_end_ms": end_ms, "item_id": item})
+
+    stream(70.0, t0)
+    turn("u1", 5_000, 7_000, t0 + 5.3, t0 + 7.3)
+    tl.add(t0 + 7.5, {"type": "response.created", "response": {"id": "r1"}})
+    tl.add(t0 + 8.0, {"type": "response.done", "response": {"id": "r1", "status": "completed"}})
+    stream(10.0, t0 + 140.0)
+    turn("u2", 69_800, 74_000, t0 + 142.5, t0 + 145.0)
+    fig = plot_session(tl)
+    rects = sorted((r.get_x(), r.get_width()) for r in by_gid(fig, "vad"))
+    assert [(round(x, 3), round(w, 3)) for x, w in rects] == [(5.0, 2.0), (139.8, 4.2)]
+    fig.canvas.draw()
+    ax = fig.axes[-1]
+    ticks = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
+    assert "1:00" in ticks and "2:00" in ticks, ticks
+    assert "m:ss" in ax.get_xlabel()
+    assert legend_labels(fig) == ["VAD speech", "response"]  # no barge-in, latency, audio, cancelled

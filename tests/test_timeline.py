@@ -15,7 +15,7 @@ import pytest
 
 from voicelive_nb import SessionConfig
 from voicelive_nb.analysis.meters import FLOOR_DBFS, AudioHistory, EnvelopeBuffer, envelope, place_segments
-from voicelive_nb.analysis.timeline import Timeline, unpack
+from voicelive_nb.analysis.timeline import Timeline, format_clock, unpack
 from voicelive_nb.audio.memory import ArraySource
 from voicelive_nb.emulator.server import BackgroundEmulator, start_in_thread
 from voicelive_nb.emulator.tts import synthesize
@@ -253,6 +253,86 @@ def test_a_pause_in_the_input_starts_a_new_run() -> None:
     assert [(round(s, 3), a0, a1) for s, a0, a1 in runs] == [(0.0, 0.0, 2000.0), (5.0, 2000.0, 3000.0)]
     assert tl.audio_to_axis(2500) == pytest.approx(5.5)  # audio after the pause sits where it was sent
     assert tl.mode == "realtime"
+
+
+def test_speech_resumed_after_a_pause_is_one_span_on_its_own_run() -> None:
+    """speak() twice with the mic off: the second span's prefix padding reaches back into the
+    first run's audio; the span must still sit (whole, at its true length) in the second run."""
+    tl = Timeline()
+    stream_input(tl, 3.0)  # run 1: 0 -> 3 s
+    tl.add(T0 + 0.7, {"type": "input_audio_buffer.speech_started", "audio_start_ms": 200, "item_id": "a"})
+    tl.add(T0 + 2.0, {"type": "input_audio_buffer.speech_stopped", "audio_end_ms": 1900, "item_id": "a"})
+    stream_input(tl, 3.0, start=T0 + 10.0)  # run 2: sent from 10 s on, audio ms 3000 -> 6000
+    # speech from audio 3300 ms; 400 ms prefix padding puts the reported start at 2900 (run 1's tail)
+    tl.add(T0 + 10.4, {"type": "input_audio_buffer.speech_started", "audio_start_ms": 2900, "item_id": "b"})
+    open_b = tl.vad_spans[1]
+    assert open_b.end_s is None
+    assert open_b.start_s == pytest.approx(9.9)  # open: on the run streaming when it was heard
+    tl.add(T0 + 11.9, {"type": "input_audio_buffer.speech_stopped", "audio_end_ms": 4300, "item_id": "b"})
+    first, second = tl.vad_spans
+    assert (first.start_s, first.end_s) == (pytest.approx(0.2), pytest.approx(1.9))
+    assert second.start_s is not None and second.end_s is not None
+    assert second.end_s - second.start_s == pytest.approx(1.4)  # 4300 - 2900 ms, not the pause too
+    assert second.start_s == pytest.approx(9.9)
+    assert second.end_s == pytest.approx(11.3)
+    assert tl.to_arrays()["vad"][1].tolist() == pytest.approx([9.9, 11.3])
+    # a barge-in by that speech is drawn where the speech is, too
+    tl.add(T0 + 10.0, {"type": "response.created", "response": {"id": "r"}})
+    tl.add(T0 + 12.5, {"type": "input_audio_buffer.speech_started", "audio_start_ms": 4500, "item_id": "c"})
+    tl.add(T0 + 12.6, {"type": "input_audio_buffer.speech_stopped", "audio_end_ms": 5200, "item_id": "c"})
+    [barge] = tl.barge_ins
+    assert barge.audio_start_s == pytest.approx(11.5)
+
+
+def test_a_span_ending_at_a_run_boundary_stays_in_the_earlier_run() -> None:
+    tl = Timeline()
+    stream_input(tl, 2.0)
+    stream_input(tl, 1.0, start=T0 + 6.0)
+    tl.add(T0 + 1.0, {"type": "input_audio_buffer.speech_started", "audio_start_ms": 1500, "item_id": "a"})
+    tl.add(T0 + 6.1, {"type": "input_audio_buffer.speech_stopped", "audio_end_ms": 2000, "item_id": "a"})
+    [span] = tl.vad_spans
+    assert (span.start_s, span.end_s) == (pytest.approx(1.5), pytest.approx(2.0))
+
+
+def test_a_session_longer_than_a_minute() -> None:
+    """Three turns over 150 s of real-time input, with pauses: every span at its true place."""
+    tl = Timeline()
+    stream_input(tl, 70.0)  # one long run, 0 -> 70 s
+    turns = [(5_000, 7_000), (64_000, 66_500)]
+    for i, (a, b) in enumerate(turns):
+        tl.add(
+            T0 + a / 1000 + 0.3,
+            {"type": "input_audio_buffer.speech_started", "audio_start_ms": a, "item_id": f"u{i}"},
+        )
+        tl.add(
+            T0 + b / 1000 + 0.3,
+            {"type": "input_audio_buffer.speech_stopped", "audio_end_ms": b, "item_id": f"u{i}"},
+        )
+    stream_input(tl, 10.0, start=T0 + 140.0)  # resumed after a 70 s pause: audio 70 000 -> 80 000 ms
+    tl.add(
+        T0 + 142.5, {"type": "input_audio_buffer.speech_started", "audio_start_ms": 69_800, "item_id": "u2"}
+    )
+    tl.add(T0 + 145.0, {"type": "input_audio_buffer.speech_stopped", "audio_end_ms": 74_000, "item_id": "u2"})
+    spans = [(round(s.start_s or 0, 3), round(s.end_s or 0, 3)) for s in tl.vad_spans]
+    assert spans == [(5.0, 7.0), (64.0, 66.5), (139.8, 144.0)]
+    assert tl.end_s == pytest.approx(150.0)
+    assert tl.summary()["duration_s"] == pytest.approx(150.0)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "decimals", "text"),
+    [
+        (0.0, 1, "0.0"),
+        (42.46, 1, "42.5"),
+        (59.96, 1, "1:00.0"),  # rounds up into the next minute, not "0:60.0"
+        (65.0, 1, "1:05.0"),
+        (125.4, 0, "2:05"),
+        (3723.0, 0, "1:02:03"),
+        (-0.4, 1, "-0.4"),
+    ],
+)
+def test_format_clock(seconds: float, decimals: int, text: str) -> None:
+    assert format_clock(seconds, decimals) == text
 
 
 def test_a_stall_caught_up_in_a_burst_stays_one_run() -> None:

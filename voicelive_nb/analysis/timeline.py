@@ -80,6 +80,7 @@ __all__ = [
     "ResponseSpan",
     "Timeline",
     "VadSpan",
+    "format_clock",
     "recorded_output_items",
     "unpack",
 ]
@@ -520,6 +521,33 @@ class Timeline:
         i = max(0, bisect.bisect_right(self._run_starts, audio_ms) - 1)
         return self._runs[i].origin - self._runs[0].origin + audio_ms / 1000.0
 
+    def _run_offset(self, index: int) -> float:
+        return self._runs[index].origin - self._runs[0].origin
+
+    def _span_run(self, v: _Vad) -> int | None:
+        """The input run one VAD span belongs to: both its ends are placed with that run's origin.
+
+        The span's start includes the prefix padding, which can reach back into the tail of
+        the previous run's audio (speech resumed after a pause): placed on that earlier run's
+        origin, the start would sit before the pause and the span would cover it. The end
+        decides (an end exactly at a run boundary closes the earlier run); an open span goes
+        with the run that was streaming when its ``speech_started`` arrived.
+        """
+        if not self._runs or self._fast:
+            return None
+        if v.end_ms is not None:
+            return max(0, bisect.bisect_left(self._run_starts, v.end_ms) - 1)
+        index = 0 if v.start_ms is None else max(0, bisect.bisect_right(self._run_starts, v.start_ms) - 1)
+        if v.t_started is not None:
+            while index + 1 < len(self._runs) and self._runs[index + 1].t_first <= v.t_started:
+                index += 1
+        return index
+
+    def _span_to_axis(self, audio_ms: float, run: int | None) -> float:
+        if run is None:
+            return self.audio_to_axis(audio_ms)
+        return self._run_offset(run) + audio_ms / 1000.0
+
     def input_runs(self) -> list[tuple[float, float, float]]:
         """``(axis_start_s, audio_start_ms, audio_end_ms)`` per stretch of input sent without a gap."""
         out = []
@@ -585,17 +613,20 @@ class Timeline:
 
     @property
     def vad_spans(self) -> list[VadSpan]:
-        return [
-            VadSpan(
-                item_id,
-                None if v.start_ms is None else self.audio_to_axis(v.start_ms),
-                None if v.end_ms is None else self.audio_to_axis(v.end_ms),
-                v.start_ms,
-                v.end_ms,
-                v.committed,
+        spans = []
+        for item_id, v in self._vad.items():
+            run = self._span_run(v)
+            spans.append(
+                VadSpan(
+                    item_id,
+                    None if v.start_ms is None else self._span_to_axis(v.start_ms, run),
+                    None if v.end_ms is None else self._span_to_axis(v.end_ms, run),
+                    v.start_ms,
+                    v.end_ms,
+                    v.committed,
+                )
             )
-            for item_id, v in self._vad.items()
-        ]
+        return spans
 
     @property
     def commits(self) -> list[CommitMark]:
@@ -633,10 +664,12 @@ class Timeline:
 
     @property
     def barge_ins(self) -> list[BargeInMark]:
-        return [
-            BargeInMark(self.to_axis(t), user_item, rid, self.audio_to_axis(start_ms))
-            for t, user_item, rid, start_ms in self._barge_ins
-        ]
+        out = []
+        for t, user_item, rid, start_ms in self._barge_ins:
+            vad = self._vad.get(user_item)
+            run = self._span_run(vad) if vad is not None else None
+            out.append(BargeInMark(self.to_axis(t), user_item, rid, self._span_to_axis(start_ms, run)))
+        return out
 
     @property
     def latencies(self) -> list[LatencyMark]:
@@ -704,6 +737,27 @@ class Timeline:
         header = np.array([PACK_VERSION, *(len(arrays[lane]) for lane in LANES), 0], dtype=np.float32)
         parts = [header] + [arrays[lane].reshape(-1) for lane in LANES]
         return np.concatenate(parts).astype("<f4").tobytes()
+
+
+def format_clock(seconds: float, decimals: int = 1) -> str:
+    """A time on the axis as a clock: ``"42.5"`` under a minute, ``"1:05.0"``, ``"1:02:03.0"``.
+
+    Negative times (a padding that reaches before the first input) get a leading minus.
+    """
+    if not math.isfinite(seconds):
+        return str(seconds)
+    sign = "-" if seconds < 0 else ""
+    scale = 10**decimals
+    total = round(abs(seconds) * scale)
+    whole, frac = divmod(total, scale)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    tail = f".{frac:0{decimals}d}" if decimals > 0 else ""
+    if hours:
+        return f"{sign}{hours}:{minutes:02d}:{secs:02d}{tail}"
+    if minutes:
+        return f"{sign}{minutes}:{secs:02d}{tail}"
+    return f"{sign}{secs}{tail}"
 
 
 def recorded_output_items(recording: Any) -> dict[str, bytes]:

@@ -38,9 +38,10 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
+from matplotlib.ticker import FuncFormatter, MultipleLocator
 
 from ..analysis.meters import as_int16, envelope, place_segments
-from ..analysis.timeline import Timeline, recorded_output_items
+from ..analysis.timeline import Timeline, format_clock, recorded_output_items
 
 __all__ = ["SessionFigure", "plot_session", "plot_vad"]
 
@@ -289,22 +290,49 @@ def _draw_timeline(ax: Axes, timeline: Timeline) -> None:
     ax.grid(axis="x", alpha=0.3)
 
 
-def _legend_handles(with_waveform: bool) -> list[Any]:
+def _legend_handles(data: _Data, with_waveform: bool) -> list[Any]:
+    """Legend entries for what the figure really draws, and nothing else."""
+    timeline = data.timeline
+    responses = timeline.response_spans
+    audio = timeline.audio_spans
     handles: list[Any] = []
     if with_waveform:
-        handles += [
-            Line2D([], [], color=MIC_COLOR, linewidth=1, label="mic"),
-            Line2D([], [], color=ASSISTANT_COLOR, linewidth=1, label="assistant"),
-        ]
-    handles += [
-        Patch(color=VAD_COLOR, alpha=0.7, label="VAD speech"),
-        Patch(color=RESPONSE_COLOR, alpha=0.55, label="response"),
-        Patch(color=CANCELLED_COLOR, alpha=0.55, label="cancelled response"),
-        Patch(color=ASSISTANT_COLOR, alpha=0.8, label="assistant audio played"),
-        Line2D([], [], color=BARGE_COLOR, linestyle="--", marker="v", label="barge-in"),
-        Line2D([], [], color=LATENCY_COLOR, marker="$\u2194$", linestyle="none", label="latency"),
-    ]
+        if any(len(pcm) for _, pcm in data.mic or []):
+            handles.append(Line2D([], [], color=MIC_COLOR, linewidth=1, label="mic"))
+        if any(len(pcm) for _, pcm in data.assistant or []):
+            handles.append(Line2D([], [], color=ASSISTANT_COLOR, linewidth=1, label="assistant"))
+    if any(s.start_s is not None for s in timeline.vad_spans):
+        handles.append(Patch(color=VAD_COLOR, alpha=0.7, label="VAD speech"))
+    if timeline.commits:
+        handles.append(Line2D([], [], color=VAD_COLOR, linewidth=1.5, label="commit"))
+    if any(r.status != "cancelled" for r in responses):
+        handles.append(Patch(color=RESPONSE_COLOR, alpha=0.55, label="response"))
+    if any(r.status == "cancelled" for r in responses):
+        handles.append(Patch(color=CANCELLED_COLOR, alpha=0.55, label="cancelled response"))
+    if audio:
+        handles.append(Patch(color=ASSISTANT_COLOR, alpha=0.8, label="assistant audio played"))
+    if any(a.end_s > a.played_end_s for a in audio):
+        handles.append(
+            Patch(facecolor="none", edgecolor=ASSISTANT_COLOR, hatch="///", label="received, not played")
+        )
+    if timeline.barge_ins:
+        handles.append(Line2D([], [], color=BARGE_COLOR, linestyle="--", marker="v", label="barge-in"))
+    if timeline.latencies:
+        handles.append(
+            Line2D([], [], color=LATENCY_COLOR, marker="$\u2194$", linestyle="none", label="latency")
+        )
     return handles
+
+
+def _clock_ticks(ax: Axes, t0: float, t1: float) -> bool:
+    """Beyond a minute, ticks read as m:ss (``1:05``) at round steps; True if they were set."""
+    if t1 - t0 <= 60.0:
+        return False
+    span = t1 - t0
+    step = next((s for s in (10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600) if span / s <= 10), 7200)
+    ax.xaxis.set_major_locator(MultipleLocator(step))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: format_clock(x, decimals=0)))
+    return True
 
 
 def _title(data: _Data) -> str:
@@ -342,7 +370,9 @@ def plot_session(
     label = title if title is not None else _title(data)
     if ax is not None:
         _draw_timeline(ax, timeline)
-        ax.set_xlim(*_xlim(timeline))
+        t0, t1 = _xlim(timeline)
+        ax.set_xlim(t0, t1)
+        _clock_ticks(ax, t0, t1)
         ax.set_title(label, fontsize=9)
         fig = ax.get_figure(root=True)
         assert isinstance(fig, Figure)
@@ -356,12 +386,28 @@ def plot_session(
     else:
         ax_tl = fig.subplots()
     _draw_timeline(ax_tl, timeline)
-    ax_tl.set_xlim(*_xlim(timeline))
-    xlabel = "seconds since the first input audio"
+    t0, t1 = _xlim(timeline)
+    ax_tl.set_xlim(t0, t1)
+    clock = _clock_ticks(ax_tl, t0, t1)
+    unit = "time (m:ss)" if clock else "seconds"
+    xlabel = f"{unit} since the first input audio"
     if timeline.mode == "fast-input":
-        xlabel = "seconds (VAD: input-audio time; responses: wall time since the first input)"
+        xlabel = f"{unit} (VAD: input-audio time; responses: wall time since the first input)"
     ax_tl.set_xlabel(xlabel)
-    fig.legend(handles=_legend_handles(with_waveform), loc="outside right upper", fontsize=8, frameon=False)
+    handles = _legend_handles(data, with_waveform)
+    if handles:
+        fig.legend(handles=handles, loc="outside right upper", fontsize=8, frameon=False)
+    else:
+        ax_tl.text(
+            0.5,
+            0.5,
+            "nothing happened yet",
+            transform=ax_tl.transAxes,
+            ha="center",
+            va="center",
+            color=LATENCY_COLOR,
+            gid="empty-note",
+        )
     fig.suptitle(label, fontsize=10)
     return fig
 
