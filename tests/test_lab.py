@@ -560,6 +560,28 @@ def test_cli_as_a_module(tmp_path: Path, clean: Clip) -> None:
     assert json.loads(out.read_text())["best"]["config"] == {"threshold": 0.5}
 
 
+def test_cli_without_json_prints_a_ranked_table(
+    tmp_path: Path, clean: Clip, capsys: pytest.CaptureFixture[str]
+) -> None:
+    wav = clean.save(tmp_path / "q.wav")
+    argv = [str(wav), "--grid", "threshold=0.5,0.9", "--grid", "silence_duration_ms=150,500", "--no-progress"]
+    assert cli_main(argv) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    head = next(i for i, line in enumerate(lines) if line.split()[:2] == ["rank", "config"])
+    header = lines[head].split()
+    assert header[:4] == ["rank", "config", "threshold", "silence_ms"] and header[4:7] == ["f1", "P", "R"]
+    rows = [line.split() for line in lines[head + 1 : head + 5]]
+    assert [row[0] for row in rows] == ["1", "2", "3", "4"]
+    f1 = [float(row[4]) for row in rows]
+    assert f1 == sorted(f1, reverse=True)  # best first
+    best = next(line for line in lines if line.startswith("best: "))
+    assert best.startswith(f"best: threshold={rows[0][2]}, silence_duration_ms={rows[0][3]}")
+    assert "results in" not in best  # nothing written without --json
+    assert '"turn_detection"' in next(line for line in lines if line.startswith("session.update: "))
+    assert not list(tmp_path.glob("*.json*")) or [p.name for p in tmp_path.glob("*.json")] == ["q.json"]
+
+
 # --- widget and figures -------------------------------------------------------------------------------
 
 
@@ -603,6 +625,38 @@ def test_figures_render(noisy_set: list[Clip]) -> None:
     )
     heat = result.plot_heatmap("threshold", "silence_duration_ms")
     assert len(heat.axes) == 4  # two heatmaps and their colour bars
+    best = result.best_knobs()
+    cell = (
+        result.grid["threshold"].index(best["threshold"]) - 0.5,
+        result.grid["silence_duration_ms"].index(best["silence_duration_ms"]) - 0.5,
+    )
+    boxes = [p for ax in heat.axes for p in ax.patches if p.get_gid() == "best-cell"]
+    assert [(b.get_x(), b.get_y()) for b in boxes] == [cell, cell]  # the best cell, in both panels
+    assert "red box: the best configuration by f1" in heat.get_suptitle()
+    # the ranked table: best first, the knobs and the columns that matter first
+    rows = result.ranked_rows()
+    assert rows[0]["config"] == result.best_run().index and rows[0]["rank"] == 1
+    assert list(rows[0])[:7] == [
+        "rank",
+        "config",
+        "threshold",
+        "silence_duration_ms",
+        "f1",
+        "precision",
+        "recall",
+    ]
+    assert list(rows[0])[7:10] == ["missed", "cut_offs", "merged"]
+    frame = result.ranked_frame()
+    if not isinstance(frame, list):
+        assert list(frame.index) == [row["config"] for row in rows]
+    # a replay reads as one line and its score as a table, not as raw dicts
+    replayed = result.replays(0, 0)[0]
+    assert repr(replayed).startswith(f"<ReplayResult {replayed.name} on emulator: ")
+    assert "F1 " in repr(replayed) and "{" not in repr(replayed)
+    score = replayed.score_frame()
+    if not isinstance(score, list):
+        assert list(score.columns)[:4] == ["f1", "precision", "recall", "missed"]
+        assert list(score.index) == [replayed.name]
     assert heat.to_png()[:4] == b"\x89PNG"
     timelines = result.plot_timelines(clip=1)
     assert timelines._repr_png_()[:4] == b"\x89PNG"

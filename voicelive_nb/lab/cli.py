@@ -14,7 +14,10 @@ Without ``--endpoint`` the sweep runs on the built-in emulator (it never reads
 sidecar label file (``NAME.json``, ``NAME.csv``, ``NAME.txt``) is used. ``--grid NAME=V1,V2``
 values are parsed as JSON where possible (``0.5``, ``true``, ``null``), else kept as strings.
 
-The JSON written has ``results`` (one per configuration: ``config`` with the knobs, ``session``
+It prints the plan, a table of every configuration ranked best first (the knobs, F1,
+precision, recall, missed, cut-offs, merged, false starts, the boundary errors; ``--top N`` for
+the best N only), the best configuration and its ``session.update``. ``--json OUT`` also writes
+everything as JSON. The JSON written has ``results`` (one per configuration: ``config`` with the knobs, ``session``
 for ``session.update``, ``f1``, ``precision``, ``recall``, ``start_error_ms_median``,
 ``end_error_ms_median``, the p90 errors, false starts, cut-offs, merged, …) and ``best`` (the same
 fields for the best configuration, or null), plus ``plan`` and ``cancelled``.
@@ -97,7 +100,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--base", default=None, metavar="FILE", help="base session configuration (JSON)")
     parser.add_argument("--metric", default="f1", help="what 'best' maximises/minimises (default: f1)")
     parser.add_argument(
-        "--json", dest="json_out", required=True, metavar="OUT", help="where to write the results"
+        "--json",
+        dest="json_out",
+        default=None,
+        metavar="OUT",
+        help="also write every configuration's scores and the best one as JSON to OUT",
+    )
+    parser.add_argument(
+        "--top", type=int, default=None, metavar="N", help="print only the N best rows of the ranked table"
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
@@ -165,22 +175,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("voicelive-nb sweep: interrupted", file=sys.stderr)
         return 130
-    out = Path(args.json_out)
-    try:
-        result.save_json(out, args.metric)
-    except OSError as exc:
-        print(f"voicelive-nb sweep: cannot write {out}: {exc}", file=sys.stderr)
-        return 1
+    out = Path(args.json_out) if args.json_out else None
+    if out is not None:
+        try:
+            result.save_json(out, args.metric)
+        except OSError as exc:
+            print(f"voicelive-nb sweep: cannot write {out}: {exc}", file=sys.stderr)
+            return 1
     data = result.to_json(args.metric)
     best = data["best"]
     if not args.quiet:
+        print(f"ranked by {args.metric} over {len(clips)} clip(s), best first:")
+        print(result.format_table(args.metric, top=args.top))
         if best is not None:
             knobs = ", ".join(f"{k}={v}" for k, v in best["config"].items()) or "(base configuration)"
             print(
                 f"best: {knobs}: F1 {best['f1']:.3f} (P {best['precision']:.3f}, R {best['recall']:.3f}), "
-                f"start {best['start_error_ms_median']} ms, end {best['end_error_ms_median']} ms; "
-                f"results in {out}"
+                f"start {best['start_error_ms_median']} ms, end {best['end_error_ms_median']} ms"
+                + (f"; results in {out}" if out is not None else "")
             )
+            print(f"session.update: {json.dumps(best['session'])}")
         failed = [r for r in data["results"] if r["errors"]]
         for r in failed:
             print(f"config {r['config']}: {'; '.join(r['errors'])}", file=sys.stderr)

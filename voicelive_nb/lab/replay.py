@@ -192,6 +192,55 @@ class Turn:
         }
 
 
+#: Score columns in the order a reader needs them: the overall rate, then the mistakes, then
+#: the boundary errors, then the rest.
+KEY_SCORE_COLUMNS: tuple[str, ...] = (
+    "f1",
+    "precision",
+    "recall",
+    "missed",
+    "cut_offs",
+    "merged",
+    "false_starts",
+    "start_error_ms_median",
+    "end_error_ms_median",
+    "end_error_ms_p90",
+)
+
+
+def format_score(summary: Mapping[str, Any]) -> str:
+    """A score summary as one readable line (``F1 0.97 (P 1.00, R 0.94) · 1 missed · ...``)."""
+
+    def num(name: str, spec: str) -> str:
+        value = summary.get(name)
+        return "n/a" if value is None else format(value, spec)
+
+    text = f"F1 {num('f1', '.2f')} (P {num('precision', '.2f')}, R {num('recall', '.2f')})"
+    mistakes = [
+        f"{summary[k]} {k.replace('_', '-').rstrip('s') if summary[k] == 1 else k.replace('_', '-')}"
+        for k in ("missed", "cut_offs", "merged", "false_starts")
+        if summary.get(k)
+    ]
+    text += " · " + (", ".join(mistakes) if mistakes else "no mistakes")
+    text += f" · start {num('start_error_ms_median', '+.0f')} ms, end {num('end_error_ms_median', '+.0f')} ms (median)"
+    return text
+
+
+def score_table(rows: Sequence[tuple[str, Mapping[str, Any]]], index: str = "clip") -> Any:
+    """Named score summaries as a table with :data:`KEY_SCORE_COLUMNS` first (pandas if installed)."""
+    records = []
+    for name, summary in rows:
+        ordered = {index: name}
+        ordered.update({k: summary.get(k) for k in KEY_SCORE_COLUMNS})
+        ordered.update({k: v for k, v in summary.items() if k not in ordered})
+        records.append(ordered)
+    try:
+        import pandas as pd  # type: ignore[import-untyped]
+    except ImportError:
+        return records
+    return pd.DataFrame(records).set_index(index)
+
+
 def _r(value: float | None, digits: int = 1) -> float | None:
     return None if value is None else round(value, digits)
 
@@ -253,6 +302,25 @@ class ReplayResult:
         if latencies and self.pace == "realtime":
             row["stop_latency_ms_median"] = _r(percentile(latencies, 50))
         return row
+
+    def describe(self) -> str:
+        """One readable line: the clip, where it ran, the turns and the score."""
+        text = f"{self.name} on {self.target}: {len(self.turns)} turn{'s' * (len(self.turns) != 1)}"
+        text += f" in {self.audio_ms / 1000.0:.1f} s of audio"
+        if self.score is not None:
+            text += f"; {format_score(self.score.summary())}"
+        if self.errors:
+            text += f"; errors: {'; '.join(self.errors)}"
+        return text
+
+    def __repr__(self) -> str:
+        return f"<ReplayResult {self.describe()}>"
+
+    def score_frame(self) -> Any:
+        """The score as a one-row table, the columns that matter first (a dict without pandas)."""
+        if self.score is None:
+            raise VoiceLiveError("this replay has no truth, so no score; pass truth= to replay()")
+        return score_table([(self.name, self.score.summary())])
 
     def to_frame(self) -> Any:
         """The turns as a pandas DataFrame (a list of dicts without pandas)."""

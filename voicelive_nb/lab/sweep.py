@@ -51,6 +51,7 @@ from ..analysis.vad_scoring import SUMMARY_FIELDS, VadScore, rank_key
 from ..errors import ConfigError, VoiceLiveError
 from ..protocol.config import SessionConfig
 from .replay import (
+    KEY_SCORE_COLUMNS,
     Backend,
     Pace,
     ReplayResult,
@@ -319,6 +320,59 @@ class SweepResult:
     def table(self) -> Any:
         return self.to_frame()
 
+    def ranked_rows(self, metric: str = "f1") -> list[dict[str, Any]]:
+        """Rows best first (incomplete configurations last): ``rank``, the knobs, then
+        :data:`~voicelive_nb.lab.replay.KEY_SCORE_COLUMNS` (and why a configuration is incomplete)."""
+        ranked = self.ranked(metric)
+        order = ranked + [run for run in self.runs if run not in ranked]
+        incomplete = len(ranked) < len(self.runs)
+        rows = []
+        for position, run in enumerate(order, 1):
+            full = run.row()
+            row: dict[str, Any] = {"rank": position if run in ranked else None, "config": run.index}
+            row.update(run.knobs)
+            row.update({k: full.get(k) for k in KEY_SCORE_COLUMNS})
+            if incomplete:
+                row["complete"] = full["complete"]
+                row["errors"] = full["errors"]
+            rows.append(row)
+        return rows
+
+    def ranked_frame(self, metric: str = "f1") -> Any:
+        """The ranked table (see :meth:`ranked_rows`): the knobs and the columns that matter
+        first, best first; a pandas DataFrame indexed by ``config`` (a list of dicts without pandas)."""
+        rows = self.ranked_rows(metric)
+        try:
+            import pandas as pd  # type: ignore[import-untyped]
+        except ImportError:
+            return rows
+        return pd.DataFrame(rows).set_index("config")
+
+    def format_table(self, metric: str = "f1", top: int | None = None) -> str:
+        """The ranked table as plain text (for the command line), ``top`` rows at most."""
+        rows = self.ranked_rows(metric)
+        if top is not None:
+            rows = rows[:top]
+        if not rows:
+            return "(no configurations)"
+        headers = list(rows[0])
+
+        def cell(value: Any) -> str:
+            if value is None:
+                return "-"
+            if isinstance(value, float):
+                return f"{value:.3f}" if abs(value) < 10 else f"{value:.1f}"
+            return str(value)
+
+        as_given = set(self.grid) | {"rank", "config"}  # knob values exactly as in the grid
+
+        def show(header: str, value: Any) -> str:
+            return "-" if value is None else str(value) if header in as_given else cell(value)
+
+        table = [[_short(h) for h in headers]] + [[show(h, row.get(h)) for h in headers] for row in rows]
+        widths = [max(len(line[i]) for line in table) for i in range(len(headers))]
+        return "\n".join("  ".join(v.rjust(w) for v, w in zip(line, widths, strict=True)) for line in table)
+
     def ranked(self, metric: str = "f1") -> list[ConfigRun]:
         """Complete configurations, best first (see :func:`~voicelive_nb.analysis.vad_scoring.rank_key`)."""
         scored: list[tuple[tuple[float, ...], int, ConfigRun]] = []
@@ -399,6 +453,23 @@ class SweepResult:
         from ..plots.lab_figures import plot_sweep_timelines
 
         return plot_sweep_timelines(self, configs, clip=clip, **kwargs)
+
+
+_SHORT = {
+    "silence_duration_ms": "silence_ms",
+    "prefix_padding_ms": "padding_ms",
+    "speech_duration_ms": "speech_ms",
+    "start_error_ms_median": "start_err_ms",
+    "end_error_ms_median": "end_err_ms",
+    "end_error_ms_p90": "end_err_p90",
+    "false_starts": "false_st",
+    "precision": "P",
+    "recall": "R",
+}
+
+
+def _short(header: str) -> str:
+    return _SHORT.get(header, header)
 
 
 def _jsonable(value: Any) -> Any:

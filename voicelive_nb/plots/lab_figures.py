@@ -20,11 +20,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import OptionalDependencyMissing
+from ..errors import OptionalDependencyMissing, VoiceLiveError
 
 try:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.patches import Rectangle
 except ImportError as exc:  # pragma: no cover - matplotlib is in the notebook extra
     raise OptionalDependencyMissing("VAD lab figures", "matplotlib", "notebook") from exc
 
@@ -302,8 +303,12 @@ def plot_sweep_heatmap(
     figsize: tuple[float, float] | None = None,
     dpi: float = 100,
     annotate: bool = True,
+    best_metric: str = "f1",
 ) -> Any:
     """One heatmap per metric over grid knobs ``x`` and ``y`` (F1 and median end error by default).
+
+    The cell of the best configuration (:meth:`SweepResult.best_run` by ``best_metric``) is
+    outlined in red in every panel.
 
     Each cell is the best value among the configurations with that pair of values (other knobs
     may vary): the highest for F1/precision/recall, the smallest in absolute value for errors and
@@ -315,6 +320,13 @@ def plot_sweep_heatmap(
                 f"{knob!r} is not a knob of this sweep; knobs: {', '.join(result.grid) or 'none'}"
             )
     xs, ys = result.grid[x], result.grid[y]
+    best_cell: tuple[int, int] | None = None
+    try:
+        best = result.best_run(best_metric)
+    except VoiceLiveError:  # nothing complete (cancelled, failed): no cell to mark
+        best = None
+    if best is not None and best.knobs.get(x) in xs and best.knobs.get(y) in ys:
+        best_cell = (xs.index(best.knobs[x]), ys.index(best.knobs[y]))
     size = figsize or (4.2 * len(metrics) + 0.5, 0.5 * len(ys) + 2.2)
     fig = LabFigure(figsize=size, dpi=dpi, layout="constrained")
     axes = fig.subplots(1, len(metrics), squeeze=False)[0]
@@ -363,7 +375,23 @@ def plot_sweep_heatmap(
                         fontsize="x-small",
                         color="white" if dark else "black",
                     )
+        if best_cell is not None:
+            ax.add_patch(
+                Rectangle(
+                    (best_cell[0] - 0.5, best_cell[1] - 0.5),
+                    1.0,
+                    1.0,
+                    fill=False,
+                    edgecolor="#d62728",
+                    linewidth=2.5,
+                    gid="best-cell",
+                )
+            )
     others = [k for k in result.grid if k not in (x, y)]
     note = f" (best over {', '.join(others)})" if others else ""
-    fig.suptitle(f"sweep over {len(result.clips)} clip(s){note}", fontsize="small")
+    marked = ""
+    if best is not None and best_cell is not None:
+        knobs = ", ".join(f"{k}={_fmt(v)}" for k, v in best.knobs.items())
+        marked = f"; red box: the best configuration by {best_metric} ({knobs})"
+    fig.suptitle(f"sweep over {len(result.clips)} clip(s){note}{marked}", fontsize="small")
     return fig
