@@ -230,15 +230,23 @@ def score_table(rows: Sequence[tuple[str, Mapping[str, Any]]], index: str = "cli
     """Named score summaries as a table with :data:`KEY_SCORE_COLUMNS` first (pandas if installed)."""
     records = []
     for name, summary in rows:
-        ordered = {index: name}
+        ordered: dict[str, Any] = {index: name}
         ordered.update({k: summary.get(k) for k in KEY_SCORE_COLUMNS})
         ordered.update({k: v for k, v in summary.items() if k not in ordered})
         records.append(ordered)
-    try:
-        import pandas as pd  # type: ignore[import-untyped]
-    except ImportError:
+    pd = _pandas()
+    if pd is None:
         return records
     return pd.DataFrame(records).set_index(index)
+
+
+def _pandas() -> Any:
+    """pandas if it is installed (tables are lists of dicts without it), else None."""
+    try:
+        import pandas  # type: ignore[import-untyped]
+    except ImportError:
+        return None
+    return pandas
 
 
 def _r(value: float | None, digits: int = 1) -> float | None:
@@ -325,9 +333,8 @@ class ReplayResult:
     def to_frame(self) -> Any:
         """The turns as a pandas DataFrame (a list of dicts without pandas)."""
         rows = [t.as_dict() for t in self.turns]
-        try:
-            import pandas as pd  # type: ignore[import-untyped]
-        except ImportError:
+        pd = _pandas()
+        if pd is None:
             return rows
         columns = list(Turn(0, None, 0, None, 0, 0, False, False, None, None).as_dict())
         return pd.DataFrame(rows, columns=columns).set_index("index")

@@ -58,6 +58,7 @@ from .replay import (
     RetryPolicy,
     _as_config,
     _as_truth,
+    _pandas,
     _with_retries,
     boundary_mapping,
 )
@@ -342,9 +343,8 @@ class SweepResult:
         """The ranked table (see :meth:`ranked_rows`): the knobs and the columns that matter
         first, best first; a pandas DataFrame indexed by ``config`` (a list of dicts without pandas)."""
         rows = self.ranked_rows(metric)
-        try:
-            import pandas as pd  # type: ignore[import-untyped]
-        except ImportError:
+        pd = _pandas()
+        if pd is None:
             return rows
         return pd.DataFrame(rows).set_index("config")
 
