@@ -7,11 +7,32 @@ these at the edge modules, so callers catch one family.
 
 from __future__ import annotations
 
-from typing import Any
+import traceback
+from typing import Any, ClassVar
 
 
 class VoiceLiveError(Exception):
-    """Base class of every error raised by voicelive_nb."""
+    """Base class of every error raised by voicelive_nb.
+
+    These are expected failures (a bad setting, a refused connection, a timeout), so IPython and
+    Jupyter show them as one short block, without the library's frames and without any source
+    lines (a source line can hold a key typed inline, and would be saved with the notebook).
+    Set ``VoiceLiveError.concise_tracebacks = False`` to see the full traceback; bugs (any other
+    exception) always get it.
+    """
+
+    #: IPython/Jupyter: show only the message (True) or the whole traceback (False).
+    concise_tracebacks: ClassVar[bool] = True
+
+    def _render_traceback_(self) -> list[str]:
+        """What IPython shows instead of a traceback (it calls this hook when it exists)."""
+        if not VoiceLiveError.concise_tracebacks:
+            return "".join(traceback.format_exception(type(self), self, self.__traceback__)).splitlines()
+        lines = [f"\x1b[0;31m{type(self).__name__}\x1b[0m: {self}"]
+        cause = self.__cause__ or (None if self.__suppress_context__ else self.__context__)
+        if cause is not None and not isinstance(cause, VoiceLiveError):
+            lines.append(f"(caused by {type(cause).__module__}.{type(cause).__name__})")
+        return lines
 
 
 class ConfigError(VoiceLiveError, ValueError):

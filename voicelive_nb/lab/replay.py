@@ -330,14 +330,20 @@ class ReplayResult:
             raise VoiceLiveError("this replay has no truth, so no score; pass truth= to replay()")
         return score_table([(self.name, self.score.summary())])
 
-    def to_frame(self) -> Any:
-        """The turns as a pandas DataFrame (a list of dicts without pandas)."""
+    def to_frame(self, columns: Sequence[str] | None = None) -> Any:
+        """The turns as a pandas DataFrame (a list of dicts without pandas); ``columns``: only
+        these, in this order (the ``index`` column is always kept)."""
         rows = [t.as_dict() for t in self.turns]
+        every = list(Turn(0, None, 0, None, 0, 0, False, False, None, None).as_dict())
+        chosen = every if columns is None else ["index", *(c for c in columns if c != "index")]
+        unknown = [c for c in chosen if c not in every]
+        if unknown:
+            raise ValueError(f"unknown turn column(s) {unknown}; columns: {', '.join(every)}")
+        rows = [{c: row[c] for c in chosen} for row in rows]
         pd = _pandas()
         if pd is None:
             return rows
-        columns = list(Turn(0, None, 0, None, 0, 0, False, False, None, None).as_dict())
-        return pd.DataFrame(rows, columns=columns).set_index("index")
+        return pd.DataFrame(rows, columns=chosen).set_index("index")
 
     def plot(self, **kwargs: Any) -> Any:
         """Waveform, truth and the service's spans (see :func:`voicelive_nb.plots.lab_figures.plot_replay`)."""

@@ -357,17 +357,17 @@ class SweepResult:
             return "(no configurations)"
         headers = list(rows[0])
 
-        def cell(value: Any) -> str:
+        def cell(value: Any, header: str) -> str:
             if value is None:
                 return "-"
             if isinstance(value, float):
-                return f"{value:.3f}" if abs(value) < 10 else f"{value:.1f}"
+                return f"{value:.3f}" if header in ("f1", "precision", "recall") else f"{value:.1f}"
             return str(value)
 
         as_given = set(self.grid) | {"rank", "config"}  # knob values exactly as in the grid
 
         def show(header: str, value: Any) -> str:
-            return "-" if value is None else str(value) if header in as_given else cell(value)
+            return "-" if value is None else str(value) if header in as_given else cell(value, header)
 
         table = [[_short(h) for h in headers]] + [[show(h, row.get(h)) for h in headers] for row in rows]
         widths = [max(len(line[i]) for line in table) for i in range(len(headers))]

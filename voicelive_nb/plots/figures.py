@@ -55,10 +55,15 @@ LATENCY_COLOR = "#555555"
 TRUTH_COLOR = "#7f7f7f"
 #: Buckets of the min/max envelope drawn for a waveform (the line zigzags min → max per bucket).
 WAVEFORM_POINTS = 3000
+#: Received audio not played for less than this (a rounding of the play-out model) is not drawn.
+UNPLAYED_MIN_S = 0.02
 
 
 class SessionFigure(Figure):
     """A Figure with an Agg canvas that shows itself inline (``_repr_png_``), without pyplot."""
+
+    #: The timeline this figure draws (set by :func:`plot_session`): check a figure's data with it.
+    timeline: Timeline | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -249,7 +254,7 @@ def _draw_timeline(ax: Axes, timeline: Timeline) -> None:
         ax.add_patch(
             Rectangle((audio.start_s, 0.62), played, 0.76, color=ASSISTANT_COLOR, alpha=0.8, gid="audio")
         )
-        if audio.end_s > audio.played_end_s:
+        if audio.end_s > audio.played_end_s + UNPLAYED_MIN_S:
             ax.add_patch(
                 Rectangle(
                     (audio.played_end_s, 0.62),
@@ -311,7 +316,7 @@ def _legend_handles(data: _Data, with_waveform: bool) -> list[Any]:
         handles.append(Patch(color=CANCELLED_COLOR, alpha=0.55, label="cancelled response"))
     if audio:
         handles.append(Patch(color=ASSISTANT_COLOR, alpha=0.8, label="assistant audio played"))
-    if any(a.end_s > a.played_end_s for a in audio):
+    if any(a.end_s > a.played_end_s + UNPLAYED_MIN_S for a in audio):
         handles.append(
             Patch(facecolor="none", edgecolor=ASSISTANT_COLOR, hatch="///", label="received, not played")
         )
@@ -379,6 +384,7 @@ def plot_session(
         return fig
     with_waveform = show_waveform and data.mic is not None
     fig = SessionFigure(figsize=figsize, layout="constrained")
+    fig.timeline = timeline
     if with_waveform:
         ax_wave, ax_tl = fig.subplots(2, 1, sharex=True, height_ratios=[1.2, 1.0])
         t0, t1 = _xlim(timeline)
