@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from voicelive_nb import SessionConfig
 from voicelive_nb.emulator.server import BackgroundEmulator, Faults, start_in_thread
-from voicelive_nb.errors import ConfigError, VoiceLiveError
-from voicelive_nb.notebook_session import NotebookSession
+from voicelive_nb.errors import ConfigError, VoiceLiveError, WaitTimeout
+from voicelive_nb.notebook_session import NotebookSession, StopIncompleteWarning
 
 
 def wait_until(condition: object, timeout: float = 10.0) -> None:
@@ -163,3 +165,269 @@ def test_start_stop_cycles_leave_threads_and_fds_at_baseline(emulator: Backgroun
         s.stop()
     assert threading.active_count() == threads
     assert fds() <= files + 2
+
+
+# --- loopback peers for the stop / start tests ------------------------------------------------------
+
+
+class LoopbackPeer:
+    """A small purpose-built Voice Live peer on 127.0.0.1, on its own thread.
+
+    ``mode="stall"``: answers ``session.update`` with ``session.updated``, then never reads
+    again (``max_queue=1``: websockets stops reading the socket, so the client's sends back up).
+    ``mode="silent"``: accepts the WebSocket and never says anything (no ``session.created``).
+    """
+
+    def __init__(self, mode: str) -> None:
+        import asyncio
+
+        self.mode = mode
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="loopback-peer", daemon=True)
+        self.thread.start()
+        self.connections = 0
+        self.open: list[Any] = []
+
+        async def start() -> Any:
+            from websockets.asyncio.server import serve
+
+            self.release = asyncio.Event()
+            return await serve(self._handler, "127.0.0.1", 0, max_queue=1, compression=None)
+
+        self.server = asyncio.run_coroutine_threadsafe(start(), self.loop).result(10)
+        self.url = f"ws://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+
+    async def _handler(self, ws: Any) -> None:
+        import json
+
+        self.connections += 1
+        self.open.append(ws)
+        if self.mode == "stall":
+            await ws.send(json.dumps({"type": "session.created", "event_id": "e1", "session": {"id": "s1"}}))
+            update = json.loads(await ws.recv())
+            await ws.send(
+                json.dumps(
+                    {"type": "session.updated", "event_id": "e2", "session": update.get("session", {})}
+                )
+            )
+        await self.release.wait()  # never reads again
+
+    def close(self) -> None:
+        import asyncio
+
+        async def stop() -> None:
+            self.release.set()
+            for ws in self.open:  # this peer does not read: no polite close with it either
+                ws.transport.abort()
+            self.server.close()
+            await self.server.wait_closed()
+
+        asyncio.run_coroutine_threadsafe(stop(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+
+def streaming_source() -> Any:
+    import numpy as np
+
+    from voicelive_nb.audio.memory import ArraySource
+
+    return ArraySource(np.zeros(4800, dtype=np.float32), 24000, loop=True, pace="fast")
+
+
+def test_stop_with_a_peer_that_stopped_reading_leaves_nothing_running() -> None:
+    peer = LoopbackPeer("stall")
+    try:
+        s = NotebookSession(
+            endpoint=peer.url,
+            api_key="k",
+            mic=streaming_source(),
+            speaker=False,
+            dotenv=False,
+            emulator=False,
+        )
+        s.start(wait=True, timeout=10)
+        session = s.session
+        assert session is not None
+        # audio goes up as fast as it can until the peer's socket buffers are full
+        wait_until(lambda: session.bytes_sent > 1_000_000, timeout=10)
+        sent = session.bytes_sent
+        wait_until(lambda: session.bytes_sent == sent or session.bytes_sent > 50_000_000, timeout=10)
+        t0 = time.monotonic()
+        status = s.stop(timeout=1.0)
+        took = time.monotonic() - t0
+        assert status == "stopped" == s.status
+        assert took < 1.0 + 2.0 + 0.5
+        assert s.left_running == []
+        assert not s.running
+        # the connection and every task of it are really gone
+        assert session._reader is not None and session._reader.done()
+        ws = session._transport._ws  # type: ignore[union-attr]
+        assert ws.state.name == "CLOSED"
+        assert ws.keepalive_task is None or ws.keepalive_task.done()
+    finally:
+        peer.close()
+
+
+def test_stop_says_what_it_left_running(emulator: BackgroundEmulator) -> None:
+    import asyncio
+
+    release = threading.Event()
+
+    async def stubborn(event: Any) -> None:  # an async handler that refuses to be cancelled
+        while not release.is_set():
+            try:
+                await asyncio.sleep(0.05)
+            except asyncio.CancelledError:
+                continue
+
+    s = make(emulator)
+    s.on("session.updated", stubborn)
+    s.start(wait=True)
+    try:
+        with pytest.warns(StopIncompleteWarning, match="1 background task"):
+            status = s.stop(timeout=0.3)
+        assert status.startswith("stop incomplete: still running: ")
+        assert "1 background task" in s.left_running
+        assert s.status == status
+    finally:
+        release.set()
+        wait_until(lambda: not s.running, timeout=10)
+
+
+def test_stop_without_waiting_returns_a_future(emulator: BackgroundEmulator) -> None:
+    s = make(emulator)
+    s.start(wait=True)
+    future = s.stop(wait=False)
+    assert isinstance(future, concurrent.futures.Future)
+    assert future.result(timeout=10) == "stopped"
+    assert not s.running
+    assert s.stop(wait=False).result(timeout=1) == "stopped"  # idempotent
+
+
+def test_start_async_honours_its_timeout() -> None:
+    import asyncio
+
+    peer = LoopbackPeer("silent")  # never sends session.created
+    try:
+        s = NotebookSession(
+            endpoint=peer.url, api_key="k", mic=False, speaker=False, dotenv=False, setup_timeout_s=60
+        )
+
+        async def cell() -> None:
+            await s.start_async(timeout=0.5)
+
+        t0 = time.monotonic()
+        with pytest.raises(WaitTimeout, match=r"not connected within 0\.5 s \(status: connecting\)"):
+            asyncio.run(cell())
+        assert time.monotonic() - t0 < 3
+        wait_until(lambda: not s.running, timeout=5)
+        assert s.status == "stopped"
+    finally:
+        peer.close()
+
+
+def test_setup_timeout_is_used() -> None:
+    peer = LoopbackPeer("silent")
+    try:
+        s = NotebookSession(
+            endpoint=peer.url, api_key="k", mic=False, speaker=False, dotenv=False, setup_timeout_s=0.3
+        )
+        t0 = time.monotonic()
+        with pytest.raises(WaitTimeout, match=r"no session\.created within 0\.3 s"):
+            s.start(wait=True, timeout=10)
+        assert time.monotonic() - t0 < 3
+        assert s.status.startswith("failed")
+        with pytest.raises(ConfigError, match="connect_timeout_s"):
+            NotebookSession(connect_timeout_s=0, dotenv=False)
+        with pytest.raises(ConfigError, match="max_reconnects"):
+            NotebookSession(max_reconnects=-1, dotenv=False)
+        with pytest.raises(ConfigError, match="speaker_memory_bytes"):
+            NotebookSession(speaker_memory_bytes=0, dotenv=False)
+    finally:
+        peer.close()
+
+
+def test_wait_for_timeout_names_the_event_and_says_the_mic_is_off(emulator: BackgroundEmulator) -> None:
+    s = make(emulator)
+    s.start(wait=True)
+    try:
+        with pytest.raises(WaitTimeout) as info:
+            s.wait_for("response.done", timeout=0.5)
+        text = str(info.value)
+        assert "no response.done within 0.5 s" in text
+        assert "the microphone is off (mic=False)" in text
+        assert "speak(wav)" in text
+    finally:
+        s.stop()
+
+
+def test_healthy_connections_reset_the_reconnect_budget() -> None:
+    emu = start_in_thread(
+        pace="fast", faults=Faults(close_after_s=0.6, close_code=1001, close_reason="going away")
+    )
+    statuses: list[str] = []
+    try:
+        s = NotebookSession(
+            endpoint=emu.url,
+            api_key="k",
+            mic=False,
+            speaker=False,
+            dotenv=False,
+            auto_reconnect=True,
+            max_reconnects=1,
+            reconnect_delay_s=0.05,
+            reconnect_healthy_s=0.3,  # each connection lives 0.6 s: healthy
+        )
+        s.add_listener(lambda ns: statuses.append(ns.status))
+        s.start(wait=True)
+        # with a per-lifetime budget of 1 the session would have died at the second loss
+        wait_until(lambda: s.reconnects >= 4, timeout=20)
+        assert s.running
+        assert any(st.startswith("reconnecting (1/1): connection lost: 1001 going away") for st in statuses)
+        assert not any(st.startswith("reconnecting (2/") for st in statuses)
+        s.stop()
+        assert s.status == "stopped"
+    finally:
+        emu.stop()
+
+
+def test_unhealthy_reconnects_back_off_and_give_up() -> None:
+    emu = start_in_thread(
+        pace="fast", faults=Faults(close_after_s=0.2, close_code=1011, close_reason="maintenance")
+    )
+    statuses: list[str] = []
+    try:
+        s = NotebookSession(
+            endpoint=emu.url,
+            api_key="k",
+            mic=False,
+            speaker=False,
+            dotenv=False,
+            auto_reconnect=True,
+            max_reconnects=3,
+            reconnect_delay_s=0.2,
+            reconnect_max_delay_s=0.5,
+            reconnect_healthy_s=30,
+        )
+        s.add_listener(lambda ns: statuses.append(ns.status))
+        t0 = time.monotonic()
+        s.start(wait=True)
+        wait_until(lambda: not s.running, timeout=20)
+        elapsed = time.monotonic() - t0
+        seen = [st for st in dict.fromkeys(statuses) if st.startswith("reconnecting")]
+        assert [st.split(":")[0] for st in seen] == [
+            "reconnecting (1/3)",
+            "reconnecting (2/3)",
+            "reconnecting (3/3)",
+        ]
+        assert s.status == (
+            "failed: connection lost: 1011 server error: maintenance "
+            "(gave up after 3 consecutive failed reconnects)"
+        )
+        # back-off 0.2 + 0.4 + 0.5 (capped) on top of 4 connections of 0.2 s each
+        assert elapsed >= 0.2 + 0.4 + 0.5 + 4 * 0.2
+        s.stop()
+    finally:
+        emu.stop()

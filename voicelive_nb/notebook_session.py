@@ -285,6 +285,8 @@ class NotebookSession:
         session = self._session
         if self._stop is not None:
             self._stop.set()
+        if task is not None and not task.done() and self._status == "connecting":
+            task.cancel()  # still connecting: nothing to close politely, give up the attempt
         if task is not None and not task.done():
             await asyncio.wait({task}, timeout=timeout)
         if task is not None and not task.done():
