@@ -143,3 +143,122 @@ def test_sweep_command_is_routed_to_the_lab(tmp_path: Path) -> None:
     assert proc.returncode == 0
     assert "--truth" in proc.stdout
     assert "--grid" in proc.stdout
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_talk_keeps_the_reply_without_out_and_hears_the_question(tmp_path: Path) -> None:
+    (tmp_path / "reply.wav").write_bytes(b"mine")  # a file of the user's: never overwritten
+    proc = subprocess.run(
+        [str(BIN / "voicelive-nb"), "talk", "--wav", str(QUESTION), "--quiet"],
+        cwd=tmp_path,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = {
+        line.split(":", 1)[0]: line.split(":", 1)[1].strip()
+        for line in proc.stdout.splitlines()
+        if ":" in line
+    }
+    assert lines["user"] == "what is the weather like today"  # the bundled question, word for word
+    assert lines["assistant"] == 'You said: "what is the weather like today".'
+    assert "assistant audio saved to reply-1.wav" in proc.stdout
+    assert (tmp_path / "reply.wav").read_bytes() == b"mine"
+    pcm, rate = read_wav(tmp_path / "reply-1.wav")
+    assert rate == 24000 and len(pcm) / 48 > 500
+
+
+def test_connecting_line_and_errors_never_show_a_key_in_the_endpoint(tmp_path: Path) -> None:
+    secret = "s3cr3t-IN-THE-URL-9d1c"
+    endpoint = f"ws://user:{secret}@127.0.0.1:{free_port()}/?api-key={secret}"  # nothing listens there
+    proc = subprocess.run(
+        [
+            str(BIN / "voicelive-nb"),
+            "talk",
+            "--wav",
+            str(QUESTION),
+            "--endpoint",
+            endpoint,
+            "--api-key",
+            secret,
+        ],
+        cwd=tmp_path,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 1
+    connecting = next(line for line in proc.stdout.splitlines() if line.startswith("connecting: "))
+    assert "127.0.0.1" in connecting and "***" in connecting
+    assert "cannot connect" in proc.stderr and "Traceback" not in proc.stderr
+    assert secret not in proc.stdout + proc.stderr
+
+
+def test_emulator_command_says_how_to_use_it_and_names_itself() -> None:
+    with subprocess.Popen(
+        [str(BIN / "voicelive-nb"), "emulator", "--port", "0"],
+        env=clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        try:
+            assert proc.stdout is not None
+            url = proc.stdout.readline().strip()  # still the first line, for scripts
+            assert url.startswith("ws://127.0.0.1:")
+            banner = [proc.stdout.readline().strip() for _ in range(5)]
+            assert banner[0] == f"the Voice Live emulator is listening on {url}"
+            assert banner[1].startswith("key:") and "any" in banner[1]
+            assert banner[2] == f"try:     voicelive-nb talk --endpoint {url} --api-key any --wav {QUESTION}"
+            assert banner[4] == "Ctrl-C stops it"
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(timeout=15) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    usage = subprocess.run(
+        [str(BIN / "voicelive-nb"), "emulator", "--help"],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert usage.returncode == 0 and usage.stdout.startswith("usage: voicelive-nb emulator ")
+
+
+def test_info_without_an_endpoint_names_the_emulator(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "voicelive_nb"],
+        cwd=tmp_path,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    connection = proc.stdout.split("connection:", 1)[1]
+    assert "the built-in emulator" in connection
+    assert "Entra" not in connection
+
+
+def test_talk_help_says_to_keep_the_key_out_of_argv() -> None:
+    proc = subprocess.run(
+        [str(BIN / "voicelive-nb"), "talk", "--help"],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    text = " ".join(proc.stdout.split())
+    assert "Prefer the environment or a .env file" in text and "process list" in text

@@ -38,7 +38,11 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["emulator"]:  # its own options, parsed by the emulator itself
         from .emulator.__main__ import main as emulator_main
 
-        return emulator_main(argv[1:])
+        return emulator_main(
+            argv[1:],
+            prog="voicelive-nb emulator",
+            on_listening=lambda url: print_emulator_banner(url, argv[1:]),
+        )
     if argv[:1] == ["replay"]:  # serve a recording back, options parsed by the replay server
         from .emulator.__main__ import replay_main
 
@@ -79,13 +83,21 @@ def main(argv: list[str] | None = None) -> int:
         "--endpoint", help="service endpoint (default: AZURE_VOICE_LIVE_ENDPOINT, else the emulator)"
     )
     talk.add_argument(
-        "--api-key", help="API key (default: AZURE_VOICE_LIVE_API_KEY; else Microsoft Entra ID)"
+        "--api-key",
+        help="API key (default: AZURE_VOICE_LIVE_API_KEY; else Microsoft Entra ID). Prefer the "
+        "environment or a .env file: a key on the command line is visible to other users in the "
+        "process list and stays in your shell history",
     )
     talk.add_argument("--model", help="model (default: VOICE_LIVE_MODEL or gpt-realtime)")
     talk.add_argument(
         "--api-version", help="API version (default: AZURE_VOICE_LIVE_API_VERSION or 2026-07-15)"
     )
-    talk.add_argument("--out", type=Path, help="write the assistant's audio to this WAV file")
+    talk.add_argument(
+        "--out",
+        type=Path,
+        help=f"write the assistant's audio to this WAV file (default without --speaker: {DEFAULT_REPLY}, "
+        "or reply-1.wav, reply-2.wav... if it exists)",
+    )
     talk.add_argument(
         "--record", type=Path, help="record events (JSONL) and both sides' audio in this directory"
     )
@@ -97,12 +109,22 @@ def main(argv: list[str] | None = None) -> int:
     )
     talk.add_argument("--instructions", help="system instructions for the assistant")
     talk.add_argument(
+        "--phrase",
+        action="append",
+        default=None,
+        metavar="TEXT",
+        help="a phrase the recogniser should expect (input_audio_transcription.phrase_list; repeat "
+        "for more); the bundled question.wav gets its own by default",
+    )
+    talk.add_argument(
         "--emulator", action="store_true", help="use the built-in emulator even if an endpoint is set"
     )
     talk.add_argument("--quiet", action="store_true", help="print only the summary")
 
     sub.add_parser("emulator", help="run the built-in Voice Live emulator (voicelive-nb emulator --help)")
-    sub.add_parser("replay", help="replay a recording on a local WebSocket (voicelive-nb replay DIR [--port])")
+    sub.add_parser(
+        "replay", help="replay a recording on a local WebSocket (voicelive-nb replay DIR [--port])"
+    )
     sub.add_parser(
         "sweep", help="sweep VAD settings over WAV files against the truth (voicelive-nb sweep --help)"
     )
@@ -129,6 +151,62 @@ def main(argv: list[str] | None = None) -> int:
     return 2
 
 
+#: Where ``talk`` keeps the reply when neither ``--out`` nor ``--speaker`` is given.
+DEFAULT_REPLY = "reply.wav"
+
+
+def _is_bundled_question(wav: Path) -> bool:
+    from .data import QUESTION_WAV
+
+    try:
+        return wav.resolve() == QUESTION_WAV.resolve()
+    except OSError:
+        return False
+
+
+def _free_path(path: Path) -> Path:
+    """``path``, or ``stem-1.suffix``, ``stem-2.suffix``... : the first that does not exist."""
+    candidate, n = path, 0
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
+    return candidate
+
+
+def _describe_settings(settings: Any) -> str:
+    """``settings.describe()`` with the endpoint's credentials masked (userinfo, query keys)."""
+    from .transport import redact_url
+
+    text = str(settings.describe())
+    endpoint = getattr(settings, "endpoint", None)
+    if endpoint:
+        text = text.replace(str(endpoint), redact_url(str(endpoint)))
+    return text
+
+
+def print_emulator_banner(url: str, argv: list[str], stream: TextIO | None = None) -> None:
+    """What a user needs once ``voicelive-nb emulator`` listens (after the URL line, which stays first)."""
+    out = stream or sys.stdout
+    keyed = any(a == "--api-key" or a.startswith("--api-key=") for a in argv)
+    from .data import QUESTION_WAV
+
+    wav = QUESTION_WAV if QUESTION_WAV.is_file() else Path("question.wav")
+    lines = [
+        f"the Voice Live emulator is listening on {url}",
+        "  key:     "
+        + ("the one given with --api-key" if keyed else "any (no --api-key given: every key is accepted)"),
+        "  try:     "
+        + (
+            f"AZURE_VOICE_LIVE_API_KEY=<that key> voicelive-nb talk --endpoint {url} --wav {wav}"
+            if keyed
+            else f"voicelive-nb talk --endpoint {url} --api-key any --wav {wav}"
+        ),
+        f'  Python:  Session(endpoint="{url}", api_key=...)   (voicelive_nb.Session or NotebookSession)',
+        "  Ctrl-C stops it",
+    ]
+    print("\n".join(lines), file=out, flush=True)
+
+
 def _device(spec: str | None) -> str | int | None:
     if spec is None or spec == "default":
         return None
@@ -149,13 +227,22 @@ async def talk_command(args: argparse.Namespace, out: TextIO | None = None) -> i
     config = SessionConfig.server_vad()
     if args.instructions:
         config = config.replace(instructions=args.instructions)
+    phrases = args.phrase
+    if phrases is None and args.wav is not None and _is_bundled_question(args.wav):
+        from .data import question_phrases
+
+        phrases = question_phrases()
+    if phrases:
+        config = config.with_changes({"input_audio_transcription.phrase_list": list(phrases)})
     sink: AudioSink | None = None
+    reply_path: Path | None = None
     if args.speaker is not None:
         from .audio.device import SpeakerSink
 
         sink = SpeakerSink(_device(args.speaker))
-    elif args.out:
-        sink = WavSink(args.out)
+    else:  # the reply is kept: in --out, else in a new reply.wav here
+        reply_path = args.out or _free_path(Path(DEFAULT_REPLY))
+        sink = WavSink(reply_path)
     emulator: bool | str = True if args.emulator else "auto"
     pace: Literal["realtime", "fast"] | None = args.pace
     if args.mic is not None:
@@ -178,7 +265,7 @@ async def talk_command(args: argparse.Namespace, out: TextIO | None = None) -> i
         )
         pace = pace or "fast"
     else:
-        print(f"connecting: {session.settings.describe()}", file=stream)
+        print(f"connecting: {_describe_settings(session.settings)}", file=stream)
         pace = pace or "realtime"
     source: AudioSource
     if args.mic is not None:
@@ -218,6 +305,12 @@ async def talk_command(args: argparse.Namespace, out: TextIO | None = None) -> i
                 except VoiceLiveError:
                     pass
     _print_summary(session, done, stream)
+    if reply_path is not None:
+        audio_ms = sum(tally.ms for tally in session.state.assistant_audio.values())
+        if audio_ms > 0:
+            print(f"assistant audio saved to {reply_path} (--speaker plays it instead)", file=stream)
+        else:
+            print(f"no assistant audio: {reply_path} holds no samples", file=stream)
     if done is None:
         return 0
     status = (getattr(done, "response", None) or {}).get("status")
@@ -287,7 +380,14 @@ def print_info(stream: TextIO | None = None) -> None:
     print("  " + _describe_devices().replace("\n", "\n  "), file=out)
     settings = load_settings()
     print("connection:", file=out)
-    print("  " + settings.describe(), file=out)
+    if settings.configured:
+        print("  " + _describe_settings(settings), file=out)
+    else:
+        print(
+            "  the built-in emulator (no AZURE_VOICE_LIVE_ENDPOINT in the environment or a .env file); "
+            "set it to use Azure",
+            file=out,
+        )
     for field_name, where in settings.sources.items():
         print(f"  {field_name} from {where}", file=out)
 

@@ -13,16 +13,16 @@ import asyncio
 import logging
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from .server import EmulatorServer
 from .session_defaults import is_loopback_host
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(prog: str = "python -m voicelive_nb.emulator") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m voicelive_nb.emulator",
+        prog=prog,
         description="Run a local emulator of Azure AI Voice Live (ws://HOST:PORT/voice-live/realtime).",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
@@ -68,6 +68,8 @@ async def _run_until_signal(server: Any, args: argparse.Namespace) -> int:
         loop.add_signal_handler(sig, stop.set)
     # only now, with the handlers in place, tell the parent where we listen
     print(server.url, flush=True)
+    if getattr(args, "on_listening", None) is not None:
+        args.on_listening(server.url)
     try:
         await stop.wait()
     finally:
@@ -77,9 +79,16 @@ async def _run_until_signal(server: Any, args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m voicelive_nb.emulator`` (and ``voicelive-nb emulator``)."""
-    args = _parser().parse_args(argv)
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    prog: str = "python -m voicelive_nb.emulator",
+    on_listening: Callable[[str], None] | None = None,
+) -> int:
+    """Entry point of ``python -m voicelive_nb.emulator`` (and ``voicelive-nb emulator``);
+    ``on_listening(url)`` runs after the URL line is printed."""
+    args = _parser(prog).parse_args(argv)
+    args.on_listening = on_listening
     if not is_loopback_host(args.host):
         if not args.allow_remote:
             print(
