@@ -681,16 +681,15 @@ def validate_metadata(value: Any, param: str) -> dict[str, str]:
 def validate_modalities(value: Any, param: str) -> list[str]:
     """A non-empty subset of text/audio/animation/avatar (``["audio"]`` is the service's default).
 
-    Reported in the live service's order: ``["text", "audio"]`` comes back as ``["audio", "text"]``.
+    Reported in the client's order (the live service is not consistent: the same
+    ``["text", "audio"]`` came back as ``["audio", "text"]`` on one connection and unchanged on another).
     """
     mods = _need_str_list(value, param, MODALITIES)
     if not mods:
         raise _invalid(param, value, "a non-empty list such as ['audio'], ['text', 'audio'] or ['text']")
     if "avatar" in mods and "audio" not in mods:
         raise _invalid(param, value, "['text', 'audio', 'avatar'] for avatar output")
-    unique = list(dict.fromkeys(mods))
-    first = [m for m in ("audio", "text") if m in unique]
-    return first + [m for m in unique if m not in first]
+    return list(dict.fromkeys(mods))
 
 
 def validate_output_format(value: Any, param: str) -> str | None:
