@@ -46,7 +46,7 @@ def compare(ours: Any, theirs: Any, path: str = "", skip: frozenset[str] = froze
             elif key not in skip:
                 diffs.extend(compare(ours[key], theirs[key], where, skip))
     elif isinstance(theirs, list) and isinstance(ours, list) and len(ours) == len(theirs):
-        for i, (a, b) in enumerate(zip(ours, theirs)):
+        for i, (a, b) in enumerate(zip(ours, theirs, strict=True)):
             diffs.extend(compare(a, b, f"{path}[{i}]", skip))
     elif ours != theirs:
         diffs.append(f"{path}: ours {ours!r:.60} != live {theirs!r:.60}")
