@@ -262,3 +262,34 @@ def test_talk_help_says_to_keep_the_key_out_of_argv() -> None:
     )
     text = " ".join(proc.stdout.split())
     assert "Prefer the environment or a .env file" in text and "process list" in text
+
+
+def test_the_bundled_question_is_heard_word_for_word_even_without_a_phrase_list() -> None:
+    """The recording itself is recognised right by the emulator's open-vocabulary PocketSphinx
+    (the phrase list the demos add is a second guard, not the only one)."""
+    pytest.importorskip("pocketsphinx")
+    import asyncio
+
+    from voicelive_nb import SessionConfig
+    from voicelive_nb.audio.wav import WavSource
+    from voicelive_nb.data import QUESTION_TEXT, QUESTION_WAV
+    from voicelive_nb.emulator.server import start_in_thread
+    from voicelive_nb.session import Session
+
+    assert QUESTION_WAV == QUESTION
+    emu = start_in_thread(pace="fast")
+    try:
+
+        async def heard() -> str:
+            session = Session(SessionConfig.server_vad(), endpoint=emu.url, api_key="k", dotenv=False)
+            async with session:
+                session.stream(WavSource(QUESTION_WAV, pace="fast", tail_silence_ms=1500))
+                done = await session.wait_for(
+                    "conversation.item.input_audio_transcription.completed", timeout=30
+                )
+            return str(done.transcript)
+
+        text = asyncio.run(heard())
+    finally:
+        emu.stop()
+    assert text.split() == QUESTION_TEXT.lower().rstrip("?").split()
