@@ -25,6 +25,7 @@ PURE = (
     "emulator.behavior",
     "errors",
     "_version",
+    "data",
 )
 #: Standard-library and third-party modules the pure core must not import (I/O, clocks, threads, environment).
 PURE_FORBIDDEN = (
