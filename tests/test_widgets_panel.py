@@ -195,12 +195,12 @@ def test_device_pickers_follow_audio_availability(make_panel: Any) -> None:
     session, panel = make_panel()
     available, reason = audio_available()
     for picker in (panel.mic_picker, panel.speaker_picker):
-        assert picker.options[:2] == ("default", "none")
+        assert picker.options[:2] == ("system default", "none")
         assert picker.disabled == (not available)
     if not available:
         assert html.escape(reason) in panel.device_note.value
     assert panel.mic_picker.value == "none"  # mic=False
-    panel.speaker_picker.value = "default"
+    panel.speaker_picker.value = "system default"
     assert session.speaker_spec == "auto"
 
 
@@ -357,7 +357,10 @@ def test_event_log_is_bounded_incremental_and_marks_errors() -> None:
         lines = log.lines
         assert len(lines) == 20 and lines[0].summary == "at 11 ms"
         assert lines[-1].type == "error" and lines[-1].error and lines[-1].t == pytest.approx(31.0)
-        assert "color:#c62828" in log.body.value and "&lt;no&gt;" in log.body.value
+        labels = [label for label, _ in log.list.options]
+        assert labels[-1].startswith("⚠ ↓") and "<no>" in labels[-1]  # errors marked, received
+        log.select(lines[-1].seq)  # a click shows the event's JSON
+        assert "invalid_request_error" in log.detail.value and "&lt;no&gt;" in log.detail.value
         log.update_from(history)  # nothing new: nothing added
         assert len(log.lines) == 20 and log.lines[-1].seq == lines[-1].seq
         # the session's bounded history dropped what the log saw last: still no duplicates
@@ -417,3 +420,135 @@ def test_transcript_view_escapes_and_marks_partial_text() -> None:
         assert "<i>" not in view.value and "Hello &amp; welcome" in view.value
     finally:
         view.close()
+
+
+def _sent_types(session: NotebookSession) -> list[str]:
+    live = session.session
+    return [wire["type"] for _t, wire in live.sent_events()] if live is not None else []
+
+
+def test_an_out_of_range_value_is_refused_and_never_sent_then_a_good_one_is_confirmed(
+    make_panel: Any,
+) -> None:
+    session, panel = make_panel()
+    click_start(panel)
+    wait_until(lambda: panel.phase == "connected")
+    form = panel.form
+    assert form is not None
+    updates = _sent_types(session).count("session.update")
+    threshold = form.widget("turn_detection.threshold")
+    threshold.value = 5.0
+    silence = form.widget("turn_detection.silence_duration_ms")
+    silence.value = -300
+    assert "0.0 to 1.0" in form.fields["turn_detection.threshold"].note.value
+    assert "integers 0 to 10000" in form.fields["turn_detection.silence_duration_ms"].note.value
+    assert not form.pending and form.flush() is False
+    assert _sent_types(session).count("session.update") == updates  # nothing sent
+    assert session.config.value_at("turn_detection.threshold") == 0.5
+    threshold.value = 0.61
+    silence.value = 650
+    wait_until(lambda: "applied" in form.fields["turn_detection.threshold"].note.value, what="confirmation")
+    wait_until(lambda: "applied" in form.fields["turn_detection.silence_duration_ms"].note.value)
+    assert _sent_types(session).count("session.update") == updates + 1
+    live = session.session
+    assert live is not None and live.effective_session()["turn_detection"]["threshold"] == 0.61
+
+
+def test_failed_status_stays_one_line_and_the_details_expand(make_panel: Any) -> None:
+    from voicelive_nb.widgets.panel import STATUS_MAX, one_line
+
+    long = "failed: " + "the service said something very long about the failure " * 6
+    assert len(one_line(long)) <= STATUS_MAX and one_line(long).endswith("…")
+    assert one_line("a\nb") == "a …"
+    _session, panel = make_panel()
+    panel.show_error(long)
+    assert "<details" in panel.error_area.value and html.escape(long.strip()) in panel.error_area.value
+    assert panel.start_button.layout.min_width == "90px" and panel.stop_button.layout.flex == "0 0 auto"
+
+
+def test_a_rejected_start_shows_a_one_line_status() -> None:
+    emu = start_in_thread(pace="fast", api_key="right-key")
+    session = NotebookSession(endpoint=emu.url, api_key="wrong-key", mic=False, speaker=False, dotenv=False)
+    panel = SessionPanel(session, show_live=False)
+    try:
+        click_start(panel)
+        wait_until(lambda: panel.phase == "failed", what="failed")
+        text = html.unescape(panel.status.value.split(">", 1)[1].rsplit("<", 1)[0])
+        assert "\n" not in text and len(text) <= 60
+        assert panel.errors and len(panel.errors[-1]) >= len(text)  # the whole message is in the error area
+        assert sum(session.status in e for e in panel.errors) == 1  # once, not twice
+    finally:
+        session.stop()
+        panel.close()
+        emu.stop()
+
+
+def test_push_to_talk_with_manual_turn_detection(make_panel: Any, question_wav: Path) -> None:
+    session, panel = make_panel(config=SessionConfig.manual())
+    assert panel.talk_button.layout.display == "none" or panel.phase != "connected"
+    click_start(panel)
+    wait_until(lambda: panel.phase == "connected")
+    panel.refresh()
+    assert panel.talk_button.layout.display is None and not panel.talk_button.disabled
+    panel.talk_button.value = True  # pressed
+    wait_until(lambda: "input_audio_buffer.clear" in _sent_types(session), what="clear sent")
+    session.speak(question_wav, pace="fast", tail_silence_ms=200)
+    live = session.session
+    assert live is not None
+    wait_until(lambda: live.bytes_sent > 24000, what="audio appended")
+    panel.talk_button.value = False  # released: commit + response.create
+    session.wait_for("response.done", timeout=30)
+    types = _sent_types(session)
+    assert types.index("input_audio_buffer.commit") < types.index("response.create")
+    assert panel.talks == 1
+    _other, other_panel = make_panel()  # server VAD: no push-to-talk button
+    assert other_panel.talk_button.layout.display == "none"
+
+
+def test_the_event_inspector_shows_both_directions_json_and_session_separators(make_panel: Any) -> None:
+    session, panel = make_panel()
+    click_start(panel)
+    wait_until(lambda: panel.phase == "connected")
+    wait_until(lambda: any(ln.type == "session.updated" for ln in panel.event_log.lines))
+    lines = panel.event_log.lines
+    sent = [ln for ln in lines if ln.direction == "client"]
+    assert sent and sent[0].type == "session.update" and sent[0].text().startswith("↑")
+    assert any(ln.direction == "server" and ln.text().startswith("↓") for ln in lines)
+    panel.event_log.select(sent[0].seq)
+    detail = html.unescape(panel.event_log.detail.value)
+    assert '"type": "session.update"' in detail and "sent at" in detail
+    session.stop()
+    click_start(panel)
+    wait_until(lambda: panel.phase == "connected")
+    wait_until(lambda: sum(ln.type == "session.update" for ln in panel.event_log.lines) == 2)
+    wait_until(
+        lambda: any(label.startswith("──── session 2") for label, _ in panel.event_log.list.options),
+        what="a separator before the second session",
+    )
+
+
+def test_the_inspector_masks_secrets_and_elides_audio() -> None:
+    from voicelive_nb.widgets.log import EventLog
+
+    log = EventLog()
+    try:
+        log.add_sent(1.0, {"type": "input_audio_buffer.append", "audio": "A" * 1280})
+        log.add_sent(
+            2.0, {"type": "session.update", "session": {"tools": [{"authorization": "Bearer xyz123"}]}}
+        )
+        first, second = log.lines
+        assert log.details(first.seq) == {"type": "input_audio_buffer.append", "audio": "<audio: 960 bytes>"}
+        assert "xyz123" not in json.dumps(log.details(second.seq))
+    finally:
+        log.close()
+
+
+def test_emulator_note_and_a_text_fallback_for_a_stale_panel() -> None:
+    builtin = NotebookSession(mic=False, speaker=False, dotenv=False, emulator=True)
+    panel = SessionPanel(builtin, show_live=False, show_config=False)
+    try:
+        assert "ignores instructions" in panel.connection.value
+        assert "re-run this cell" in panel._repr_mimebundle_()["text/plain"]
+        assert panel.children[0] is panel.stale_watch and "vlnb-panel" in panel._dom_classes
+    finally:
+        panel.close()

@@ -260,6 +260,8 @@ function initialize({ model }) {
   onVisibility();
   model.on('msg:custom', (m) => {
     if (m && m.type === 'stop') stop('stopped');
+    // the panel's Start (a click in this page: the user gesture a microphone needs)
+    else if (m && m.type === 'start') st.start();
   });
   // Kernel restart or death: the widget manager marks the model not live (it does not close
   // it). Release the microphone now, not only at the next chunk that fails to send.
@@ -586,6 +588,11 @@ class BrowserMicrophone(anywidget.AnyWidget):
             "p99_ms": _percentile(values, 99),
             "max_ms": max(values) if values else math.nan,
         }
+
+    def start_capture(self) -> None:
+        """Ask the page to open the microphone (as its *Start microphone* button does). Browsers
+        allow it only after a user gesture on the page, e.g. the click on the panel's Start."""
+        self.send({"type": "start"})
 
     def stop_capture(self) -> None:
         """Ask the page to release the microphone (the state becomes ``stopped``)."""

@@ -9,6 +9,7 @@ session sends nothing. All text from the wire is HTML-escaped.
 from __future__ import annotations
 
 import html
+import json
 import threading
 import time
 from collections import deque
@@ -17,7 +18,15 @@ from typing import Any, NamedTuple
 
 import ipywidgets as W  # type: ignore[import-untyped]
 
-__all__ = ["AUDIO_DELTA_TYPES", "EventLog", "LogLine", "TranscriptView", "summarize"]
+__all__ = [
+    "AUDIO_DELTA_TYPES",
+    "EventLog",
+    "LogLine",
+    "TranscriptView",
+    "client_summary",
+    "elide",
+    "summarize",
+]
 
 #: Event types hidden by "hide audio deltas" (many per second while the assistant speaks).
 AUDIO_DELTA_TYPES = frozenset(
@@ -99,9 +108,65 @@ class LogLine(NamedTuple):
     type: str
     summary: str
     error: bool
+    #: ``server`` (received), ``client`` (sent) or ``separator`` (a new session starts here).
+    direction: str = "server"
+    #: 1 for the first session the log saw, 2 after the first reconnect or restart, …
+    session: int = 1
+    #: The event (a server event object or a client wire dict), for :meth:`EventLog.details`.
+    payload: Any = None
 
     def text(self) -> str:
-        return f"{self.t:8.3f}  {self.type}  {self.summary}".rstrip()
+        if self.direction == "separator":
+            return f"──── {self.summary} ────"
+        arrow = ARROWS.get(self.direction, "")
+        return f"{arrow} {self.t:8.3f}  {self.type}  {self.summary}".rstrip()
+
+
+#: ↓ received from the service, ↑ sent by this client.
+ARROWS = {"server": "↓", "client": "↑"}
+#: Keys whose values are audio (base64): shown as their size, never verbatim.
+AUDIO_KEYS = frozenset({"audio", "delta"})
+_SECRET_KEYS = frozenset({"authorization", "credential", "api_key", "api-key", "password", "token", "secret"})
+_MAX_STRING = 2000
+
+
+def elide(value: Any, *, key: str = "", etype: str = "") -> Any:
+    """A copy of a wire value for display: secrets masked, audio payloads replaced by their size,
+    very long strings cut."""
+    if isinstance(value, Mapping):
+        return {k: elide(v, key=str(k), etype=etype) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [elide(v, key=key, etype=etype) for v in value]
+    if isinstance(value, str):
+        if key.lower() in _SECRET_KEYS and value:
+            return "***"
+        audio = key == "audio" or (
+            key == "delta" and etype in ("response.audio.delta", "input_audio_buffer.append")
+        )
+        if audio:
+            return f"<audio: {len(value) * 3 // 4} bytes>"
+        if len(value) > _MAX_STRING:
+            return value[:_MAX_STRING] + f"… <{len(value)} characters>"
+    return value
+
+
+def client_summary(wire: Mapping[str, Any]) -> str:
+    """A one-line summary of a client event."""
+    etype = str(wire.get("type", ""))
+    if etype == "session.update":
+        session = _mapping(wire.get("session"))
+        return _short(", ".join(sorted(session)) or "(empty)")
+    if etype == "conversation.item.truncate":
+        return f"{wire.get('item_id', '')} at {wire.get('audio_end_ms', '')} ms"
+    if etype == "conversation.item.create":
+        item = _mapping(wire.get("item"))
+        return _short(" ".join(str(item.get(k, "")) for k in ("type", "role") if item.get(k)))
+    if etype == "input_audio_buffer.append":
+        return f"{len(str(wire.get('audio', ''))) * 3 // 4} bytes"
+    for key in ("item_id", "response_id", "event_id"):
+        if wire.get(key):
+            return str(wire[key])
+    return ""
 
 
 class TranscriptView(W.VBox):  # type: ignore[misc]
@@ -166,10 +231,13 @@ class TranscriptView(W.VBox):  # type: ignore[misc]
 
 
 class EventLog(W.VBox):  # type: ignore[misc]
-    """The last ``max_lines`` server events: time (s since the first), type, summary; errors in red.
+    """An event inspector: the last ``max_lines`` events received (↓) and sent (↑), with their time
+    (s since the session's first), type and summary; errors marked ⚠; a separator where a new
+    session starts. Selecting a line shows its JSON (secrets masked, audio payloads elided to
+    their size) in ``detail``.
 
     A filter box (substring of type or summary) and a "hide audio deltas" checkbox; the events are
-    read incrementally from ``session.session.timed_events()``.
+    read incrementally from ``session.session.timed_events()`` and ``sent_events()``.
     """
 
     def __init__(self, max_lines: int = 500, *, min_redraw_s: float = 0.2, **kwargs: Any) -> None:
@@ -178,34 +246,48 @@ class EventLog(W.VBox):  # type: ignore[misc]
         self.min_redraw_s = min_redraw_s
         self._dirty = False
         self._last_draw = 0.0
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._lines: deque[LogLine] = deque(maxlen=max_lines)
         self._deltas: deque[LogLine] = deque(maxlen=max_lines)
         self._seq = 0
         self._t0: float | None = None
         self._source: Any = None
+        self._sessions = 0
         self._last_event: tuple[float, Any] | None = None
+        self._last_sent: tuple[float, Any] | None = None
         self._shown_key: tuple[Any, ...] | None = None
+        self._by_seq: dict[int, LogLine] = {}
+        self._shown_labels: tuple[str, ...] = ()
         self.filter = W.Text(
             placeholder="filter (type or text)", continuous_update=True, layout=W.Layout(width="260px")
         )
         self.hide_deltas = W.Checkbox(value=True, description="hide audio deltas", indent=False)
         self.count = W.HTML()
-        self.body = W.HTML(layout=W.Layout(max_height="320px", overflow="auto"))
+        self.list = W.Select(options=[], rows=14, layout=W.Layout(width="100%"))
+        self.list.add_class("vlnb-event-list")
+        self.detail = W.HTML(layout=W.Layout(max_height="320px", overflow="auto"))
+        self.body = self.list  # the list of lines (older name)
         self.filter.observe(self._controls_changed, names="value")
         self.hide_deltas.observe(self._controls_changed, names="value")
-        self.children = (W.HBox([self.filter, self.hide_deltas, self.count]), self.body)
+        self.list.observe(self._selected, names="value")
+        hint = W.HTML(
+            "<style>.vlnb-event-list select{font-family:monospace;font-size:12px}</style>"
+            '<span style="color:#777">↓ received · ↑ sent · select a line to see its JSON</span>'
+        )
+        self.children = (W.HBox([self.filter, self.hide_deltas, self.count, hint]), self.list, self.detail)
         self._render()
 
     # ------------------------------------------------------------------ input
 
     def update_from(self, session: Any) -> None:
-        """Take the events received since the last call from ``session.session`` and redraw."""
+        """Take the events received and sent since the last call from ``session.session`` and redraw."""
         live = getattr(session, "session", None)
         if live is None:
             return
         timed = live.timed_events()
-        added = self._take(live, timed)
+        sent_events = getattr(live, "sent_events", None)
+        sent = sent_events() if callable(sent_events) else []
+        added = self._take(live, timed, sent)
         if added or self._dirty:
             self._dirty = True
             if time.monotonic() - self._last_draw >= self.min_redraw_s or not getattr(
@@ -213,33 +295,70 @@ class EventLog(W.VBox):  # type: ignore[misc]
             ):
                 self._render()
 
-    def _take(self, live: Any, timed: list[tuple[float, Any]]) -> bool:
+    @staticmethod
+    def _new_since(items: list[tuple[float, Any]], last: tuple[float, Any] | None) -> list[tuple[float, Any]]:
+        if last is None:
+            return items
+        last_stamp, last_item = last
+        for i in range(len(items) - 1, -1, -1):
+            if items[i][1] is last_item:
+                return items[i + 1 :]
+            if items[i][0] < last_stamp:  # the last one seen was dropped from the session's
+                return items[i + 1 :]  # bounded history: everything after its time is new
+        return items
+
+    def _take(
+        self, live: Any, timed: list[tuple[float, Any]], sent: list[tuple[float, Any]] | None = None
+    ) -> bool:
         with self._lock:
             if live is not self._source:
-                self._source, self._last_event = live, None
-            start = 0
-            if self._last_event is not None:
-                last_stamp, last_event = self._last_event
-                for i in range(len(timed) - 1, -1, -1):
-                    if timed[i][1] is last_event:
-                        start = i + 1
-                        break
-                    if timed[i][0] < last_stamp:  # the last one seen was dropped from the session's
-                        start = i + 1  # bounded history: everything after its time is new
-                        break
-            new = timed[start:]
-            if not new:
+                self._source, self._last_event, self._last_sent = live, None, None
+                self._sessions += 1
+                self._t0 = None
+                if self._seq:  # not the first session: say where the new one starts
+                    self._separator(f"session {self._sessions} · {time.strftime('%H:%M:%S')}")
+            new = self._new_since(timed, self._last_event)
+            new_sent = self._new_since(list(sent or ()), self._last_sent)
+            if not new and not new_sent:
                 return False
-            self._last_event = new[-1]
-            for stamp, event in new[-2 * self.max_lines :]:
-                self._add(stamp, event)
+            if new:
+                self._last_event = new[-1]
+            if new_sent:
+                self._last_sent = new_sent[-1]
+            merged = sorted(
+                [(stamp, 1, event) for stamp, event in new[-2 * self.max_lines :]]
+                + [(stamp, 0, wire) for stamp, wire in new_sent[-2 * self.max_lines :]],
+                key=lambda row: (row[0], row[1]),
+            )
+            for stamp, server, payload in merged:
+                if server:
+                    self._add(stamp, payload)
+                else:
+                    self._add_sent(stamp, payload)
         return True
 
     def add(self, stamp: float, event: Any) -> None:
-        """Add one event (``stamp``: ``time.monotonic()`` at receipt)."""
+        """Add one received event (``stamp``: ``time.monotonic()`` at receipt)."""
         with self._lock:
             self._add(stamp, event)
         self._render()
+
+    def add_sent(self, stamp: float, wire: Mapping[str, Any]) -> None:
+        """Add one sent client event (a wire dict)."""
+        with self._lock:
+            self._add_sent(stamp, wire)
+        self._render()
+
+    def _append(self, line: LogLine) -> None:
+        self._seq += 1
+        target = self._deltas if line.type in AUDIO_DELTA_TYPES else self._lines
+        if len(target) == target.maxlen:
+            self._by_seq.pop(target[0].seq, None)
+        target.append(line)
+        self._by_seq[line.seq] = line
+
+    def _separator(self, text: str) -> None:
+        self._append(LogLine(self._seq, 0.0, "", text, False, "separator", self._sessions))
 
     def _add(self, stamp: float, event: Any) -> None:
         if self._t0 is None:
@@ -249,14 +368,38 @@ class EventLog(W.VBox):  # type: ignore[misc]
             summary = summarize(event)
         except Exception as exc:  # a summary must never break the log
             summary = f"(no summary: {type(exc).__name__})"
-        line = LogLine(self._seq, stamp - self._t0, etype, summary, etype == "error")
-        self._seq += 1
-        (self._deltas if etype in AUDIO_DELTA_TYPES else self._lines).append(line)
+        self._append(
+            LogLine(
+                self._seq,
+                stamp - self._t0,
+                etype,
+                summary,
+                etype == "error",
+                "server",
+                max(1, self._sessions),
+                event,
+            )
+        )
+
+    def _add_sent(self, stamp: float, wire: Mapping[str, Any]) -> None:
+        if self._t0 is None:
+            self._t0 = stamp
+        etype = str(wire.get("type", "")) if isinstance(wire, Mapping) else type(wire).__name__
+        try:
+            summary = client_summary(wire)
+        except Exception as exc:
+            summary = f"(no summary: {type(exc).__name__})"
+        self._append(
+            LogLine(
+                self._seq, stamp - self._t0, etype, summary, False, "client", max(1, self._sessions), wire
+            )
+        )
 
     def clear(self) -> None:
         with self._lock:
             self._lines.clear()
             self._deltas.clear()
+            self._by_seq.clear()
             self._shown_key = None
         self._render()
 
@@ -264,9 +407,9 @@ class EventLog(W.VBox):  # type: ignore[misc]
 
     @property
     def lines(self) -> list[LogLine]:
-        """The lines shown now (after filter and "hide audio deltas")."""
+        """The event lines shown now (after filter and "hide audio deltas"; no separators)."""
         with self._lock:
-            return self._visible()
+            return [ln for ln in self._visible() if ln.direction != "separator"]
 
     def _visible(self) -> list[LogLine]:
         lines: list[LogLine] = list(self._lines)
@@ -274,8 +417,55 @@ class EventLog(W.VBox):  # type: ignore[misc]
             lines = sorted([*lines, *self._deltas], key=lambda line: line.seq)
         needle = self.filter.value.strip().lower()
         if needle:
-            lines = [ln for ln in lines if needle in ln.type.lower() or needle in ln.summary.lower()]
+            lines = [
+                ln
+                for ln in lines
+                if ln.direction == "separator" or needle in ln.type.lower() or needle in ln.summary.lower()
+            ]
         return lines[-self.max_lines :]
+
+    def details(self, seq: int) -> dict[str, Any] | None:
+        """The JSON of line ``seq`` as shown: secrets masked, audio payloads elided to their size."""
+        with self._lock:
+            line = self._by_seq.get(seq)
+        if line is None or line.payload is None:
+            return None
+        payload = line.payload
+        if not isinstance(payload, Mapping):
+            to_dict = getattr(payload, "to_dict", None)
+            try:
+                payload = to_dict() if callable(to_dict) else {"type": line.type, "repr": repr(payload)}
+            except Exception as exc:  # never let a strange event break the inspector
+                payload = {"type": line.type, "error": f"cannot show it: {type(exc).__name__}"}
+        shown = elide(payload, etype=line.type)
+        return shown if isinstance(shown, dict) else {"value": shown}
+
+    def select(self, seq: int) -> None:
+        """Select line ``seq`` (as a click on it does): its JSON is shown in ``detail``."""
+        with self._lock:
+            self._shown_key = None
+            self._render()
+        self.list.value = seq
+
+    def _selected(self, change: Any) -> None:
+        seq = change["new"]
+        if seq is None:
+            _set_value(self.detail, "")
+            return
+        with self._lock:
+            line = self._by_seq.get(seq)
+        data = self.details(seq)
+        if line is None or data is None:
+            _set_value(self.detail, "")
+            return
+        where = "sent" if line.direction == "client" else "received"
+        text = json.dumps(data, indent=2, ensure_ascii=False, default=str)
+        _set_value(
+            self.detail,
+            f'<div style="font-size:12px;color:#777">{ARROWS.get(line.direction, "")} {where} at '
+            f"{line.t:.3f} s (session {line.session})</div>"
+            f'<pre class="vlnb-event-json" style="font-size:12px;margin:2px 0">{html.escape(text)}</pre>',
+        )
 
     def _controls_changed(self, _change: Any) -> None:
         self._render()
@@ -289,21 +479,23 @@ class EventLog(W.VBox):  # type: ignore[misc]
             if key == self._shown_key:
                 return  # e.g. only hidden audio deltas arrived: nothing to send
             self._shown_key = key
-            rows = []
+            options = []
             for ln in lines:
-                style = ' style="color:#c62828;font-weight:bold"' if ln.error else ""
-                rows.append(
-                    f"<div{style}>{ln.t:8.3f}  <b>{html.escape(ln.type)}</b>  {html.escape(ln.summary)}</div>"
-                )
-            value = (
-                '<div style="font-family:monospace;font-size:12px;white-space:pre">'
-                + "".join(rows)
-                + "</div>"
-                if rows
-                else '<div style="color:#777;font-style:italic">no events</div>'
-            )
-            if self.body.value != value:
-                self.body.value = value
-            count = f'<span style="color:#777">{len(lines)} events</span>'
+                label = ln.text()
+                if ln.error:
+                    label = "⚠ " + label
+                options.append((label, ln.seq))
+            if not options:
+                options = [("no events", None)]
+            selected = self.list.value
+            labels = tuple(label for label, _ in options)
+            if labels != self._shown_labels:
+                self._shown_labels = labels
+                with self.list.hold_trait_notifications():
+                    self.list.options = options
+                    values = {value for _, value in options}
+                    self.list.value = selected if selected in values else None
+            n = sum(1 for ln in lines if ln.direction != "separator")
+            count = f'<span style="color:#777">{n} events</span>'
             if self.count.value != count:
                 self.count.value = count

@@ -45,8 +45,68 @@ log = logging.getLogger("voicelive_nb.widgets")
 COLORS = {"idle": "#9e9e9e", "connecting": "#ffb300", "connected": "#43a047", "failed": "#e53935"}
 #: The pump calls at 20 Hz; a little slack so that jitter does not halve the rate.
 MIN_REFRESH_S = 0.045
-DEFAULT_LABEL = "default"
+DEFAULT_LABEL = "system default"
 NONE_LABEL = "none"
+#: The status line shows at most this much; the whole text is in its tooltip and the error area.
+STATUS_MAX = 60
+STALE_TEXT = "kernel restarted — this panel is no longer connected; re-run the cell"
+EMULATOR_NOTE = (
+    "the built-in emulator ignores instructions and voice: it answers every turn with a short "
+    "spoken reply (set AZURE_VOICE_LIVE_ENDPOINT to talk to Azure)"
+)
+
+_STALE_ESM = r"""
+function render({ model, el }) {
+  el.classList.add("vlnb-stale-watch");
+  const banner = document.createElement("div");
+  banner.className = "vlnb-stale-banner";
+  banner.textContent = model.get("text");
+  banner.style.cssText = "display:none;background:#fff3e0;color:#e65100;border:1px solid #ffb74d;" +
+    "border-radius:4px;padding:2px 8px;font-weight:bold";
+  el.appendChild(banner);
+  const stale = () => {
+    banner.style.display = "block";
+    const root = el.closest(".vlnb-panel");
+    if (root) root.classList.add("vlnb-stale");
+    el.dataset.stale = "1";
+  };
+  const check = () => { if (model.comm_live === false || (model.comm && model.comm_live === false)) stale(); };
+  model.on("comm_live_update", () => { if (!model.comm_live) stale(); });
+  check();
+  return () => {};
+}
+export default { render };
+"""
+_STALE_CSS = """
+.vlnb-panel.vlnb-stale .vlnb-light, .vlnb-panel.vlnb-stale .vlnb-status { opacity: 0.25; }
+.vlnb-panel.vlnb-stale .jupyter-button { pointer-events: none; opacity: 0.4; }
+"""
+
+
+def _stale_watch() -> Any:
+    """A tiny anywidget that turns the panel grey with a banner when the kernel behind it is gone
+    (JupyterLab marks the models not live on a restart; it does not close them)."""
+    try:
+        import anywidget
+        import traitlets
+    except ImportError:
+        return W.HTML()
+
+    class StaleWatch(anywidget.AnyWidget):  # type: ignore[misc]
+        _esm = _STALE_ESM
+        _css = _STALE_CSS
+        text = traitlets.Unicode(STALE_TEXT).tag(sync=True)
+
+    return StaleWatch()
+
+
+def one_line(text: str, limit: int = STATUS_MAX) -> str:
+    """The first line of ``text``, at most ``limit`` characters (an ellipsis if anything is cut)."""
+    lines = text.strip().splitlines()
+    first = " ".join(lines[0].split()) if lines else ""
+    if len(first) > limit:
+        return first[: limit - 1] + "…"
+    return first + " …" if len(lines) > 1 else first
 
 
 def phase_of(status: str) -> str:
@@ -98,14 +158,30 @@ class SessionPanel(W.VBox):  # type: ignore[misc]
 
         # --- header: light, Start / Stop, status
         self.light = W.HTML()
-        self.start_button = W.Button(description="Start", icon="play", button_style="success")
-        self.stop_button = W.Button(description="Stop", icon="stop", button_style="danger", disabled=True)
-        self.status = W.HTML()
+        self.light.add_class("vlnb-light")
+        fixed = W.Layout(width="90px", min_width="90px", flex="0 0 auto")
+        self.start_button = W.Button(description="Start", icon="play", button_style="success", layout=fixed)
+        self.stop_button = W.Button(
+            description="Stop", icon="stop", button_style="danger", disabled=True, layout=fixed
+        )
+        self.status = W.HTML(layout=W.Layout(flex="1 1 auto", min_width="0", overflow="hidden"))
+        self.status.add_class("vlnb-status")
         self.start_button.on_click(self._guard("start", self._start_clicked))
         self.stop_button.on_click(self._guard("stop", self._stop_clicked))
+        # push-to-talk, shown only with manual turn detection (turn_detection off / the manual preset)
+        self.talk_button = W.ToggleButton(
+            value=False,
+            description="Hold to talk",
+            icon="microphone",
+            tooltip="manual turn detection: press, speak, release (commit + response.create)",
+            layout=W.Layout(width="130px", min_width="130px", flex="0 0 auto", display="none"),
+        )
+        self.talk_button.observe(self._guard("push-to-talk", self._talk_toggled), names="value")
+        self.talks = 0
+        self.stale_watch = _stale_watch()
         header = W.HBox(
-            [self.light, self.start_button, self.stop_button, self.status],
-            layout=W.Layout(align_items="center"),
+            [self.light, self.start_button, self.stop_button, self.talk_button, self.status],
+            layout=W.Layout(align_items="center", width="100%"),
         )
 
         # --- errors
@@ -151,7 +227,9 @@ class SessionPanel(W.VBox):  # type: ignore[misc]
             self._guard("opening the configuration", self._tab_selected), names="selected_index"
         )
 
+        self.add_class("vlnb-panel")
         self.children = (
+            self.stale_watch,
             header,
             errors,
             devices,
@@ -206,7 +284,17 @@ class SessionPanel(W.VBox):  # type: ignore[misc]
             return list(self._errors)
 
     def _render_errors(self) -> None:
-        value = "".join(f'<div style="color:#c62828">⚠ {html.escape(line)}</div>' for line in self._errors)
+        parts = []
+        for line in self._errors:
+            short = one_line(line, 110)
+            if short == line:
+                parts.append(f'<div style="color:#c62828">⚠ {html.escape(line)}</div>')
+            else:  # long: one line, the whole text one click away
+                parts.append(
+                    f'<details style="color:#c62828"><summary>⚠ {html.escape(short)}</summary>'
+                    f'<pre style="white-space:pre-wrap;margin:2px 0 2px 16px">{html.escape(line)}</pre></details>'
+                )
+        value = "".join(parts)
         _set(self.error_area, "value", value)
         _set(self.clear_errors_button.layout, "display", None if self._errors else "none")
 
@@ -220,6 +308,11 @@ class SessionPanel(W.VBox):  # type: ignore[misc]
             session.stop()  # the previous run is finishing: let it end first
         self._failure_shown = None
         session.start()
+        if self.browser_mic is not None and session.mic_spec is self.browser_mic:
+            # one Start: the click is the user gesture the page needs to open its microphone
+            start_capture = getattr(self.browser_mic, "start_capture", None)
+            if callable(start_capture) and not self.browser_mic.capturing:
+                start_capture()
         self.refresh()
 
     def _stop_clicked(self, _button: Any) -> None:
@@ -230,7 +323,11 @@ class SessionPanel(W.VBox):  # type: ignore[misc]
 
         def stop() -> None:
             try:
+                if self.talk_button.value:
+                    self.talk_button.value = False
                 self.session.stop()
+                if self.browser_mic is not None and self.browser_mic.capturing:
+                    self.browser_mic.stop_capture()  # release the page's microphone too
             except Exception as exc:
                 log.exception("panel: stop failed")
                 self.show_error(f"stop failed: {type(exc).__name__}: {exc}")
@@ -297,8 +394,15 @@ class SessionPanel(W.VBox):  # type: ignore[misc]
         running = session.running
         self.phase = phase
         _set(self.light, "value", self._light_html(phase))
-        shown = "stopping…" if self._stopping else status
-        _set(self.status, "value", f"<code>{html.escape(self._scrub(shown))}</code>")
+        shown = self._scrub("stopping…" if self._stopping else status)
+        _set(
+            self.status,
+            "value",
+            f'<code title="{html.escape(shown)}" style="white-space:nowrap">{html.escape(one_line(shown))}</code>',
+        )
+        manual = self._manual()
+        _set(self.talk_button.layout, "display", None if manual else "none")
+        _set(self.talk_button, "disabled", phase != "connected")
         _set(self.start_button, "disabled", self._stopping or phase in ("connecting", "connected"))
         _set(self.stop_button, "disabled", self._stopping or not running)
         if "failed" in status and status != self._failure_shown:
@@ -312,6 +416,37 @@ class SessionPanel(W.VBox):  # type: ignore[misc]
         self.transcript.update_from(session)
         self.event_log.update_from(session)
         self._sync_form()
+
+    # ------------------------------------------------------------------ push-to-talk
+
+    def _manual(self) -> bool:
+        """Manual turn detection: ``turn_detection`` is off (``null``) in the configuration."""
+        config = self.session.config
+        return "turn_detection" in config.to_dict() and config.turn_detection is None
+
+    def _talk_toggled(self, change: Any) -> None:
+        """Pressed: drop what the input buffer holds; released: commit it and ask for a response
+        (what the protocol wants without server VAD). Sent from a helper thread (never blocks)."""
+        pressed = bool(change["new"])
+        session = self.session
+        _set(self.talk_button, "description", "Release to send" if pressed else "Hold to talk")
+        _set(self.talk_button, "button_style", "warning" if pressed else "")
+        if not session.running or phase_of(session.status) != "connected":
+            return
+
+        def send() -> None:
+            try:
+                if pressed:
+                    session.send({"type": "input_audio_buffer.clear"})
+                else:
+                    session.commit()
+                    session.create_response()
+                    self.talks += 1
+            except Exception as exc:
+                log.exception("panel: push-to-talk failed")
+                self.show_error(f"push-to-talk failed: {type(exc).__name__}: {exc}")
+
+        threading.Thread(target=send, name="voicelive-panel-talk", daemon=True).start()
 
     @staticmethod
     def _light_html(phase: str) -> str:
@@ -355,13 +490,23 @@ class SessionPanel(W.VBox):  # type: ignore[misc]
             except ConfigError:
                 self._synced_config = None  # the pump puts the form back to what the session has
                 raise
+            paths = _paths(session.config.diff(config))
             future = session.update(config, wait=False)
             self._synced_config = config
             if future is not None:
                 future.add_done_callback(self._update_done)
+                future.add_done_callback(lambda f, paths=paths: self._confirm(f, paths))
         else:
             session.update(config)
             self._synced_config = config
+
+    def _confirm(self, future: Any, paths: list[str]) -> None:
+        """``session.updated`` arrived for a change from the form: mark those fields applied."""
+        form = self._form
+        if form is None or future.cancelled() or future.exception() is not None:
+            return
+        if future.result() is not None:
+            form.confirm_applied(paths)
 
     def _update_done(self, future: Any) -> None:
         if future.cancelled():
@@ -375,6 +520,9 @@ class SessionPanel(W.VBox):  # type: ignore[misc]
         acknowledged by ``session.updated``) — never while the user's own change is pending."""
         form = self._form
         config = self.session.config
+        live = self.session.session
+        if form is not None and live is not None:
+            form.set_effective(live.effective_session())
         if form is None or config is self._synced_config or form.pending:
             return
         self._synced_config = config
@@ -406,7 +554,7 @@ class SessionPanel(W.VBox):  # type: ignore[misc]
                 value=label,
                 description="microphone" if kind == "input" else "speaker",
                 disabled=not ok,
-                layout=W.Layout(width="300px"),
+                layout=W.Layout(width="340px"),
             )
             self._device_choices[attr] = choices
             picker.observe(
@@ -449,7 +597,7 @@ class SessionPanel(W.VBox):  # type: ignore[misc]
             options=["kernel", "browser"],
             value="browser" if already or auto else "kernel",
             tooltips=["the kernel's sound devices", "this browser tab's microphone and speaker"],
-            style={"button_width": "70px"},
+            style={"button_width": "90px"},
             description="audio",
         )
         if already:
@@ -517,6 +665,10 @@ class SessionPanel(W.VBox):  # type: ignore[misc]
             )
             if emulator_url:
                 where += f" <code>{html.escape(emulator_url)}</code>"
+
+            where += (
+                f' <span class="vlnb-emulator-note" style="color:#777">({html.escape(EMULATOR_NOTE)})</span>'
+            )
             auth = "local emulator key"
         else:
             from ..transport import redact_url
@@ -559,6 +711,17 @@ class SessionPanel(W.VBox):  # type: ignore[misc]
 
     # ------------------------------------------------------------------ lifetime
 
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        """The widget, with a text fallback that says what to do where it cannot be drawn (a
+        reopened notebook whose kernel restarted, a static viewer)."""
+        bundle = super()._repr_mimebundle_(**kwargs)
+        if isinstance(bundle, dict):
+            bundle["text/plain"] = (
+                "voicelive_nb control panel (live widgets: drawn only while the kernel that made it "
+                "runs; after a kernel restart, re-run this cell)"
+            )
+        return bundle
+
     def close(self) -> None:
         """Detach from the session and close every widget of the panel."""
         self._closed = True
@@ -595,6 +758,44 @@ def _label_for(spec: Any, choices: dict[str, Any], devices: list[Any]) -> str:
                 return f"{d.index}: {d.name}"
         label = spec
     else:
-        label = f"custom: {type(spec).__name__}"
+        label = _FRIENDLY.get(type(spec).__name__, f"custom ({type(spec).__name__})")
     choices[label] = spec
     return label
+
+
+#: What a person calls the audio objects a ``mic=`` / ``speaker=`` can be.
+_FRIENDLY = {
+    "BrowserMicrophone": "this browser tab's microphone",
+    "BrowserSpeaker": "this browser tab's speaker",
+    "MicrophoneSource": "a microphone",
+    "SpeakerSink": "a speaker",
+    "WavSource": "a WAV file",
+    "WavSink": "a WAV file",
+    "ArraySource": "an array of samples",
+    "BufferSink": "a memory buffer",
+}
+
+
+def _paths(delta: Any, prefix: str = "") -> list[str]:
+    """The dotted paths of the leaves of a ``SessionConfig.diff`` mapping."""
+    out: list[str] = []
+    if isinstance(delta, dict):
+        for key, value in delta.items():
+            path = f"{prefix}.{key}" if prefix else str(key)
+            if (
+                isinstance(value, dict)
+                and value
+                and path
+                in (
+                    "turn_detection",
+                    "voice",
+                    "input_audio_noise_reduction",
+                    "input_audio_echo_cancellation",
+                    "input_audio_transcription",
+                    "turn_detection.end_of_utterance_detection",
+                )
+            ):
+                out.extend(_paths(value, path))
+            else:
+                out.append(path)
+    return out
