@@ -31,7 +31,11 @@ class VoiceLiveError(Exception):
         lines = [f"\x1b[0;31m{type(self).__name__}\x1b[0m: {self}"]
         cause = self.__cause__ or (None if self.__suppress_context__ else self.__context__)
         if cause is not None and not isinstance(cause, VoiceLiveError):
-            lines.append(f"(caused by {type(cause).__module__}.{type(cause).__name__})")
+            module = type(cause).__module__
+            name = (
+                type(cause).__qualname__ if module == "builtins" else f"{module}.{type(cause).__qualname__}"
+            )
+            lines.append(f"(caused by {name})")  # its type only: a library's message may quote a secret
         return lines
 
 
