@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -111,3 +115,57 @@ def test_shared_engine_restarts_after_stop() -> None:
     second = get_engine()
     assert second is not first
     assert second.running
+
+
+# --- the test command's own rule: a missing declared extra fails, it does not skip -------------------
+
+
+def test_missing_declared_extra_fails_under_require_extras(tmp_path: Path) -> None:
+    """Run pytest on a small test file with this suite's conftest, with a declared extra "missing"."""
+    tests_dir = Path(__file__).resolve().parent
+    shadow = tmp_path / "shadow" / "pocketsphinx"
+    shadow.mkdir(parents=True)  # a declared extra that is not there (as after a failed pip install)
+    (shadow / "__init__.py").write_text("raise ModuleNotFoundError(\"No module named 'pocketsphinx'\")\n")
+    (tmp_path / "test_probe.py").write_text(
+        "import pytest\n"
+        "def test_needs_extra():\n"
+        "    pytest.importorskip('pocketsphinx')\n"
+        "def test_needs_undeclared():\n"
+        "    pytest.importorskip('no_such_module_anywhere')\n"
+    )
+
+    def run(require: str | None) -> str:
+        env = {k: v for k, v in os.environ.items() if k != "VOICELIVE_NB_REQUIRE_EXTRAS"}
+        env["PYTHONPATH"] = os.pathsep.join([str(tmp_path / "shadow"), str(tests_dir)])
+        if require is not None:
+            env["VOICELIVE_NB_REQUIRE_EXTRAS"] = require
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                "-p",
+                "conftest",
+                "-rfs",
+                "-c",
+                os.devnull,
+                "--rootdir",
+                str(tmp_path),
+                str(tmp_path / "test_probe.py"),
+            ],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        return proc.stdout + proc.stderr
+
+    strict = run("1")
+    assert "1 failed, 1 skipped" in strict, strict
+    assert "pocketsphinx is a declared dependency" in strict
+    relaxed = run(None)
+    assert "2 skipped" in relaxed and "failed" not in relaxed, relaxed
