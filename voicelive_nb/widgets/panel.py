@@ -523,8 +523,8 @@ class SessionPanel(W.VBox):  # type: ignore[misc]
         live = self.session.session
         if form is not None and live is not None:
             form.set_effective(live.effective_session())
-        if form is None or config is self._synced_config or form.pending:
-            return
+        if form is None or config is self._synced_config or form.pending or form.errors:
+            return  # never over what the user is typing (a pending change, a refused value)
         self._synced_config = config
         if not _same(config.to_dict(), form.config.to_dict()):
             form.set_config(config)
