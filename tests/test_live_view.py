@@ -17,6 +17,7 @@ from voicelive_nb import SessionConfig
 from voicelive_nb.analysis.timeline import unpack
 from voicelive_nb.audio.wav import read_wav
 from voicelive_nb.emulator.server import BackgroundEmulator
+from voicelive_nb.errors import ConfigError
 from voicelive_nb.notebook_session import NotebookSession
 from voicelive_nb.session import Session
 from voicelive_nb.widgets.live import LiveFrame, LiveView, SessionMonitor, monitor_for
@@ -105,7 +106,7 @@ def test_attach_updates_float32_envelopes_at_most_20_hz_then_detach_stops(
     emulator: BackgroundEmulator, question_wav: Path, tmp_path: Path
 ) -> None:
     ns = make(emulator, record=tmp_path / "rec")
-    view = LiveView()
+    view = LiveView(window_s=4.0)  # 5 ms buckets: the envelope is compared bucket by bucket
     stamps: list[float] = []
     mics: list[bytes] = []
     lock = threading.Lock()
@@ -217,7 +218,7 @@ def test_updates_travel_as_binary_buffers_and_only_when_data_changed(capture: li
 def test_monitor_lanes_follow_the_wall_clock() -> None:
     session = Session(SessionConfig.server_vad(), endpoint="ws://127.0.0.1:9", api_key="k", dotenv=False)
     frames: list[LiveFrame] = []
-    monitor = SessionMonitor(on_frame=frames.append).bind(session)
+    monitor = SessionMonitor(window_s=4.0, on_frame=frames.append).bind(session)
     assert session.input_taps == [monitor.on_input]
     assert monitor_for(session) is monitor
     t = time.monotonic()
@@ -319,3 +320,60 @@ window.cleanup = mod.default.render({{ model, el: document.getElementById("host"
             browser.close()
     assert problems == []
     assert drawn > 5000  # lanes, spans and labels were painted
+
+
+@pytest.mark.parametrize(
+    ("t", "step", "label"),
+    [(4.5, 0.5, "4.5 s"), (87.0, 1, "1:27"), (87.5, 0.5, "1:27.5"), (119.7, 1, "2:00"), (179.6, 5, "3:00")],
+)
+def test_axis_labels_round_the_total_once(t: float, step: float, label: str) -> None:
+    from voicelive_nb.widgets.live import format_time
+
+    assert format_time(t, step) == label
+
+
+def test_axis_labels_past_a_minute_are_distinct_and_never_sixty() -> None:
+    from voicelive_nb.widgets.live import format_time
+
+    labels = [format_time(60 + 0.5 * i, 0.5) for i in range(240)]
+    assert len(set(labels)) == len(labels)  # no "1:27 1:27"
+    assert not any(":60" in label for label in labels)
+    assert "2:60" not in {format_time(179.5 + 0.01 * i) for i in range(50)}
+
+
+def test_the_window_fits_a_turn_counts_cover_the_session_and_the_axis_freezes_after_stop() -> None:
+    from voicelive_nb.widgets.live import DEFAULT_WINDOW_S
+
+    assert 20 <= DEFAULT_WINDOW_S <= 30 and LiveView().window_s == DEFAULT_WINDOW_S
+
+    class Notebook:  # the two things a monitor reads from a NotebookSession
+        status = "connected"
+        session: Any = None
+
+    session = Session(SessionConfig.server_vad(), endpoint="ws://127.0.0.1:9", api_key="k", dotenv=False)
+    notebook = Notebook()
+    notebook.session = session
+    frames: list[LiveFrame] = []
+    monitor = SessionMonitor(on_frame=frames.append).bind(session)
+    t = time.monotonic()
+    for i in range(3):  # three turns, 40 s apart: far more than one window
+        start = t + 40 * i
+        monitor.on_event(
+            session_event("input_audio_buffer.speech_started", audio_start_ms=40000 * i, item_id=f"u{i}")
+        )
+        monitor.on_event(
+            session_event("input_audio_buffer.speech_stopped", audio_end_ms=40000 * i + 900, item_id=f"u{i}")
+        )
+        assert monitor.tick(notebook, now=start + 1) is not None
+    last = frames[-1]
+    assert "session: 3 VAD" in last.counts  # whole session, although only one turn is in view
+    notebook.status = "closed"
+    stopped = monitor.tick(notebook, now=t + 81.01)  # < 45 ms after the last tick: still delivered
+    assert stopped is not None and stopped.running is False
+    later = monitor.tick(notebook, now=t + 95)
+    assert later is not None and later.t_now == stopped.t_now  # frozen, not scrolling into empty time
+    monitor.set_window(60)
+    assert monitor.window_s == 60 and monitor.mic.window_s == pytest.approx(60, rel=0.05)
+    with pytest.raises(ConfigError, match="window_s"):
+        monitor.set_window(0)
+    monitor.detach()

@@ -291,7 +291,10 @@ def test_live_view_slot(make_panel: Any) -> None:
     _session, panel = make_panel(panel={"show_live": True})
     (child,) = panel.live_slot.children
     if panel.live_view is not None:
-        assert child is panel.live_view
+        assert child.children == (panel.window_picker, panel.live_view)
+        assert 20 <= panel.live_view.window_s <= 30  # a whole turn fits by default
+        panel.window_picker.value = 60.0
+        assert panel.live_view.window_s == 60.0 and panel.live_view.monitor.window_s == 60.0
     else:  # the live view module is missing or failed: said so, not hidden
         assert "live view" in child.value
 

@@ -48,7 +48,7 @@ import traitlets
 from ..analysis.meters import AudioHistory, EnvelopeBuffer, envelope, place_segments
 from ..analysis.timeline import Timeline, recorded_output_items
 
-__all__ = ["LiveFrame", "LiveView", "SessionMonitor", "monitor_for"]
+__all__ = ["DEFAULT_WINDOW_S", "LiveFrame", "LiveView", "SessionMonitor", "format_time", "monitor_for"]
 
 log = logging.getLogger("voicelive_nb.widgets.live")
 
@@ -56,6 +56,27 @@ log = logging.getLogger("voicelive_nb.widgets.live")
 MIN_INTERVAL_S = 0.045
 #: No input for this long: the mic lane is padded with silence up to now.
 PAD_AFTER_S = 0.12
+#: Seconds the live view shows by default: a whole turn (question, pause, spoken answer) fits.
+DEFAULT_WINDOW_S = 24.0
+#: Window lengths offered by the panel (any positive length works with ``set_window``).
+WINDOW_CHOICES = (10.0, 24.0, 60.0, 120.0)
+
+
+def format_time(t: float, step: float = 1.0) -> str:
+    """An axis label: ``4.5 s`` under a minute, else ``m:ss`` (``m:ss.s`` for sub-second steps).
+
+    The total is rounded once, before it is split, so 119.7 s is ``2:00``, never ``1:60``.
+    """
+    decimals = 1 if step < 1 else 0
+    if abs(t) < 60:
+        return f"{round(t, 1):g} s"
+    sign = "-" if t < 0 else ""
+    total = round(abs(t), decimals)
+    minutes = int(total // 60)
+    seconds = total - 60 * minutes
+    text = f"{seconds:04.1f}" if decimals else f"{round(seconds):02d}"
+    return f"{sign}{minutes}:{text}"
+
 
 _MONITORS: weakref.WeakKeyDictionary[Any, SessionMonitor] = weakref.WeakKeyDictionary()
 
@@ -89,6 +110,7 @@ class LiveFrame:
     assistant_end_s: float
     running: bool
     note: str
+    counts: str = ""
 
 
 class SessionMonitor:
@@ -109,7 +131,7 @@ class SessionMonitor:
     def __init__(
         self,
         *,
-        window_s: float = 4.0,
+        window_s: float = DEFAULT_WINDOW_S,
         points: int = 800,
         history_s: float | None = 600.0,
         on_frame: Callable[[LiveFrame], None] | None = None,
@@ -137,6 +159,8 @@ class SessionMonitor:
         self._asst_t = self._mic_t
         self._mic_surplus = 0
         self._last_tick = 0.0
+        self._frozen_at: float | None = None  # the wall time the lanes stopped at (after Stop)
+        self._was_running = False
         self.ticks = 0
         self.frames = 0
         self.cpu_s = 0.0  # thread CPU spent in ticks that produced a frame (incl. serialisation)
@@ -174,6 +198,19 @@ class SessionMonitor:
     @property
     def attached(self) -> bool:
         return self._active
+
+    def set_window(self, window_s: float) -> None:
+        """Show ``window_s`` seconds (the lanes restart empty at the new length; the timeline keeps
+        everything)."""
+        if not (isinstance(window_s, (int, float)) and 0.5 <= window_s <= 3600):
+            from ..errors import ConfigError
+
+            raise ConfigError("window_s", window_s, "0.5 to 3600 seconds")
+        with self.lock:
+            self.window_s = float(window_s)
+            self.mic = EnvelopeBuffer(self._input_rate, self.window_s, self.points)
+            self.assistant = EnvelopeBuffer(self._output_rate, self.window_s, self.points)
+            self._last_tick = 0.0
 
     @property
     def session(self) -> Any:
@@ -266,21 +303,28 @@ class SessionMonitor:
         cpu0 = time.thread_time()
         now = time.monotonic() if now is None else now
         with self.lock:
-            if not self._active or now - self._last_tick < MIN_INTERVAL_S:
-                return None
-            self._last_tick = now
-            self.ticks += 1
             notebook = notebook_session if notebook_session is not None else self._notebook()
             running = True
+            if notebook is not None:
+                status = str(notebook.status)
+                running = status == "connected" or status.startswith(("connecting", "reconnecting"))
+            # the tick that says "stopped" is never skipped: the view must freeze at once
+            if not self._active or (now - self._last_tick < MIN_INTERVAL_S and running == self._was_running):
+                return None
+            self._last_tick = now
+            self._was_running = running
+            self.ticks += 1
             if notebook is not None:
                 session = notebook.session
                 if session is not None and session is not self._session():
                     self._bind_locked(session, now)
-                status = str(notebook.status)
-                running = status == "connected" or status.startswith(("connecting", "reconnecting"))
+            if running:
+                self._frozen_at = None
+            elif self._frozen_at is None:
+                self._frozen_at = now
             if self.on_frame is None:  # collecting only (timeline, history): nobody to show frames to
                 return None
-            frame = self._frame_locked(now, running)
+            frame = self._frame_locked(self._frozen_at if self._frozen_at is not None else now, running)
             self.on_frame(frame)
             self.frames += 1
             self.cpu_s += time.thread_time() - cpu0
@@ -322,6 +366,13 @@ class SessionMonitor:
         tl = self.timeline
         note = "" if tl.mode in ("realtime", "none") else tl.mapping_note
         t_now = tl.to_axis(now)
+        summary = tl.summary()
+        counts = (
+            f"session: {summary['vad_segments']} VAD · {summary['responses']} responses · "
+            f"{summary['barge_ins']} barge-ins"
+        )
+        if summary["latency_ms"]:
+            counts += f" · last latency {round(summary['latency_ms'][-1])} ms"
         return LiveFrame(
             mic=_le_bytes(self.mic.snapshot()),
             assistant=_le_bytes(self.assistant.snapshot()),
@@ -331,6 +382,7 @@ class SessionMonitor:
             assistant_end_s=tl.to_axis(self._asst_t),
             running=running,
             note=note,
+            counts=counts,
         )
 
     # ------------------------------------------------------------------ for figures
@@ -390,10 +442,13 @@ function niceStep(span) {
   return 7200;
 }
 
-function fmt(t) {
+function fmt(t, step) {
+  // round the total once, then split: 119.7 s is 2:00, never 1:60; sub-second steps keep a decimal
   if (Math.abs(t) < 60) return (Math.round(t * 10) / 10) + " s";
-  const m = Math.floor(t / 60), s = Math.round(t - 60 * m);
-  return m + ":" + String(s).padStart(2, "0");
+  const d = step !== undefined && step < 1 ? 10 : 1;
+  const total = Math.round(Math.abs(t) * d) / d, m = Math.floor(total / 60), s = total - 60 * m;
+  const sec = d === 10 ? s.toFixed(1).padStart(4, "0") : String(Math.round(s)).padStart(2, "0");
+  return (t < 0 ? "-" : "") + m + ":" + sec;
 }
 
 function render({ model, el }) {
@@ -482,14 +537,17 @@ function render({ model, el }) {
     ctx.fillText("mic", 4, 11); ctx.fillText("assistant", 4, laneH + 11);
     ctx.fillText("VAD", 4, vadY + 10); ctx.fillText("response", 4, respY + 10); ctx.fillText("audio", 4, audioY + 10);
     const lat = tl.latency.map((r) => r[2]);
-    let info = tl.vad.length + " VAD · " + tl.responses.length + " responses · " + tl.barge_ins.length + " barge-ins";
-    if (lat.length) info += " · last latency " + Math.round(lat[lat.length - 1]) + " ms";
+    let info = model.get("counts");  // over the whole session, not only what the window shows
+    if (!info) {
+      info = tl.vad.length + " VAD · " + tl.responses.length + " responses · " + tl.barge_ins.length + " barge-ins";
+      if (lat.length) info += " · last latency " + Math.round(lat[lat.length - 1]) + " ms";
+    }
     const note = model.get("note");
     if (note) info = note + " — " + info;
     ctx.textAlign = "right"; ctx.fillText(info, W - 4, 11); ctx.textAlign = "left";
     const step = niceStep(win);
     for (let t = Math.ceil(left / step) * step; t <= right; t += step) {
-      ctx.fillRect(x(t), H - axisH, 1, 4); ctx.fillText(fmt(t), x(t) + 2, H - 3);
+      ctx.fillRect(x(t), H - axisH, 1, 4); ctx.fillText(fmt(t, step), x(t) + 2, H - 3);
     }
     ctx.globalAlpha = 1;
     if (live) { ctx.fillStyle = fg; ctx.fillRect(x(now), 0, 1, H - axisH); }
@@ -513,7 +571,7 @@ function render({ model, el }) {
   decode();
   model.on("change:mic change:assistant change:timeline", onData);
   model.on("change:t_now change:running", onClock);
-  model.on("change:height change:window_s change:mode change:note", kick);
+  model.on("change:height change:window_s change:mode change:note change:counts", kick);
   const onMove = (e) => { const r = canvas.getBoundingClientRect(); hoverX = e.clientX - r.left; kick(); };
   const onLeave = () => { hoverX = null; kick(); };
   canvas.addEventListener("mousemove", onMove);
@@ -525,7 +583,7 @@ function render({ model, el }) {
     if (raf) cancelAnimationFrame(raf);
     model.off("change:mic change:assistant change:timeline", onData);
     model.off("change:t_now change:running", onClock);
-    model.off("change:height change:window_s change:mode change:note", kick);
+    model.off("change:height change:window_s change:mode change:note change:counts", kick);
     canvas.removeEventListener("mousemove", onMove);
     canvas.removeEventListener("mouseleave", onLeave);
     if (resize) resize.disconnect();
@@ -559,16 +617,17 @@ class LiveView(anywidget.AnyWidget):
     t_now = traitlets.Float(0.0).tag(sync=True)
     mic_end_s = traitlets.Float(0.0).tag(sync=True)
     assistant_end_s = traitlets.Float(0.0).tag(sync=True)
-    window_s = traitlets.Float(4.0).tag(sync=True)
+    window_s = traitlets.Float(DEFAULT_WINDOW_S).tag(sync=True)
     running = traitlets.Bool(False).tag(sync=True)
     mode = traitlets.Unicode("live").tag(sync=True)
     note = traitlets.Unicode("").tag(sync=True)
+    counts = traitlets.Unicode("").tag(sync=True)
     height = traitlets.Int(220).tag(sync=True)
 
     def __init__(
         self,
         *,
-        window_s: float = 4.0,
+        window_s: float = DEFAULT_WINDOW_S,
         points: int = 800,
         history_s: float | None = 600.0,
         height: int = 220,
@@ -595,6 +654,17 @@ class LiveView(anywidget.AnyWidget):
         self.monitor = self._last_monitor = monitor.attach(notebook_session)
         return self
 
+    def set_window(self, window_s: float) -> None:
+        """Show the last ``window_s`` seconds (the panel's *window* dropdown calls this)."""
+        monitor = self.monitor
+        if monitor is not None:
+            monitor.set_window(window_s)
+        elif not (isinstance(window_s, (int, float)) and 0.5 <= window_s <= 3600):
+            from ..errors import ConfigError
+
+            raise ConfigError("window_s", window_s, "0.5 to 3600 seconds")
+        self.window_s = float(window_s)
+
     def detach(self) -> None:
         """Stop following the session (no trait changes after this returns)."""
         monitor, self.monitor = self.monitor, None
@@ -614,6 +684,7 @@ class LiveView(anywidget.AnyWidget):
                     ("timeline", frame.timeline),
                     ("running", frame.running),
                     ("note", frame.note),
+                    ("counts", frame.counts),
                 )
                 if getattr(self, name) != value
             }

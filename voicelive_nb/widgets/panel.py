@@ -707,7 +707,18 @@ class SessionPanel(W.VBox):  # type: ignore[misc]
             self.show_error(f"live view failed: {type(exc).__name__}: {exc}")
             return
         self.live_view = view
-        self.live_slot.children = (view,)
+        self.window_picker = W.Dropdown(
+            options=[(f"{w:g} s", w) for w in module.WINDOW_CHOICES],
+            value=view.window_s if view.window_s in module.WINDOW_CHOICES else module.WINDOW_CHOICES[0],
+            description="window",
+            tooltip="seconds of the live view",
+            layout=W.Layout(width="170px"),
+        )
+        self.window_picker.observe(
+            self._guard("changing the live window", lambda change: view.set_window(change["new"])),
+            names="value",
+        )
+        self.live_slot.children = (W.VBox([self.window_picker, view]),)
 
     # ------------------------------------------------------------------ lifetime
 
