@@ -479,7 +479,7 @@ class EventLog(W.VBox):  # type: ignore[misc]
             if key == self._shown_key:
                 return  # e.g. only hidden audio deltas arrived: nothing to send
             self._shown_key = key
-            options = []
+            options: list[tuple[str, int | None]] = []
             for ln in lines:
                 label = ln.text()
                 if ln.error:

@@ -92,7 +92,7 @@ def _stale_watch() -> Any:
     except ImportError:
         return W.HTML()
 
-    class StaleWatch(anywidget.AnyWidget):  # type: ignore[misc]
+    class StaleWatch(anywidget.AnyWidget):
         _esm = _STALE_ESM
         _css = _STALE_CSS
         text = traitlets.Unicode(STALE_TEXT).tag(sync=True)
