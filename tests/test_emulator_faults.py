@@ -57,6 +57,9 @@ def append_event(pcm: bytes) -> str:
 BAD_INPUTS: list[tuple[str | bytes, str, str | None]] = [
     ("{oops", "invalid_json", None),
     (b"\xff\xfe not json", "invalid_json", None),
+    # nested deeper than the parser's recursion limit (#11: used to close 1000 with no error)
+    ("[" * 100_000, "invalid_json", None),
+    ('{"a":' * 50_000 + "1" + "}" * 50_000, "invalid_json", None),
     ("[1, 2, 3]", "invalid_event", None),
     ("42", "invalid_event", None),
     ('{"event_id": "e1"}', "missing_required_parameter", "type"),
@@ -97,7 +100,7 @@ async def test_every_bad_input_gets_an_error_and_the_connection_stays_usable() -
             assert err["message"]
             try:
                 sent = json.loads(frame)
-            except ValueError:
+            except (ValueError, RecursionError):
                 sent = None
             if isinstance(sent, dict) and isinstance(sent.get("event_id"), str):
                 assert err["event_id"] == sent["event_id"]
