@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import os
 import threading
 import time
@@ -429,5 +430,187 @@ def test_unhealthy_reconnects_back_off_and_give_up() -> None:
         # back-off 0.2 + 0.4 + 0.5 (capped) on top of 4 connections of 0.2 s each
         assert elapsed >= 0.2 + 0.4 + 0.5 + 4 * 0.2
         s.stop()
+    finally:
+        emu.stop()
+
+
+# --- reconnect with a fresh Microsoft Entra ID token -------------------------------------------------
+
+
+class CountingTokenCredential:
+    """A real ``azure.core.credentials_async.AsyncTokenCredential``: a new, distinct token per call."""
+
+    def __init__(self) -> None:
+        self.issued: list[str] = []
+
+    async def get_token(
+        self,
+        *scopes: str,
+        claims: str | None = None,
+        tenant_id: str | None = None,
+        enable_cae: bool = False,
+        **kwargs: Any,
+    ) -> Any:
+        from azure.core.credentials import AccessToken
+
+        token = f"token-{len(self.issued) + 1}-{os.urandom(4).hex()}"
+        self.issued.append(token)
+        return AccessToken(token, int(time.time()) + 3600)
+
+    async def close(self) -> None:
+        pass
+
+    async def __aenter__(self) -> CountingTokenCredential:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        pass
+
+
+class RecordingProxy:
+    """A loopback WebSocket proxy that records each handshake's Authorization and forwards it upstream."""
+
+    def __init__(self, upstream: str) -> None:
+        import asyncio
+
+        self.upstream = upstream
+        self.authorizations: list[str | None] = []
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="recording-proxy", daemon=True)
+        self.thread.start()
+
+        async def start() -> Any:
+            from websockets.asyncio.server import serve
+
+            return await serve(self._handler, "127.0.0.1", 0, compression=None, max_size=None)
+
+        self.server = asyncio.run_coroutine_threadsafe(start(), self.loop).result(10)
+        self.url = f"ws://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+
+    async def _handler(self, ws: Any) -> None:
+        import asyncio
+
+        from websockets.asyncio.client import connect
+        from websockets.exceptions import ConnectionClosed
+
+        auth = ws.request.headers.get("Authorization")
+        self.authorizations.append(auth)
+        async with connect(
+            self.upstream + ws.request.path,
+            additional_headers={"Authorization": auth or ""},
+            compression=None,
+        ) as up:
+
+            async def pipe(src: Any, dst: Any) -> None:
+                with contextlib.suppress(ConnectionClosed):
+                    async for message in src:
+                        await dst.send(message)
+
+            tasks = [asyncio.create_task(pipe(ws, up)), asyncio.create_task(pipe(up, ws))]
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in tasks:
+                task.cancel()
+            await ws.close(up.close_code or 1000, up.close_reason or "")
+
+    def close(self) -> None:
+        import asyncio
+
+        async def stop() -> None:
+            self.server.close()
+            await self.server.wait_closed()
+
+        asyncio.run_coroutine_threadsafe(stop(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+
+def test_every_reconnect_presents_a_fresh_entra_token() -> None:
+    pytest.importorskip("azure.core")
+    from azure.core.credentials_async import AsyncTokenCredential
+
+    # the emulator takes any Bearer token (its public accept_any_bearer option) but no api-key
+    emu = start_in_thread(
+        pace="fast",
+        api_key="not-used-by-this-test",
+        accept_any_bearer=True,
+        faults=Faults(close_after_s=0.4, close_code=1001, close_reason="going away"),
+    )
+    proxy = RecordingProxy(emu.url)
+    credential = CountingTokenCredential()
+    assert isinstance(credential, AsyncTokenCredential)  # the azure-core protocol, for real
+    try:
+        s = NotebookSession(
+            endpoint=proxy.url,
+            credential=credential,
+            mic=False,
+            speaker=False,
+            dotenv=False,
+            emulator=False,
+            auto_reconnect=True,
+            max_reconnects=3,
+            reconnect_delay_s=0.05,
+        )
+        s.start(wait=True)
+        wait_until(lambda: s.reconnects >= 2 and s.status == "connected", timeout=15)
+        s.stop()
+    finally:
+        proxy.close()
+        emu.stop()
+    assert len(proxy.authorizations) >= 3
+    # each connection presented the token fetched for it, and no token twice
+    assert proxy.authorizations == [f"Bearer {t}" for t in credential.issued[: len(proxy.authorizations)]]
+    assert len(set(proxy.authorizations)) == len(proxy.authorizations)
+
+
+# --- half duplex ----------------------------------------------------------------------------------------
+
+
+class MutableLoopSource:
+    """A microphone-like source (real time, looping speech) with a ``muted`` switch like MicrophoneSource's."""
+
+    def __init__(self, wav: Path) -> None:
+        from voicelive_nb.audio.wav import WavSource
+
+        self._inner = WavSource(wav, pace="realtime", loop=True, tail_silence_ms=1500)
+        self.muted = False
+        self.sent: list[tuple[bool, bool]] = []  # (muted, all zero) per frame
+
+    async def frames(self, sample_rate: int, frame_ms: int = 20) -> Any:
+        async for frame in self._inner.frames(sample_rate, frame_ms):
+            out = bytes(len(frame)) if self.muted else frame
+            self.sent.append((self.muted, not any(out)))
+            yield out
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+def test_half_duplex_mutes_the_mic_while_the_assistant_speaks(question_wav: Path) -> None:
+    long_reply = "Here is a long answer that keeps the assistant talking for quite a while, on and on. "
+    emu = start_in_thread(pace="realtime", replies=lambda text: long_reply)
+    try:
+        mic = MutableLoopSource(question_wav)
+        s = NotebookSession(
+            endpoint=emu.url,
+            api_key="k",
+            mic=mic,
+            speaker=False,
+            dotenv=False,
+            half_duplex=True,
+        )
+        s.start(wait=True)
+        try:
+            s.wait_for("response.created", timeout=30)  # the looping question was heard
+            wait_until(lambda: mic.muted, timeout=2)  # muted within a pump tick or two
+            n = len(mic.sent)
+            wait_until(lambda: len(mic.sent) > n + 25, timeout=5)  # half a second of talking over it
+            during = mic.sent[n : n + 25]
+            assert all(muted and zero for muted, zero in during), "the user's audio went up mid-reply"
+            done = s.wait_for("response.done", timeout=60)
+            assert done.response["status"] == "completed"  # never barged in on
+            wait_until(lambda: not mic.muted, timeout=2)  # the microphone is back once it is done
+        finally:
+            s.stop()
     finally:
         emu.stop()
