@@ -1,9 +1,12 @@
-"""The quickstart notebook in a real browser: JupyterLab + Debian's Chromium through Playwright.
+"""Both notebooks in a real browser: JupyterLab + Debian's Chromium through Playwright.
 
 Runs every cell of ``notebooks/01_quickstart.ipynb`` as a user would (Run All), then drives the
-rendered control panel: Start, a spoken turn, the transcript and the live canvas filling in, Stop.
-Fails on any browser console error or uncaught page error except the ones listed in
-:data:`BENIGN_CONSOLE`. Leaves a screenshot in ``artifacts/quickstart-browser.png``.
+rendered control panel: Start, a spoken turn, the transcript and the live canvas filling in, an
+out-of-range value typed into the Configuration tab (refused at the field, no ``session.update``
+sent), Stop. Then Run All of ``notebooks/02_vad_lab.ipynb`` with no error output. Fails on any
+browser console error or uncaught page error except the ones listed in :data:`BENIGN_CONSOLE`.
+Leaves screenshots in ``artifacts/`` (``quickstart-browser.png``, ``config-refused-browser.png``,
+``vad-lab-browser.png``).
 """
 
 from __future__ import annotations
@@ -21,6 +24,9 @@ REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = REPO / "notebooks"
 NOTEBOOK = "01_quickstart.ipynb"
 SCREENSHOT = REPO / "artifacts" / "quickstart-browser.png"
+CONFIG_SCREENSHOT = REPO / "artifacts" / "config-refused-browser.png"
+LAB_NOTEBOOK = "02_vad_lab.ipynb"
+LAB_SCREENSHOT = REPO / "artifacts" / "vad-lab-browser.png"
 
 #: Console messages that are not failures, each with the reason. Matched as substrings.
 BENIGN_CONSOLE: tuple[str, ...] = ()
@@ -28,7 +34,7 @@ BENIGN_CONSOLE: tuple[str, ...] = ()
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"needs Debian's chromium at {CHROMIUM}"),
-    pytest.mark.timeout(240),
+    pytest.mark.timeout(420),
 ]
 
 # ----------------------------------------------------------------------------- page-side helpers
@@ -73,9 +79,10 @@ def run_in_kernel(page: Any, code: str) -> None:
 
 
 # The LiveView draws on a <canvas> inside `.vlnb-live` and counts its draws in `data-draws`.
-# Its lanes scroll right to left over a 4 s window (audio from before a restart scrolls on), so
-# count the pixels of one lane colour (solid fills: mic #1f77b4, assistant #ff7f0e) in the
-# newest part of the canvas only: the rightmost RECENT_FRACTION of its width.
+# Its lanes scroll right to left (audio from before a restart scrolls on); the test sets a 10 s
+# window with the panel's picker, then counts the pixels of one lane colour (solid fills: mic
+# #1f77b4, assistant #ff7f0e) in the newest part of the canvas only: the rightmost
+# RECENT_FRACTION of its width.
 COLOR_PIXELS = """([el, rgb, fromFraction]) => {
   const canvas = el.querySelector('canvas');
   if (!canvas || !canvas.width || !canvas.height) return 0;
@@ -90,7 +97,7 @@ COLOR_PIXELS = """([el, rgb, fromFraction]) => {
 }"""
 MIC_RGB = (0x1F, 0x77, 0xB4)
 ASSISTANT_RGB = (0xFF, 0x7F, 0x0E)
-RECENT_FRACTION = 0.4  # the last 1.6 s of the 4 s window
+RECENT_FRACTION = 0.5  # the last 5 s of the 10 s window
 MIN_LANE_PIXELS = 200
 # True while no lane colour reaches MIN_LANE_PIXELS in the recent part of the canvas.
 QUIET = f"""([el, colours, fromFraction]) => Math.max(
@@ -161,6 +168,8 @@ def test_quickstart_in_jupyterlab() -> None:
 
         # The notebook ended with session.stop(): the panel shows it. Then Start, Stop, Start.
         expect_stopped()
+        # A shorter live window (the picker under the panel) so that old audio scrolls out fast.
+        panel.locator(".widget-dropdown", has_text="window").locator("select").select_option(label="10 s")
         start_and_expect_connected()
         stop.click()
         expect_stopped()
@@ -182,7 +191,7 @@ def test_quickstart_in_jupyterlab() -> None:
         panel.locator(".vl-assistant").wait_for(timeout=45_000)  # the answer has started
         assistant_pixels = wait_for_pixels(page, live, ASSISTANT_RGB, "assistant")
         assert int(live.get_attribute("data-draws") or 0) > draws_before
-        # Screenshot while both lanes show audio (the window is 4 s wide and scrolls).
+        # Screenshot while both lanes show audio (the window is 10 s wide and scrolls).
         SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
         panel.scroll_into_view_if_needed()
         page.screenshot(path=str(SCREENSHOT))
@@ -191,17 +200,56 @@ def test_quickstart_in_jupyterlab() -> None:
         answer.wait_for(timeout=45_000)
         expect(panel.locator(".vl-user")).to_have_count(1)
 
+        # Configuration: an out-of-range threshold is refused at the field and nothing is sent.
+        run_in_kernel(
+            page,
+            "_updates = lambda: [w['type'] for _t, w in session.session.sent_events()].count('session.update')\n"
+            "_before = _updates()",
+        )
+        panel.locator(".lm-TabBar-tab", has_text="Configuration").first.click()
+        form_tab = panel.locator(".lm-TabBar-tab", has_text="Turn detection")
+        form_tab.first.wait_for(timeout=20_000)
+        form_tab.first.click()
+        threshold = (
+            panel.locator(
+                ".widget-text:visible", has=page.locator("label", has_text=re.compile(r"^threshold$"))
+            )
+            .locator("input")
+            .first
+        )
+        threshold.fill("5")
+        threshold.press("Enter")
+        refusal = panel.locator("span", has_text="turn_detection.threshold 5 is out of range")
+        refusal.first.wait_for(timeout=10_000)
+        expect(refusal.first).to_contain_text("0.0 to 1.0")
+        assert threshold.input_value() == "5", "the field clamped what was typed"
+        run_in_kernel(page, "assert session.config.value_at('turn_detection.threshold') != 5")
+        run_in_kernel(page, "assert _updates() == _before, f'session.update sent: {_updates()} vs {_before}'")
+        refusal.first.scroll_into_view_if_needed()
+        page.screenshot(path=str(CONFIG_SCREENSHOT))
+
         # Stop: the light goes grey and the status reads 'stopped'.
         stop.click()
         expect_stopped()
         expect(answer).to_have_count(1)  # the transcript stays after Stop
+
+        # The VAD lab notebook: Run All, no error output.
+        t_lab0 = time.monotonic()
+        page.goto(lab.lab_url(LAB_NOTEBOOK))
+        page.wait_for_function(NOTEBOOK_READY, arg=LAB_NOTEBOOK, timeout=60_000)
+        page.evaluate(RUN_ALL)
+        lab_state = page.wait_for_function(RUN_STATE, timeout=180_000, polling=250).json_value()
+        page.screenshot(path=str(LAB_SCREENSHOT))
+        assert "error" not in lab_state, f"{LAB_NOTEBOOK} failed in JupyterLab: {lab_state['error']}"
+        t_vad_lab = time.monotonic() - t_lab0
 
         errors = list(problems.errors)
         t_lab = lab.started_s
     assert not errors, "browser console errors:\n" + "\n".join(errors)
     assert (NOTEBOOKS / NOTEBOOK).read_bytes() == before, "the test must not modify the notebook"
     print(
-        f"lab start {t_lab:.1f} s, open+run all {t_run:.1f} s, whole test {time.monotonic() - t0:.1f} s; "
+        f"lab start {t_lab:.1f} s, open+run all {t_run:.1f} s, VAD lab {t_vad_lab:.1f} s, "
+        f"whole test {time.monotonic() - t0:.1f} s; "
         f"live view: {mic_pixels} mic / {assistant_pixels} assistant pixels; ignored: {problems.ignored}"
     )
 

@@ -202,11 +202,11 @@ class SessionPanel(W.VBox):  # type: ignore[misc]
         self.audio_route = self._audio_route()
         devices = W.HBox(
             [self.audio_route, self.mic_picker, self.speaker_picker, self.device_note],
-            layout=W.Layout(align_items="center"),
+            layout=W.Layout(align_items="center", flex_flow="row wrap"),
         )
 
         # --- live view, transcript, log, form
-        self.live_slot = W.Box()
+        self.live_slot = W.Box(layout=W.Layout(width="100%"))
         self.live_view: Any = None
         if show_live:
             self._attach_live_view()
@@ -718,7 +718,7 @@ class SessionPanel(W.VBox):  # type: ignore[misc]
             self._guard("changing the live window", lambda change: view.set_window(change["new"])),
             names="value",
         )
-        self.live_slot.children = (W.VBox([self.window_picker, view]),)
+        self.live_slot.children = (W.VBox([self.window_picker, view], layout=W.Layout(width="100%")),)
 
     # ------------------------------------------------------------------ lifetime
 
