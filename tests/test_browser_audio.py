@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import shutil
 import tempfile
 import time
@@ -24,6 +25,8 @@ import pytest
 
 from voicelive_nb.audio.browser import BrowserMicrophone, BrowserSpeaker
 from voicelive_nb.engine import get_engine
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 
 RATE = 24000
 
@@ -551,3 +554,75 @@ def test_browser_mic_failures_are_shown_and_never_hang() -> None:
             assert page.evaluate(EXECUTE, "s.stop()") == "ok"
             assert kernel_eval(page, "(mic._iterating, mic.closed)") == "(False, True)"
             assert not problems.errors, problems.errors
+
+
+PANEL_CELLS = [
+    """\
+from voicelive_nb.notebook_session import NotebookSession
+from voicelive_nb.widgets import panel as make_panel
+
+s = NotebookSession(emulator=True, dotenv=False)  # mic="auto", speaker="auto": no kernel devices
+p = make_panel(s, show_config=False)
+p"""
+]
+
+TEXT_FITS = """(el) => el.scrollWidth <= el.clientWidth + 1"""
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(150)
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"needs Debian's chromium at {CHROMIUM}")
+def test_one_start_opens_the_browser_microphone_and_a_restart_marks_the_panel_stale() -> None:
+    pytest.importorskip("playwright")
+    from jupyter_lab import chromium, console_problems
+
+    from voicelive_nb.audio.device import audio_available
+
+    if audio_available()[0]:
+        pytest.skip("the kernel has audio devices here: the panel does not choose the browser by itself")
+    with lab_notebook(PANEL_CELLS) as (server, name, root):
+        fake = [
+            "--use-fake-ui-for-media-stream",
+            "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-audio-capture={root / 'fake_mic.wav'}",
+        ]
+        with chromium(extra_args=fake) as context:
+            page = context.new_page()
+            problems = console_problems(page)
+            page.goto(server.lab_url(name))
+            page.wait_for_function(READY, arg=name, timeout=60_000)
+            page.evaluate(RUN_ALL)
+            panel = page.locator(".vlnb-panel")
+            panel.wait_for(timeout=30_000)
+            route = panel.locator(".widget-toggle-buttons button", has_text="browser")
+            assert "mod-active" in (route.get_attribute("class") or ""), "browser audio was not chosen"
+            assert route.evaluate(TEXT_FITS), "the 'browser' button is cut"
+            mic_status = panel.locator(".vlnb-mic-status")
+            assert mic_status.get_attribute("data-state") == "idle"
+            # ONE Start: the session connects and the page opens its microphone (no second click)
+            panel.locator("button.widget-button", has_text=re.compile(r"^Start$")).click()
+            panel.locator('span[data-phase="connected"]').wait_for(timeout=30_000)
+            page.wait_for_selector('.vlnb-mic-status[data-state="capturing"]', timeout=15_000)
+            deadline = time.monotonic() + 15
+            while page.evaluate(EXECUTE, "assert p.browser_mic.chunks > 0") != "ok":  # the kernel hears it
+                assert time.monotonic() < deadline, "no microphone chunk reached the kernel"
+                page.wait_for_timeout(100)  # poll interval of a condition with a deadline
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "panel-browser-audio.png"))
+            # a kernel restart: the panel says it is stale instead of a green "connected"
+            page.evaluate(
+                "() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.restart()"
+            )
+            banner = panel.locator(".vlnb-stale-banner")
+            banner.wait_for(state="visible", timeout=20_000)
+            assert "re-run the cell" in banner.inner_text()
+            assert "vlnb-stale" in (panel.get_attribute("class") or "")
+            icons = panel.evaluate(
+                "(el) => [...el.querySelectorAll('.jupyter-widgets-disconnected')].filter("
+                "(w) => getComputedStyle(w, '::before').display !== 'none' && "
+                "getComputedStyle(w, '::before').content !== 'none').length"
+            )
+            assert icons == 0, f"{icons} broken-link icons in a panel that already says it is stale"
+            page.screenshot(path=str(ARTIFACTS / "panel-stale-browser.png"))
+            errors = [e for e in problems.errors if "restart" not in e.lower()]
+            assert not errors, errors

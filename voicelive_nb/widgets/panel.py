@@ -80,6 +80,8 @@ export default { render };
 _STALE_CSS = """
 .vlnb-panel.vlnb-stale .vlnb-light, .vlnb-panel.vlnb-stale .vlnb-status { opacity: 0.25; }
 .vlnb-panel.vlnb-stale .jupyter-button { pointer-events: none; opacity: 0.4; }
+.vlnb-panel.vlnb-stale .jupyter-widgets-disconnected::before,
+.vlnb-panel.vlnb-stale.jupyter-widgets-disconnected::before { display: none; }
 """
 
 
