@@ -67,6 +67,7 @@ from .events import (
     InputAudioBufferCommitted,
     InputAudioBufferSpeechStarted,
     InputAudioBufferSpeechStopped,
+    McpApprovalResponse,
     ProtocolWarning,
     ResponseAudioDelta,
     ResponseAudioTranscriptDelta,
@@ -94,6 +95,7 @@ __all__ = [
     "KEEP_LAST",
     "READY",
     "RESPONDING",
+    "ApprovalRequest",
     "AudioTally",
     "BargeIn",
     "ConversationItem",
@@ -239,6 +241,28 @@ class FunctionCall:
 
 
 @dataclass(frozen=True, slots=True)
+class ApprovalRequest:
+    """An ``mcp_approval_request`` item: a server-side (MCP) tool call waiting for the user's answer.
+
+    ``approve`` is None until an ``mcp_approval_response`` for it was sent (or reported by the
+    service), then what it said.
+    """
+
+    id: str  #: the item id, which the answer names as ``approval_request_id``
+    server_label: str
+    name: str
+    arguments: str
+    response_id: str | None
+    data: Mapping[str, Any]  #: the item as last received, verbatim
+    approve: bool | None = None
+    reason: str | None = None
+
+    @property
+    def pending(self) -> bool:
+        return self.approve is None
+
+
+@dataclass(frozen=True, slots=True)
 class BargeIn:
     """The user started speaking over the assistant."""
 
@@ -358,6 +382,7 @@ class SessionProtocol:
         self._texts: dict[str, _Text] = {}
         self._transcription_errors: dict[str, Mapping[str, Any]] = {}
         self._calls: dict[str, FunctionCall] = {}
+        self._approvals: dict[str, ApprovalRequest] = {}
         # bounded: a misbehaving server must not grow memory without limit; counts are exact
         self._errors: deque[Error] = deque(maxlen=KEEP_LAST)
         self._warnings: deque[Warning] = deque(maxlen=KEEP_LAST)
@@ -409,7 +434,9 @@ class SessionProtocol:
         self._received += 1
         handler = self._on_receive.get(type(event))
         if handler is not None:
-            return handler(event)
+            result = handler(event)
+            self._note_mcp_item(event)
+            return result
         if isinstance(event, ProtocolWarning):
             self._protocol_warnings.append(event)
             self._counts["protocol_warnings"] += 1
@@ -433,6 +460,47 @@ class SessionProtocol:
                 call = self._calls.get(call_id)
                 if call is not None:
                     self._calls[call_id] = replace(call, output_sent=True)
+            elif item.get("type") == "mcp_approval_response":
+                self._answer_approval(item)
+        elif isinstance(event, McpApprovalResponse):
+            self._answer_approval(
+                {"approval_request_id": event.approval_request_id, "approve": event.approve}
+            )
+
+    def _note_mcp_item(self, event: ServerEvent) -> None:
+        """Record ``mcp_approval_request`` items (and answers the service reports) of any item event."""
+        item = getattr(event, "item", None)
+        if not isinstance(item, Mapping):
+            return
+        itype = item.get("type")
+        if itype == "mcp_approval_response":
+            self._answer_approval(item)
+            return
+        item_id = item.get("id")
+        if itype != "mcp_approval_request" or not isinstance(item_id, str):
+            return
+        old = self._approvals.get(item_id)
+        arguments = item.get("arguments")
+        if not isinstance(arguments, str):
+            arguments = "" if arguments is None else str(arguments)
+        self._approvals[item_id] = ApprovalRequest(
+            id=item_id,
+            server_label=_str_or_none(item.get("server_label")) or "",
+            name=_str_or_none(item.get("name")) or "",
+            arguments=arguments,
+            response_id=_str_or_none(getattr(event, "response_id", None))
+            or (old.response_id if old is not None else None),
+            data=item,
+            approve=old.approve if old is not None else None,
+            reason=old.reason if old is not None else None,
+        )
+
+    def _answer_approval(self, item: Mapping[str, Any]) -> None:
+        request_id = item.get("approval_request_id")
+        approve = item.get("approve")
+        old = self._approvals.get(request_id) if isinstance(request_id, str) else None
+        if old is not None and isinstance(approve, bool):
+            self._approvals[old.id] = replace(old, approve=approve, reason=_str_or_none(item.get("reason")))
 
     def note_playback(self, item_id: str, played_ms: float) -> None:
         """Record how much of an assistant item's audio was really played (never decreases)."""
@@ -551,6 +619,16 @@ class SessionProtocol:
     def pending_function_calls(self) -> tuple[FunctionCall, ...]:
         """Calls whose arguments are complete and whose output was not sent yet."""
         return tuple(c for c in self._calls.values() if c.done and not c.output_sent)
+
+    @property
+    def approval_requests(self) -> tuple[ApprovalRequest, ...]:
+        """Every ``mcp_approval_request`` seen, oldest first (answered or not)."""
+        return tuple(self._approvals.values())
+
+    @property
+    def pending_approvals(self) -> tuple[ApprovalRequest, ...]:
+        """Approval requests not answered yet."""
+        return tuple(a for a in self._approvals.values() if a.approve is None)
 
     @property
     def errors(self) -> tuple[Error, ...]:
