@@ -79,6 +79,7 @@ __all__ = [
     "Mode",
     "ResponseSpan",
     "Timeline",
+    "ToolSpan",
     "VadSpan",
     "format_clock",
     "recorded_output_items",
@@ -167,6 +168,18 @@ class LatencyMark:
     ms: float
     user_item_id: str
     response_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSpan:
+    """A tool call: its arguments complete (``function_call_arguments.done`` received, or the
+    :class:`~voicelive_nb.tools.ToolCall`'s ``started_s``) → its output sent (``finished_s``)."""
+
+    call_id: str
+    name: str
+    start_s: float
+    end_s: float | None  #: None while running
+    status: str  #: ``running``, ``completed``, ``failed``… (``sent`` when only the events are known)
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,6 +303,7 @@ class Timeline:
         self._origin: float | None = None
         self._origin_valid = False
         self.events_seen = 0
+        self._tools: dict[str, list[Any]] = {}  # call_id -> [t_start, t_end | None, name, status]
 
     # ------------------------------------------------------------------ construction
 
@@ -360,9 +374,34 @@ class Timeline:
         self._t_input_last = t
 
     def sent(self, t: float, event: Any) -> None:
-        """A client event was sent at ``t`` (only ``input_audio_buffer.append`` matters)."""
-        if _field(event, "type") == "input_audio_buffer.append":
+        """A client event was sent at ``t`` (``input_audio_buffer.append``; a ``function_call_output``
+        item ends its tool span)."""
+        etype = _field(event, "type")
+        if etype == "input_audio_buffer.append":
             self.input_audio(t, _audio_bytes(event))
+        elif etype == "conversation.item.create":
+            item = _mapping(_field(event, "item"))
+            tool = self._tools.get(_str(item.get("call_id")) or "")
+            if item.get("type") == "function_call_output" and tool is not None and tool[1] is None:
+                tool[1] = t
+                if tool[3] == "running":
+                    tool[3] = "sent"
+                self._touch(t)
+
+    def tool_call(self, call: Any) -> None:
+        """A :class:`~voicelive_nb.tools.ToolCall` (its ``started_s`` / ``finished_s`` are
+        ``time.monotonic()``, the clock of the receive times): its span, name and status."""
+        call_id = _str(getattr(call, "call_id", None))
+        start = getattr(call, "started_s", None)
+        if call_id is None or not isinstance(start, (int, float)) or start <= 0:
+            return
+        end = getattr(call, "finished_s", None)
+        end = float(end) if isinstance(end, (int, float)) else None
+        status = _str(getattr(call, "status", None)) or "running"
+        self._tools[call_id] = [float(start), end, _str(getattr(call, "name", None)) or "", status]
+        self._touch(float(start))
+        if end is not None:
+            self._touch(end)
 
     def add(self, t: float, event: Any) -> None:
         """A server event was received at ``t`` (``time.monotonic()``)."""
@@ -397,6 +436,10 @@ class Timeline:
                     self._pending_response = response_id
         elif etype == "response.done":
             self._response_done(t, _mapping(_field(event, "response")))
+        elif etype == "response.function_call_arguments.done":
+            call_id = _str(_field(event, "call_id"))
+            if call_id is not None and call_id not in self._tools:
+                self._tools[call_id] = [t, None, _str(_field(event, "name")) or "", "running"]
         elif etype == "response.audio.delta":
             self._audio_delta(t, event)
         elif etype == "conversation.item.truncated":
@@ -663,6 +706,13 @@ class Timeline:
         return spans
 
     @property
+    def tool_spans(self) -> list[ToolSpan]:
+        return [
+            ToolSpan(call_id, name, self.to_axis(t0), None if t1 is None else self.to_axis(t1), status)
+            for call_id, (t0, t1, name, status) in self._tools.items()
+        ]
+
+    @property
     def barge_ins(self) -> list[BargeInMark]:
         out = []
         for t, user_item, rid, start_ms in self._barge_ins:
@@ -687,6 +737,7 @@ class Timeline:
             "responses": len(responses),
             "cancelled": sum(r.status == "cancelled" for r in responses),
             "barge_ins": len(self._barge_ins),
+            "tool_calls": len(self._tools),
             "latency_ms": lat,
             "median_latency_ms": float(np.median(lat)) if lat else None,
             "mode": self.mode,

@@ -53,6 +53,10 @@ CANCELLED_COLOR = "#d62728"
 BARGE_COLOR = "#d62728"
 LATENCY_COLOR = "#555555"
 TRUTH_COLOR = "#7f7f7f"
+TOOL_COLOR = "#00897b"
+TOOL_FAILED_COLOR = "#c62828"
+#: Tool-call statuses drawn as a failure.
+TOOL_FAILURES = frozenset({"failed", "invalid_arguments", "timed_out", "unknown_tool", "cancelled"})
 #: Buckets of the min/max envelope drawn for a waveform (the line zigzags min → max per bucket).
 WAVEFORM_POINTS = 3000
 #: Received audio not played for less than this (a rounding of the play-out model) is not drawn.
@@ -152,6 +156,24 @@ def _recording_dir(session: Any) -> Path | None:
 
 
 def _gather(source: Any) -> _Data:
+    data = _gather_data(source)
+    for call in _tool_calls_of(source):
+        data.timeline.tool_call(call)
+    return data
+
+
+def _tool_calls_of(source: Any) -> list[Any]:
+    """The :class:`~voicelive_nb.tools.ToolCall` list of a (Notebook)Session, if it has one."""
+    calls = getattr(source, "tool_calls", None)
+    if calls is None and getattr(source, "session", None) is not None:
+        calls = getattr(source.session, "tool_calls", None)
+    try:
+        return list(calls) if calls is not None and not callable(calls) else []
+    except TypeError:
+        return []
+
+
+def _gather_data(source: Any) -> _Data:
     from ..recording import Recording
 
     if isinstance(source, Timeline):
@@ -290,8 +312,26 @@ def _draw_timeline(ax: Axes, timeline: Timeline) -> None:
             color=LATENCY_COLOR,
             gid="latency-label",
         )
-    ax.set_yticks([1.0, 2.0, 3.0], ["assistant\naudio", "response", "VAD"])
-    ax.set_ylim(0.4, 3.85)
+    tools = timeline.tool_spans
+    for tool in tools:
+        end = tool.end_s if tool.end_s is not None else end_s
+        ax.add_patch(
+            Rectangle(
+                (tool.start_s, 4.12),
+                max(end - tool.start_s, 0.0),
+                0.76,
+                color=TOOL_FAILED_COLOR if tool.status in TOOL_FAILURES else TOOL_COLOR,
+                alpha=0.7 if tool.end_s is not None else 0.35,
+                gid="tool",
+            )
+        )
+        ax.text(tool.start_s, 4.5, f" {tool.name}", ha="left", va="center", fontsize=7, gid="tool-label")
+    if tools:
+        ax.set_yticks([1.0, 2.0, 3.0, 4.5], ["assistant\naudio", "response", "VAD", "tools"])
+        ax.set_ylim(0.4, 5.0)
+    else:
+        ax.set_yticks([1.0, 2.0, 3.0], ["assistant\naudio", "response", "VAD"])
+        ax.set_ylim(0.4, 3.85)
     ax.grid(axis="x", alpha=0.3)
 
 
@@ -322,6 +362,11 @@ def _legend_handles(data: _Data, with_waveform: bool) -> list[Any]:
         )
     if timeline.barge_ins:
         handles.append(Line2D([], [], color=BARGE_COLOR, linestyle="--", marker="v", label="barge-in"))
+    tools = timeline.tool_spans
+    if any(t.status not in TOOL_FAILURES for t in tools):
+        handles.append(Patch(color=TOOL_COLOR, alpha=0.7, label="tool call"))
+    if any(t.status in TOOL_FAILURES for t in tools):
+        handles.append(Patch(color=TOOL_FAILED_COLOR, alpha=0.7, label="tool call failed"))
     if timeline.latencies:
         handles.append(
             Line2D([], [], color=LATENCY_COLOR, marker="$\u2194$", linestyle="none", label="latency")
