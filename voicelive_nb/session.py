@@ -45,7 +45,7 @@ import json
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +74,7 @@ from .protocol.codec import decode_server_event, encode_audio_append, event_to_d
 from .protocol.config import SessionConfig
 from .protocol.events import ProtocolWarning, ResponseAudioDelta
 from .protocol.state import SessionProtocol
+from .tools import Tool, ToolCall, ToolRunner
 from .transport import Transport, build_url, describe_close, redact_url
 
 log = logging.getLogger("voicelive_nb.session")
@@ -129,6 +130,7 @@ class Session:
         ping_interval_s: float = 20.0,
         ping_timeout_s: float = 20.0,
         close_timeout_s: float = 3.0,
+        tools: Sequence[Callable[..., Any] | Tool] = (),
         dotenv: bool = True,
     ) -> None:
         """See the module doc. The limits:
@@ -194,6 +196,15 @@ class Session:
         register_secret(self.settings.api_key)
 
         self.state = SessionProtocol()
+        #: The Python functions the model may call, and the calls it made (:mod:`voicelive_nb.tools`).
+        self.tools = ToolRunner(
+            self._send_tool_event,
+            tools,
+            parallel=getattr(config, "parallel_tool_calls", True) is not False,
+            on_change=self._tool_changed,
+        )
+        #: ``fn(call)`` for every change of a tool call (engine thread; keep it cheap).
+        self.tool_listeners: list[Callable[[ToolCall], None]] = []
         self._status = "idle"
         self.emulator_url: str | None = None
         self._url: str | None = None
@@ -336,6 +347,7 @@ class Session:
             e.type == "session.created" for _, e in self._events
         ):
             raise _malformed_created_error(self._malformed_created)
+        self.config = self._with_tools(self.config)
         wire = self.config.to_dict()
         if wire:
             await self._send_update(wire)
@@ -370,6 +382,12 @@ class Session:
         """
         cancelled = False
         bound = max(self.close_timeout_s, 0.1)
+        try:
+            await asyncio.wait_for(self.tools.aclose(), bound)
+        except asyncio.CancelledError:
+            cancelled = True
+        except Exception as exc:
+            log.warning("stopping the tool calls failed: %s", _reason(exc))
         tasks = [t for t in (self._pump, *self._tasks) if t is not None and not t.done()]
         for task in tasks:
             task.cancel()
@@ -468,6 +486,74 @@ class Session:
         if not delta:
             return None
         return await self._send_update(delta)
+
+    # ------------------------------------------------------------------ tools
+
+    def tool(
+        self,
+        fn: Callable[..., Any] | None = None,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        timeout_s: float | None = 30.0,
+    ) -> Any:
+        """Register a Python function as a tool (usable as ``@session.tool`` or ``@session.tool(timeout_s=5)``).
+
+        On a connected session the new tool list is sent with ``session.update`` in the
+        background (a failure fails nothing but is logged and kept in :attr:`handler_errors`);
+        use :meth:`add_tools` to wait for the service's confirmation.
+        """
+        from .tools import as_tool
+
+        if fn is None:
+            return lambda f: self.tool(f, name=name, description=description, timeout_s=timeout_s)
+        registered = as_tool(fn, name=name, description=description, timeout_s=timeout_s)
+        self.tools.add(registered)
+        if self._transport is not None and not self._closing and self._status == "connected":
+            self._spawn(self._sync_tools(), critical=False)
+        return fn
+
+    async def add_tools(self, *fns: Callable[..., Any] | Tool) -> Any:
+        """Register tools and, when connected, send the new tool list; returns ``session.updated`` (or None)."""
+        self.tools.add(*fns)
+        if self._transport is None or self._closing:
+            return None
+        return await self._sync_tools()
+
+    async def _sync_tools(self) -> Any:
+        new = self._with_tools(self.config)
+        delta = self.config.diff(new)
+        self.config = new
+        return await self._send_update(delta) if delta else None
+
+    def _with_tools(self, config: SessionConfig) -> SessionConfig:
+        """``config`` with the registered functions in its ``tools`` (a function of the same name replaced)."""
+        defined = self.tools.definitions()
+        if not defined:
+            return config
+        names = {d["name"] for d in defined}
+        current = config.tools if isinstance(config.tools, (list, tuple)) else ()
+        kept = [
+            t
+            for t in current
+            if getattr(t, "name", None) not in names or getattr(t, "type", "") != "function"
+        ]
+        return config.replace(tools=[*kept, *defined])
+
+    async def _send_tool_event(self, event: dict[str, Any]) -> None:
+        await self.send(event)
+
+    def _tool_changed(self, call: ToolCall) -> None:
+        for listener in tuple(self.tool_listeners):
+            try:
+                listener(call)
+            except Exception:
+                log.exception("tool listener %r failed", listener)
+
+    @property
+    def tool_calls(self) -> list[ToolCall]:
+        """Every call the model made of a registered tool, oldest first."""
+        return list(self.tools.calls)
 
     async def commit(self) -> None:
         await self.send({"type": "input_audio_buffer.commit"})
@@ -581,6 +667,10 @@ class Session:
         self._keep(now, event, size)
         if barge_in is not None and self.barge_in:
             self._on_barge_in(barge_in)
+        try:
+            self.tools.handle(event)
+        except Exception as exc:  # a tool-loop bug must not stop the reader
+            self._warn(f"the tool loop failed on a {_short_type(etype)}: {_reason(exc)}", exc)
         self._dispatch(etype, event)
         self._wake(etype, event)
 

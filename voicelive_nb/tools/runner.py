@@ -122,6 +122,7 @@ class ToolRunner:
         self._responses_done: dict[str, str] = {}
         self._active_responses: set[str] = set()
         self._flushing: set[str] = set()
+        self._responded: set[str] = set()
         self.add(*tools)
 
     # ------------------------------------------------------------------ registry
@@ -278,24 +279,46 @@ class ToolRunner:
                     self._finish(call, "cancelled", None)
 
     def _maybe_flush(self, response_id: str) -> None:
-        """Once the response is done and all its calls are finished, send their outputs."""
-        if response_id not in self._responses_done or response_id in self._flushing:
+        """Send the finished calls' outputs in the model's order; ``response.create`` once the response is done.
+
+        An output goes out as soon as its call (and every call the model made before it in the
+        same response) has finished, as the live service's own clients do; the next response is
+        asked for only when the response that made the calls is done and every output is sent.
+        """
+        if response_id in self._flushing or self._responses_done.get(response_id) == "cancelled":
             return
-        calls = [c for c in self.calls if c.response_id == response_id]
-        if not calls or any(c.status == "running" for c in calls):
-            return
-        pending = [c for c in calls if not c.sent and c.output is not None]
-        if not pending or self._responses_done[response_id] == "cancelled":
+        calls = sorted((c for c in self.calls if c.response_id == response_id), key=lambda c: c.output_index)
+        ready: list[ToolCall] = []
+        for call in calls:
+            if call.status == "running":
+                break
+            if not call.sent and call.output is not None:
+                ready.append(call)
+        all_sent = all(c.sent or c.output is None for c in calls[len(ready) :]) and not any(
+            c.status == "running" for c in calls
+        )
+        respond = (
+            response_id in self._responses_done
+            and all_sent
+            and response_id not in self._responded
+            and any(c.output is not None for c in calls)
+        )
+        if not ready and not respond:
             return
         self._flushing.add(response_id)
-        task = asyncio.get_running_loop().create_task(self._flush(response_id, pending))
+        task = asyncio.get_running_loop().create_task(self._flush(response_id, ready, respond))
         task.add_done_callback(_log_failure)
 
-    async def _flush(self, response_id: str, calls: list[ToolCall]) -> None:
+    async def _flush(self, response_id: str, calls: list[ToolCall], respond: bool) -> None:
         try:
-            await self._send_outputs(sorted(calls, key=lambda c: c.output_index), respond=True)
+            await self._send_outputs(calls, respond=False)
+            if respond:
+                self._responded.add(response_id)
+                if not self._active_responses:
+                    await self._send({"type": "response.create"})
         finally:
             self._flushing.discard(response_id)
+        self._maybe_flush(response_id)  # calls that finished meanwhile, or the response that ended meanwhile
 
     async def _send_outputs(self, calls: list[ToolCall], *, respond: bool) -> None:
         for call in calls:
