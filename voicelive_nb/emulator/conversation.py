@@ -72,6 +72,7 @@ from typing import Any, Literal, Protocol, TypeVar
 import numpy as np
 
 from . import session_defaults as sd
+from . import toolcalls as tc
 from .behavior import VadSegmenter, VadSettings, VadSpeechStarted, VadSpeechStopped, release_threshold
 from .session_defaults import SessionError, VadConfig
 
@@ -113,6 +114,7 @@ _DELTA_TYPES = frozenset(
         "response.audio_transcript.delta",
         "response.audio_timestamp.delta",
         "response.text.delta",
+        "response.function_call_arguments.delta",
     }
 )
 _KNOWN_UNSUPPORTED = frozenset(
@@ -181,6 +183,22 @@ def decode_client_frame(data: str | bytes) -> tuple[Any, str | None]:
         return None, "the message is nested too deeply to parse; send a flat JSON object"
     except (ValueError, UnicodeDecodeError) as exc:
         return None, f"the message is not valid JSON: {exc}"
+
+
+def _latest_outputs(items: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]:
+    """The ``(tool name, output)`` of the function_call_output items that end the conversation.
+
+    Only outputs answering a function_call item of the conversation count (an output with no
+    known call is not a tool round), so a response after them quotes them.
+    """
+    names = {i.get("call_id"): str(i.get("name", "")) for i in items if i.get("type") == "function_call"}
+    outputs: list[tuple[str, str]] = []
+    for item in reversed(items):
+        if item.get("type") != "function_call_output":
+            break
+        if item.get("call_id") in names:
+            outputs.append((names[item.get("call_id")], str(item.get("output", ""))))
+    return outputs[::-1]
 
 
 def default_reply(transcript: str) -> str:
@@ -344,6 +362,8 @@ class ConversationOptions:
     lead_ms: int = 100
     session_max_s: float = sd.DEFAULT_SESSION_MAX_S
     executor: concurrent.futures.Executor | None = None
+    #: Recognise while the user speaks (streaming_asr.py); False: decode the utterance after its turn.
+    streaming_asr: bool = True
     stats: EmulatorStats = field(default_factory=EmulatorStats)
 
 
@@ -400,6 +420,11 @@ class ActiveResponse:
     timestamps: bool = False
     input_item_id: str | None = None
     previous_item_id: str | None = None
+    #: What to say, decided before the reply began (the quote of a tool's output), if anything.
+    planned_text: str | None = None
+    #: The function_call items this response makes instead of speaking (see :mod:`.toolcalls`).
+    calls: list[Event] = field(default_factory=list)
+    calls_done: int = 0
 
     @property
     def has_audio(self) -> bool:
@@ -408,6 +433,10 @@ class ActiveResponse:
 
 class _Cancelled(Exception):
     """The response was cancelled while waiting."""
+
+
+class _CallsSent(Exception):
+    """The response called tools instead of speaking (nothing more to stream)."""
 
 
 @dataclass(frozen=True)
@@ -509,6 +538,7 @@ class Conversation:
         self._asr: dict[str, asyncio.Task[str]] = {}
         self._transcribers: dict[tuple[str, ...] | None, Any] = {}
         self._asr_lock = asyncio.Lock()
+        self._streaming: Any = None  # a streaming_asr.StreamingRecognizer, made on first speech
         self._text_inputs: dict[str, list[str]] = {}
         # responses
         self._active: ActiveResponse | None = None
@@ -560,6 +590,8 @@ class Conversation:
     async def close(self) -> None:
         """The connection is gone: stop every task (nothing more is sent)."""
         self.closed = True
+        if self._streaming is not None:
+            self._streaming.close()
         tasks = [t for t in self._tasks if not t.done()]
         for task in tasks:
             task.cancel()
@@ -756,6 +788,8 @@ class Conversation:
         self._in_samples += len(mono) // 2
         self.stats.input_audio_ms += len(mono) / 2 * 1000.0 / rate
         self._buffer += mono
+        if self._streaming is not None:
+            self._streaming.feed(mono)
         max_bytes = MAX_BUFFER_MS * rate // 1000 * 2
         if len(self._buffer) > max_bytes:
             drop = len(self._buffer) - max_bytes
@@ -848,6 +882,7 @@ class Conversation:
                 "item_id": self._speech_item_id,
             }
         )
+        self._stream_start()
         vad = self._vad
         if vad is None or not vad.interrupt_response:
             return
@@ -876,6 +911,7 @@ class Conversation:
         audio = self._buffer_slice(self._speech_start_ms, audio_end_ms)
         self._drop_buffer_until(audio_end_ms)
         self.stats.speech_turns += 1
+        self._stream_finish(item_id)
         await self._commit_user_audio(item_id, audio)
         vad = self._vad
         if vad is not None and vad.create_response and self._active is None:
@@ -946,12 +982,16 @@ class Conversation:
                     }
                 )
         self._speech_item_id = None
+        if self._streaming is not None:
+            self._streaming.cancel()
         audio = bytes(self._buffer)
         self._buffer.clear()
         self._buffer_start = self._in_samples
         await self._commit_user_audio(item_id, audio)
 
     async def _on_clear(self, msg: Event) -> None:
+        if self._streaming is not None:
+            self._streaming.cancel()
         self._buffer.clear()
         self._buffer_start = self._in_samples
         self._speech_item_id = None
@@ -1020,13 +1060,15 @@ class Conversation:
                 }
             )
             return
-        if text:
+        sent = self._streaming.sent_text(item_id) if self._streaming is not None else ""
+        rest = text[len(sent) :] if text.startswith(sent) else ""
+        if rest:
             await self._send(
                 {
                     "type": "conversation.item.input_audio_transcription.delta",
                     "item_id": item_id,
                     "content_index": 0,
-                    "delta": text,
+                    "delta": rest,
                 }
             )
         await self._send(
@@ -1037,6 +1079,47 @@ class Conversation:
                 "transcript": text,
             }
         )
+
+    # --- streaming recognition (the logic is in streaming_asr.py) ----------------------------------
+
+    def _stream_start(self) -> None:
+        if not (self.options.transcription and self.options.streaming_asr) or self._speech_item_id is None:
+            return
+        if self._streaming is None:
+            from .streaming_asr import StreamingRecognizer
+
+            self._streaming = StreamingRecognizer(self._run_blocking, self._stream_delta)
+        phrases = (self.session.get("input_audio_transcription") or {}).get("phrase_list") or None
+        audio = self._buffer_slice(self._speech_start_ms, self.input_ms)
+        self._streaming.start(self._speech_item_id, tuple(phrases) if phrases else None, self._in_rate, audio)
+
+    def _stream_finish(self, item_id: str) -> None:
+        task = self._streaming.finish(item_id) if self._streaming is not None else None
+        if task is not None and item_id not in self._asr:
+            self._asr[item_id] = self._spawn(self._streamed_text(item_id, task), f"asr {item_id}", log_errors=False)
+
+    async def _streamed_text(self, item_id: str, task: Awaitable[str | None]) -> str:
+        text = await task
+        if text is None:  # no decoder was free: decode the utterance now
+            return await self._transcribe(item_id)
+        self._item_audio.pop(item_id, None)
+        item = self.items.get(item_id)
+        if item is not None:
+            for part in item["content"]:
+                if part.get("type") == "input_audio":
+                    part["transcript"] = text
+        return text
+
+    async def _stream_delta(self, item_id: str, delta: str) -> None:
+        if self.session.get("input_audio_transcription") is not None:
+            await self._send(
+                {
+                    "type": "conversation.item.input_audio_transcription.delta",
+                    "item_id": item_id,
+                    "content_index": 0,
+                    "delta": delta,
+                }
+            )
 
     # --- text input -------------------------------------------------------------------------------
 
@@ -1433,6 +1516,9 @@ class Conversation:
             await self._send(
                 {"type": "response.created", "response": self._response_object(resp, "in_progress", None, [])}
             )
+            if await self._until_cancelled(resp, self._plan_tools(resp)):
+                await self._stream_calls(resp)
+                raise _CallsSent
             in_progress = self._assistant_item(resp, "in_progress", None)
             await self._send(
                 {
@@ -1467,6 +1553,8 @@ class Conversation:
                 await self._stream_text(resp, text)
             if resp.incomplete:
                 status, details = "incomplete", {"type": "incomplete", "reason": "max_output_tokens"}
+        except _CallsSent:
+            pass
         except _Cancelled:
             status = "cancelled"
             details = {"type": "cancelled", "reason": resp.cancel_reason or "client_cancelled"}
@@ -1490,6 +1578,8 @@ class Conversation:
         params = resp.params
         if isinstance(params.get("pre_generated_text"), str):
             return str(params["pre_generated_text"])
+        if resp.planned_text is not None:
+            return resp.planned_text
         replies = self.options.replies
         if isinstance(replies, Sequence) and not isinstance(replies, str):
             if self._reply_index < len(replies):
@@ -1527,6 +1617,96 @@ class Conversation:
                             logger.debug("no transcript for %s", item["id"], exc_info=True)
             return " ".join(t for t in texts if t)
         return ""
+
+    # --- function tools (rules in .toolcalls) ---------------------------------------------------
+
+    async def _plan_tools(self, resp: ActiveResponse) -> bool:
+        """Decide whether ``resp`` quotes tool outputs (``planned_text``) or calls tools (True)."""
+        params = resp.params
+        if isinstance(params.get("pre_generated_text"), str):
+            return False
+        items = params.get("input_items")
+        history = list(items) if items is not None else self.items.items()
+        outputs = _latest_outputs(history)
+        if outputs:
+            resp.planned_text = tc.replies_for_outputs(outputs)
+            return False
+        tools = params.get("tools", self.session.get("tools")) or []
+        choice = params.get("tool_choice", self.session.get("tool_choice")) or "auto"
+        if not isinstance(tools, list) or choice == "none":
+            return False
+        if not any(isinstance(t, Mapping) and t.get("type", "function") == "function" for t in tools):
+            return False
+        heard = await self._heard_text(params)
+        parallel = params.get("parallel_tool_calls", self.session.get("parallel_tool_calls")) is not False
+        for name, arguments in tc.plan_calls(heard, tools, choice, parallel=parallel):
+            resp.calls.append(
+                {
+                    "id": new_id("item"),
+                    "object": "realtime.item",
+                    "type": "function_call",
+                    "status": "in_progress",
+                    "name": name,
+                    "call_id": new_id("call"),
+                    "arguments": "",
+                    "_arguments": tc.encode_arguments(arguments),
+                }
+            )
+        return bool(resp.calls)
+
+    async def _stream_calls(self, resp: ActiveResponse) -> None:
+        """The real service's order, per call: item added, created, argument deltas, done, item done."""
+        for index, call in enumerate(resp.calls):
+            arguments = call.pop("_arguments")
+            opened = dict(call)
+            previous: str | None = None
+            await self._send(
+                {
+                    "type": "response.output_item.added",
+                    "response_id": resp.id,
+                    "output_index": index,
+                    "item": opened,
+                }
+            )
+            if resp.conversation == "auto":
+                previous = self.items.insert(copy.deepcopy(opened))
+                await self._send(
+                    {"type": "conversation.item.created", "previous_item_id": previous, "item": dict(opened)}
+                )
+            ids = {
+                "response_id": resp.id,
+                "item_id": call["id"],
+                "output_index": index,
+                "call_id": call["call_id"],
+            }
+            for piece in tc.argument_deltas(arguments):
+                if resp.cancelled.is_set():
+                    raise _Cancelled
+                await self._send({"type": "response.function_call_arguments.delta", **ids, "delta": piece})
+            if resp.cancelled.is_set():
+                raise _Cancelled
+            call.update(arguments=arguments, status="completed")
+            await self._send(
+                {
+                    "type": "response.function_call_arguments.done",
+                    **ids,
+                    "name": call["name"],
+                    "arguments": arguments,
+                }
+            )
+            stored = self.items.get(call["id"])
+            if stored is not None:
+                stored.update(arguments=arguments, status="completed")
+                await self._send(item_done(previous, dict(call), ga_only=True))
+            await self._send(
+                {
+                    "type": "response.output_item.done",
+                    "response_id": resp.id,
+                    "output_index": index,
+                    "item": dict(call),
+                }
+            )
+            resp.calls_done = index + 1
 
     async def _stream_text(self, resp: ActiveResponse, text: str) -> None:
         for token in re.findall(r"\s*\S+", text) or ([text] if text else []):
@@ -1615,7 +1795,42 @@ class Conversation:
         if auto_truncate and resp.audio.sent_samples > 0:
             await self._truncate(resp.audio, resp.audio.playout_ms(self.loop.time()))
 
+    async def _finish_calls(self, resp: ActiveResponse, status: str, details: Any) -> None:
+        """``response.done`` of a response that called tools (a cancelled call ends incomplete)."""
+        if status == "cancelled":
+            self.stats.responses_cancelled += 1
+            await self.sink.discard(
+                lambda e: e.get("type") in _DELTA_TYPES and e.get("response_id") == resp.id
+            )
+        output: list[Event] = []
+        for index, call in enumerate(resp.calls):
+            call.pop("_arguments", None)
+            if index >= resp.calls_done:
+                if call["id"] not in self.items:
+                    continue
+                call["status"] = "incomplete"
+                stored = self.items.get(call["id"])
+                if stored is not None:
+                    stored["status"] = "incomplete"
+                await self._send(
+                    {
+                        "type": "response.output_item.done",
+                        "response_id": resp.id,
+                        "output_index": index,
+                        "item": dict(call),
+                    }
+                )
+            output.append(dict(call))
+        done = self._response_object(resp, status, details, output)
+        done["usage"] = self._usage(resp, "".join(str(c.get("arguments", "")) for c in output))
+        if self._active is resp:
+            self._active = None
+        await self._send({"type": "response.done", "response": done})
+
     async def _finish_response(self, resp: ActiveResponse, status: str, details: Any) -> None:
+        if resp.calls:
+            await self._finish_calls(resp, status, details)
+            return
         r = self._r(resp)
         cancelled = status == "cancelled"
         if cancelled:

@@ -5,7 +5,8 @@ and demonstrated with no Azure account. Given the session's ``tools``, its ``too
 the user's utterance (the recognised text, or the text of a typed message):
 
 **Which tool** (:func:`choose_tool`)
-- ``tool_choice`` ``"none"``: never. A named function (``{"type": "function", "name": N}``): N.
+- ``tool_choice`` ``"none"``: never. A named function (``{"type": "function", "name": N}``, or
+  the bare string N): N, whatever was said.
 - ``"auto"`` (the default): a function tool whose *name words* all occur in the utterance
   (``count_missing`` → "count" and "missing"; generic verbs such as *get*, *show*, *compute*
   need not occur), or else the one whose description shares the most content words with the
@@ -17,23 +18,44 @@ the user's utterance (the recognised text, or the text of a typed message):
 - ``integer`` / ``number``: the numbers of the utterance in order (digits or the words
   *zero* … *twenty*, *thirty* … *ninety*, *hundred*), one per numeric property;
 - ``boolean``: true when the property's words occur, false after *not*/*no*/*without*;
-- ``string``: a quoted phrase (``"…"`` or ``'…'``); else the words after the property's own name
+- ``string``: a quoted phrase (``"…"`` or ``'…'``); else the words (as written) after the property's own name
   or after *in*, *for*, *of*, *about*, *named*, *called*, up to the end of the clause (punctuation,
   a number, or the next such little word);
 - otherwise the schema's ``default``; a required property with nothing found gets ``""``
   (a string), ``0`` (a number) or ``false`` (a boolean) — the model would guess too, and a
   tool's argument validation is what catches it.
 
-The reply after the tool's output quotes the output (see :func:`reply_for_output`).
+**Several calls** (:func:`plan_calls`): with ``tool_choice`` ``"auto"`` or ``"required"`` and
+``parallel_tool_calls`` not false, every further function tool whose name words all occur in the
+utterance is called too, in the order the tools are listed; each tool's arguments are filled from
+the clause (split at ``,``/``;``/``.``/``?``/``!`` and *and*) that names it, else from the whole
+utterance. The arguments are sent as JSON in several ``response.function_call_arguments.delta``
+pieces (:func:`argument_deltas`).
+
+The reply after the tool's output quotes the output (see :func:`reply_for_output`); an output
+starting with ``error:`` (how :class:`voicelive_nb.tools.ToolRunner` reports a raising tool or
+arguments that failed validation) is spoken as the failure. The emulator does not retry a call on
+its own: after an error output it speaks the error, and the user asks again.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["choose_tool", "fill_arguments", "reply_for_output", "words"]
+__all__ = [
+    "argument_deltas",
+    "choose_tool",
+    "encode_arguments",
+    "fill_arguments",
+    "is_named_choice",
+    "plan_calls",
+    "replies_for_outputs",
+    "reply_for_output",
+    "words",
+]
 
 _GENERIC = frozenset(
     [
@@ -172,13 +194,12 @@ def choose_tool(
     functions = _function_tools(tools)
     if not functions or tool_choice == "none":
         return None
-    if isinstance(tool_choice, Mapping):
-        wanted = tool_choice.get("name") or (tool_choice.get("function") or {}).get("name")
+    if is_named_choice(tool_choice):
+        wanted = _choice_name(tool_choice)
         return next((t for t in functions if t["name"] == wanted), None)
     said = set(words(utterance))
     for t in functions:
-        needed = [w for w in words(str(t["name"])) if w not in _GENERIC]
-        if needed and all(w in said for w in needed):
+        if _named(t, said):
             return t
     best, best_score = None, 1
     for t in functions:
@@ -189,6 +210,77 @@ def choose_tool(
     if best is not None:
         return best
     return functions[0] if tool_choice == "required" else None
+
+
+def is_named_choice(tool_choice: Any) -> bool:
+    """True for a ``tool_choice`` that names one function (an object, or a bare name)."""
+    if isinstance(tool_choice, Mapping):
+        return True
+    return isinstance(tool_choice, str) and tool_choice not in ("auto", "none", "required")
+
+
+def _choice_name(tool_choice: Any) -> Any:
+    if isinstance(tool_choice, Mapping):
+        return tool_choice.get("name") or (tool_choice.get("function") or {}).get("name")
+    return tool_choice
+
+
+def _named(tool: Mapping[str, Any], said: set[str]) -> bool:
+    needed = [w for w in words(str(tool["name"])) if w not in _GENERIC]
+    return bool(needed) and all(w in said for w in needed)
+
+
+_CLAUSES = re.compile(r"[,.;!?]+|\s+and\s+", re.IGNORECASE)
+
+
+def plan_calls(
+    utterance: str,
+    tools: Sequence[Mapping[str, Any]],
+    tool_choice: Any = "auto",
+    *,
+    parallel: bool = True,
+) -> list[tuple[str, dict[str, Any]]]:
+    """The calls one response makes for ``utterance``: ``(name, arguments)`` pairs, maybe none."""
+    first = choose_tool(utterance, tools, tool_choice)
+    if first is None:
+        return []
+    chosen = [first]
+    if parallel and not is_named_choice(tool_choice):
+        said = set(words(utterance))
+        chosen += [t for t in _function_tools(tools) if t is not first and _named(t, said)]
+        if len(chosen) > 1:
+            order = [t["name"] for t in _function_tools(tools)]
+            chosen.sort(key=lambda t: order.index(t["name"]))
+    clauses = [c for c in _CLAUSES.split(utterance) if c.strip()]
+    plan: list[tuple[str, dict[str, Any]]] = []
+    for t in chosen:
+        text = utterance
+        if len(chosen) > 1:
+            text = next((c for c in clauses if _named(t, set(words(c)))), utterance)
+        schema = t.get("parameters")
+        plan.append((str(t["name"]), fill_arguments(text, schema if isinstance(schema, Mapping) else {})))
+    return plan
+
+
+_JSON_TOKEN = re.compile(r'\s+|[{}\[\]:,]|"(?:\\.|[^"\\])*"|[^\s{}\[\]:,"]+')
+
+
+def argument_deltas(arguments: str) -> list[str]:
+    """``arguments`` (JSON text) cut into the pieces sent as argument deltas; they join back to it."""
+    pieces = _JSON_TOKEN.findall(arguments)
+    if "".join(pieces) != arguments:
+        pieces = [arguments[i : i + 8] for i in range(0, len(arguments), 8)]
+    return pieces or [""]
+
+
+def replies_for_outputs(outputs: Sequence[tuple[str, str]]) -> str:
+    """What the emulator says after the outputs ``(tool name, output)`` of one round of calls."""
+    return " ".join(reply_for_output(name, output) for name, output in outputs)
+
+
+def encode_arguments(arguments: Mapping[str, Any]) -> str:
+    """The JSON text of a call's arguments."""
+    return json.dumps(dict(arguments), ensure_ascii=False)
 
 
 def fill_arguments(utterance: str, schema: Mapping[str, Any]) -> dict[str, Any]:
@@ -261,9 +353,8 @@ def _value_for(
 
 
 def _phrase_after(utterance: str, markers: Sequence[str]) -> str | None:
-    low = utterance.lower()
     for marker in markers:
-        match = re.search(rf"\b{re.escape(marker)}\s+(?:the\s+)?(.+)", low)
+        match = re.search(rf"\b{re.escape(marker)}\s+(?:the\s+)?(.+)", utterance, re.IGNORECASE)
         if match:
             phrase = _CLAUSE_END.split(match.group(1), maxsplit=1)[0].strip(" '\"")
             if phrase:

