@@ -630,6 +630,10 @@ class NotebookSession:
     def cancel_response(self) -> None:
         self.send({"type": "response.cancel"})
 
+    def approve(self, approval_request_id: str, approve: bool = True, reason: str | None = None) -> None:
+        """Answer an MCP approval request (``Session.approve``); ``approve=False`` denies it."""
+        self._run(self._live().approve(approval_request_id, approve, reason), 10)
+
     def speak(
         self, audio: str | Path | AudioSource, *, pace: str = "realtime", tail_silence_ms: int = 1500
     ) -> None:

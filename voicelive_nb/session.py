@@ -570,6 +570,26 @@ class Session:
     async def cancel_response(self) -> None:
         await self.send({"type": "response.cancel"})
 
+    async def approve(self, approval_request_id: str, approve: bool = True, reason: str | None = None) -> None:
+        """Answer an MCP ``mcp_approval_request`` (see ``state.pending_approvals``): sends an
+        ``mcp_approval_response`` item with ``conversation.item.create``, the way Voice Live takes it."""
+        if not isinstance(approval_request_id, str) or not approval_request_id:
+            raise ConfigError(
+                "approval_request_id", approval_request_id, "the id of an mcp_approval_request item"
+            )
+        if not isinstance(approve, bool):
+            raise ConfigError("approve", approve, "True or False")
+        if reason is not None and not isinstance(reason, str):
+            raise ConfigError("reason", reason, "a string or None")
+        item: dict[str, Any] = {
+            "type": "mcp_approval_response",
+            "approval_request_id": approval_request_id,
+            "approve": approve,
+        }
+        if reason is not None:
+            item["reason"] = reason
+        await self.send({"type": "conversation.item.create", "item": item})
+
     def stream(self, source: AudioSource) -> asyncio.Task[None]:
         """Start streaming ``source`` in the background (replaces a running stream)."""
         if self._pump is not None and not self._pump.done():
