@@ -36,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import dataclasses
 import itertools
 import json
 import random
@@ -50,6 +51,7 @@ from typing import Any
 from ..analysis.vad_scoring import SUMMARY_FIELDS, VadScore, rank_key
 from ..errors import ConfigError, VoiceLiveError
 from ..protocol.config import SessionConfig
+from .quota import QuotaLimiter, QuotaLimits, estimate_tokens, rate_limit_pause_s
 from .replay import (
     KEY_SCORE_COLUMNS,
     Backend,
@@ -61,9 +63,24 @@ from .replay import (
     _pandas,
     _with_retries,
     boundary_mapping,
+    is_rate_limited,
 )
+from .store import ResultStore, audio_hash, config_hash, run_key
 from .testsets import Clip, as_clip
 from .truth import Truth
+from .turns import (
+    DEFAULT_EOT_GAP_MS,
+    DEFAULT_TOLERANCE_MS,
+    TURN_FIELDS,
+    Pause,
+    Stop,
+    TurnScore,
+    budget_figures,
+    label_pauses,
+    pareto_frontier,
+    score_stops,
+    silence_baseline,
+)
 
 __all__ = [
     "KNOB_ALIASES",
@@ -74,6 +91,7 @@ __all__ = [
     "expand_grid",
     "knob_path",
     "plan_sweep",
+    "replay_turn_score",
     "start_sweep",
     "sweep",
     "sweep_async",
@@ -169,10 +187,28 @@ class SweepPlan:
     is_service: bool
     pace: str
     concurrency: int
+    tokens: int = 0  #: estimated tokens (:func:`~voicelive_nb.lab.quota.estimate_tokens`)
+    limits: QuotaLimits | None = None  #: the quota scheduler's budgets, when one is used
+    reused: int = 0  #: sessions found in the results store (not run again)
 
     @property
     def sessions(self) -> int:
         return self.configs * self.clips
+
+    @property
+    def to_run(self) -> int:
+        """Sessions that will actually be opened (the rest come from the results store)."""
+        return self.sessions - self.reused
+
+    @property
+    def quota_wall_s(self) -> float:
+        """The least time the quotas allow for the sessions to run (0 without a scheduler)."""
+        if self.limits is None or self.to_run <= 0:
+            return 0.0
+        share = self.to_run / max(1, self.sessions)
+        by_connections = max(0, self.to_run - self.limits.connections) / self.limits.connections
+        by_tokens = max(0.0, self.tokens * share - self.limits.tokens) / self.limits.tokens
+        return max(by_connections, by_tokens) * self.limits.window_s
 
     @property
     def send_s(self) -> float:
@@ -181,17 +217,27 @@ class SweepPlan:
 
     @property
     def estimated_wall_s(self) -> float | None:
-        """Real-time pacing: audio ÷ concurrency (a lower bound); None when sent as fast as possible."""
+        """Real-time pacing: the larger of audio ÷ concurrency and what the quotas allow (a lower
+        bound); None when sent as fast as possible."""
         if self.pace != "realtime":
             return None
-        return self.send_s / max(1, self.concurrency)
+        share = self.to_run / max(1, self.sessions)
+        return max(self.send_s * share / max(1, self.concurrency), self.quota_wall_s)
 
     def describe(self) -> str:
         head = (
             f"sweep: {self.configs} configs x {self.clips} clips = {self.sessions} sessions on {self.target} "
             f"({self.pace} pacing, {self.concurrency} at a time): "
             f"{self.send_s:.1f} s of audio ({self.audio_s:.1f} s + {self.tail_s:.1f} s tail silence)"
+            f", ~{self.tokens:,} tokens"
         )
+        if self.reused:
+            head += f"; {self.reused} reused from the results store, {self.to_run} to run"
+        if self.limits is not None:
+            head += (
+                f"; quota: {self.limits.connections} connections and {self.limits.tokens:,} tokens "
+                f"per {self.limits.window_s:g} s"
+            )
         if self.is_service:
             est = self.estimated_wall_s or 0.0
             head += (
@@ -212,6 +258,17 @@ class SweepPlan:
             "is_service": self.is_service,
             "pace": self.pace,
             "concurrency": self.concurrency,
+            "tokens": self.tokens,
+            "reused": self.reused,
+            "to_run": self.to_run,
+            "estimated_wall_s": None if self.estimated_wall_s is None else round(self.estimated_wall_s, 1),
+            "limits": None
+            if self.limits is None
+            else {
+                "connections": self.limits.connections,
+                "tokens": self.limits.tokens,
+                "window_s": self.limits.window_s,
+            },
         }
 
 
@@ -225,9 +282,13 @@ def _plan(
     backend: Backend,
     concurrency: int,
     tail_ms: float | None,
+    *,
+    responses: bool = False,
+    limits: QuotaLimits | None = None,
 ) -> SweepPlan:
     audio = sum(c.duration_s for c in clips) * len(configs)
     tail = sum(_tail_ms(cfg, tail_ms) / 1000.0 for _, cfg in configs) * len(clips)
+    turns = sum(len(c.truth) if c.truth is not None else 1 for c in clips) * len(configs)
     return SweepPlan(
         configs=len(configs),
         clips=len(clips),
@@ -237,10 +298,36 @@ def _plan(
         is_service=backend.is_service,
         pace=backend.pace,
         concurrency=concurrency,
+        tokens=estimate_tokens(audio + tail, turns if responses else 0),
+        limits=limits,
     )
 
 
 # --------------------------------------------------------------------------------- results
+
+
+def truth_pauses(truth: Truth | None, eot_gap_ms: float = DEFAULT_EOT_GAP_MS) -> list[Pause]:
+    """The truth's pauses, labelled hold / end of turn (:func:`~voicelive_nb.lab.turns.label_pauses`)."""
+    if truth is None:
+        return []
+    return label_pauses(truth.spans_ms, truth.turns, eot_gap_ms=eot_gap_ms)
+
+
+def replay_turn_score(
+    replay: ReplayResult,
+    *,
+    eot_gap_ms: float = DEFAULT_EOT_GAP_MS,
+    tolerance_ms: float = DEFAULT_TOLERANCE_MS,
+) -> TurnScore | None:
+    """The end-of-turn score of one replay against its truth (None without a truth)."""
+    if replay.truth is None:
+        return None
+    stops = [
+        Stop(t.audio_end_ms, t.speech_end_ms, t.stop_latency_ms, t.response_latency_ms)
+        for t in replay.turns
+        if t.audio_end_ms is not None and not t.open
+    ]
+    return score_stops(truth_pauses(replay.truth, eot_gap_ms), stops, tolerance_ms=tolerance_ms)
 
 
 @dataclass
@@ -252,6 +339,9 @@ class ConfigRun:
     config: SessionConfig
     replays: list[ReplayResult | None]
     errors: list[str] = field(default_factory=list)
+    eot_gap_ms: float = DEFAULT_EOT_GAP_MS
+    tolerance_ms: float = DEFAULT_TOLERANCE_MS
+    reused: int = 0  #: replays loaded from the results store instead of run
 
     @property
     def complete(self) -> bool:
@@ -263,6 +353,20 @@ class ConfigRun:
         scores = [r.score for r in self.replays if r is not None and r.score is not None]
         return VadScore.combine(scores) if scores else None
 
+    @property
+    def turn_score(self) -> TurnScore | None:
+        """End-of-turn counts and latencies pooled over the clips (see :mod:`voicelive_nb.lab.turns`)."""
+        done = [r for r in self.replays if r is not None and r.truth is not None]
+        if not done:
+            return None
+        return TurnScore.combine(
+            s
+            for s in (
+                replay_turn_score(r, eot_gap_ms=self.eot_gap_ms, tolerance_ms=self.tolerance_ms) for r in done
+            )
+            if s is not None
+        )
+
     def session_update(self, keys: Iterable[str] = ("turn_detection",)) -> dict[str, Any]:
         """The parts of this configuration a ``session.update`` needs (whole objects)."""
         wire = self.config.to_dict()
@@ -273,10 +377,13 @@ class ConfigRun:
             dict(self.score.summary()) if self.score is not None else dict.fromkeys(SUMMARY_FIELDS)
         )
         done = [r for r in self.replays if r is not None]
+        turn = self.turn_score
+        turns: dict[str, Any] = turn.summary() if turn is not None else dict.fromkeys(TURN_FIELDS)
         return {
             "config": self.index,
             **self.knobs,
             **summary,
+            **turns,
             "clips_done": len(done),
             "complete": self.complete,
             "errors": "; ".join(self.errors) if self.errors else "",
@@ -414,13 +521,18 @@ class SweepResult:
         """``{"results": [...], "best": {...} | null, "plan": {...}, "cancelled": bool, "wall_s": float}``;
         each result has ``config`` (the knobs), ``session`` (for session.update) and the score fields."""
 
+        front = set(self.frontier())
+
         def entry(run: ConfigRun) -> dict[str, Any]:
             summary = run.score.summary() if run.score is not None else dict.fromkeys(SUMMARY_FIELDS)
+            turn = run.turn_score
             row = run.row()
             return {
                 "config": _jsonable(run.knobs),
                 "session": _jsonable(run.session_update(self.touched_keys)),
                 **summary,
+                **(turn.summary() if turn is not None else dict.fromkeys(TURN_FIELDS)),
+                "frontier": run.index in front,
                 "complete": run.complete,
                 "clips_done": row["clips_done"],
                 "errors": list(run.errors),
@@ -435,7 +547,110 @@ class SweepResult:
             "plan": self.plan.as_dict(),
             "cancelled": self.cancelled,
             "wall_s": round(self.wall_s, 3),
+            "eot": {**self.eot_figures(), "frontier": self.frontier(), "chosen": self.chosen_eot()},
         }
+
+    # ------------------------------------------------------------------ end of turn
+
+    def pauses(self) -> list[Pause]:
+        """Every clip's truth pauses, labelled hold / end of turn."""
+        gap = self.runs[0].eot_gap_ms if self.runs else DEFAULT_EOT_GAP_MS
+        return [p for c in self.clips for p in truth_pauses(c.truth, gap)]
+
+    def turn_rows(self) -> list[dict[str, Any]]:
+        """One row per complete configuration: the knobs and :data:`~voicelive_nb.lab.turns.TURN_FIELDS`,
+        ``frontier`` True on the Pareto frontier (lower p50 latency, fewer false cut-offs)."""
+        rows = []
+        for run in self.runs:
+            if not run.complete:
+                continue
+            turn = run.turn_score
+            summary = turn.summary() if turn is not None else dict.fromkeys(TURN_FIELDS)
+            rows.append({"config": run.index, **run.knobs, **summary})
+        front = set(pareto_frontier(rows))
+        for i, row in enumerate(rows):
+            row["frontier"] = i in front
+        return rows
+
+    def turn_frame(self) -> Any:
+        """:meth:`turn_rows` as a DataFrame indexed by ``config`` (a list of dicts without pandas)."""
+        rows = self.turn_rows()
+        pd = _pandas()
+        return rows if pd is None else pd.DataFrame(rows).set_index("config")
+
+    def frontier(self) -> list[int]:
+        """The configurations on the Pareto frontier (their ``config`` numbers, fastest first)."""
+        rows = self.turn_rows()
+        return [rows[i]["config"] for i in pareto_frontier(rows)]
+
+    def baseline(self) -> Any:
+        """The silence-only baseline over this sweep's truth (:func:`~voicelive_nb.lab.turns.silence_baseline`)."""
+        return silence_baseline(self.pauses())
+
+    def eot_figures(self) -> dict[str, dict[str, float | None]]:
+        """``{"sweep": {...}, "silence_baseline": {...}}``: false cut-offs at latency budgets
+        300/600/1000 ms and p50 latency at cut-off budgets 5 %/10 %, for the grid and for the
+        silence-only policy over the same truth."""
+        return {"sweep": budget_figures(self.turn_rows()), "silence_baseline": self.baseline().figures()}
+
+    def eot_table(self) -> Any:
+        """:meth:`eot_figures` side by side: one row per figure, columns ``sweep`` and ``silence_baseline``."""
+        figs = self.eot_figures()
+        rows = [
+            {"figure": k, "sweep": figs["sweep"][k], "silence_baseline": figs["silence_baseline"][k]}
+            for k in figs["sweep"]
+        ]
+        pd = _pandas()
+        return rows if pd is None else pd.DataFrame(rows).set_index("figure")
+
+    def chosen_eot(self, cutoff_budget: float = 0.05) -> int | None:
+        """The fastest configuration (p50 latency) whose false cut-off rate is within the budget
+        (None when none is)."""
+        rows = [
+            r
+            for r in self.turn_rows()
+            if r["false_cutoff_rate"] is not None and r["latency_ms_p50"] is not None
+        ]
+        within = [r for r in rows if r["false_cutoff_rate"] <= cutoff_budget + 1e-12]
+        if not within:
+            return None
+        return int(min(within, key=lambda r: (r["latency_ms_p50"], r["false_cutoff_rate"]))["config"])
+
+    def describe_eot(self) -> str:
+        """The eot-style figures of the sweep and of the silence baseline as text lines."""
+        figs = self.eot_figures()
+        holds = sum(1 for p in self.pauses() if not p.end_of_turn)
+        eots = sum(1 for p in self.pauses() if p.end_of_turn)
+
+        def fmt(key: str, value: float | None) -> str:
+            if value is None:
+                return "n/a"
+            return f"{value * 100:.1f} %" if key.startswith("cutoff") else f"{value:.0f} ms"
+
+        lines = [
+            f"end of turn over {holds} holds and {eots} ends of turn:",
+            f"{'':24}{'sweep':>12}{'silence only':>14}",
+        ]
+        for key in figs["sweep"]:
+            label = key.replace("cutoff_at_", "false cut-offs @ ").replace("latency_at_", "latency @ ")
+            label = label.replace("pct", " % cut-offs").replace("0ms", "0 ms")
+            lines.append(
+                f"{label:24}{fmt(key, figs['sweep'][key]):>12}{fmt(key, figs['silence_baseline'][key]):>14}"
+            )
+        return "\n".join(lines)
+
+    def plot_frontier(self, chosen: int | None = None, **kwargs: Any) -> Any:
+        """False cut-offs against latency: every configuration, the frontier, the silence baseline
+        and ``chosen`` highlighted (default :meth:`chosen_eot`)."""
+        from ..plots.lab_figures import plot_eot_frontier
+
+        return plot_eot_frontier(self, chosen=chosen, **kwargs)
+
+    def plot_turn_scatter(self, **kwargs: Any) -> Any:
+        """Per configuration: false cut-off rate against p50 latency, labelled by knobs."""
+        from ..plots.lab_figures import plot_turn_scatter
+
+        return plot_turn_scatter(self, **kwargs)
 
     def save_json(self, path: str | Path, metric: str = "f1") -> Path:
         p = Path(path)
@@ -615,11 +830,21 @@ async def sweep_async(
     handle: SweepHandle | None = None,
     on_result: Callable[[ConfigRun, ReplayResult], None] | None = None,
     keep_events: bool = True,
+    results: str | Path | None = None,
+    resume: bool = True,
+    eot_gap_ms: float = DEFAULT_EOT_GAP_MS,
+    limits: QuotaLimits | None = None,
+    limiter: QuotaLimiter | None = None,
 ) -> SweepResult:
     """Replay every configuration of ``grid`` over every clip; see the module doc.
 
     ``truth``: None (each clip's own: a WAV's sidecar label file), one truth for all clips, or a
     list with one per clip. ``handle`` lets another thread follow or cancel the sweep.
+    ``results``: a directory for the results store (:mod:`voicelive_nb.lab.store`): every finished
+    replay is kept there at once and, with ``resume`` (default), stored replays are reused.
+    ``eot_gap_ms``: the end-of-turn gap for truths without turn ids (:mod:`voicelive_nb.lab.turns`).
+    ``limits`` / ``limiter``: the quota scheduler (:mod:`voicelive_nb.lab.quota`); against a
+    service one with the published defaults is always used.
     """
     clips = _as_clips(wavs, truth)
     base_cfg = _as_config(base)
@@ -635,18 +860,16 @@ async def sweep_async(
         concurrency = DEFAULT_SERVICE_CONCURRENCY if be.is_service else DEFAULT_EMULATOR_CONCURRENCY
     if concurrency < 1:
         raise ConfigError("concurrency", concurrency, "1 or more sessions at a time")
-    plan = _plan(configs, clips, be, concurrency, tail_ms)
-    h.plan = plan
-    if show_plan:
-        print(plan.describe(), flush=True)
-    runs = [ConfigRun(i, knobs, cfg, [None] * len(clips)) for i, (knobs, cfg) in enumerate(configs)]
+    quota = limiter or (QuotaLimiter(limits) if (limits is not None or be.is_service) else None)
+    plan = _plan(
+        configs, clips, be, concurrency, tail_ms, responses=responses, limits=quota.limits if quota else None
+    )
+    runs = [
+        ConfigRun(i, knobs, cfg, [None] * len(clips), eot_gap_ms=eot_gap_ms)
+        for i, (knobs, cfg) in enumerate(configs)
+    ]
     result = SweepResult(runs, clips, plan, grid_lists)
     h.partial = result
-    jobs: deque[tuple[int, int]] = deque((ci, ki) for ci in range(len(runs)) for ki in range(len(clips)))
-    h.total_jobs = len(jobs)
-    h.done_jobs = 0
-    rng = random.Random(seed)
-    policy = retry or RetryPolicy()
     options: dict[str, Any] = {
         "responses": responses,
         "transcription": False,
@@ -656,21 +879,103 @@ async def sweep_async(
         "timeout_s": None,
         "keep_clip": True,
     }
-    bar = _progress(len(jobs), progress, f"sweep on {plan.target}")
+    store = ResultStore(results) if results is not None else None
+    endpoint_label = be.label
+    api_version = str(be._api_version or "default")
+    model = str(be._model or "default")
+    audio_keys = [audio_hash(c) for c in clips]
+    keys: dict[tuple[int, int], tuple[str, str]] = {}
+    reused = 0
+    all_jobs = [(ci, ki) for ci in range(len(runs)) for ki in range(len(clips))]
+    jobs: deque[tuple[int, int]] = deque()
+    for ci, ki in all_jobs:
+        if store is None:
+            jobs.append((ci, ki))
+            continue
+        chash = config_hash(runs[ci].config, {**options, "pace": be.pace})
+        key = run_key(audio_keys[ki], chash, endpoint_label, api_version, model)
+        keys[(ci, ki)] = (key, chash)
+        stored = store.get(key, clips[ki]) if resume else None
+        if stored is None:
+            jobs.append((ci, ki))
+        else:
+            runs[ci].replays[ki] = stored
+            runs[ci].reused += 1
+            reused += 1
+    plan = dataclasses.replace(plan, reused=reused)
+    result.plan = plan
+    h.plan = plan
+    if show_plan:
+        print(plan.describe(), flush=True)
+    h.total_jobs = len(all_jobs)
+    h.done_jobs = reused
+    rng = random.Random(seed)
+    policy = retry or RetryPolicy()
+    no_retry = RetryPolicy(max_retries=0)
+    bar = _progress(len(all_jobs), progress, f"sweep on {plan.target}")
     best_f1: list[float] = []
+    postfix: dict[str, str] = {}
+    if reused:
+        postfix["reused"] = str(reused)
+    if bar is not None and reused:
+        bar.update(reused)
+        bar.set_postfix(postfix, refresh=True)
+    if quota is not None and bar is not None:
+
+        def show_wait(delay: float, why: str) -> None:
+            postfix["waiting"] = f"{delay:.1f} s ({why})"
+            bar.set_postfix(postfix, refresh=True)
+
+        quota.on_wait = show_wait
     started = time.monotonic()
+
+    async def replay_job(run: ConfigRun, clip: Clip) -> ReplayResult:
+        if quota is None:
+            return await _with_retries(be, clip, run.config, clip.truth, options, policy, rng)
+        tokens = estimate_tokens(
+            clip.duration_s + _tail_ms(run.config, tail_ms) / 1000.0, 1 if responses else 0
+        )
+        attempt = 0
+        while True:
+            await quota.acquire(tokens)
+            postfix.pop("waiting", None)
+            try:
+                replayed = await _with_retries(be, clip, run.config, clip.truth, options, no_retry, rng)
+            except Exception as exc:
+                if not is_rate_limited(exc) or attempt >= policy.max_retries:
+                    raise
+                quota.pause(policy.delay_s(attempt, rng))  # every worker holds, not just this one
+                attempt += 1
+                continue
+            replayed.retries = attempt
+            pause = rate_limit_pause_s(replayed.events)
+            if pause:
+                quota.pause(pause)
+            return replayed
 
     async def worker() -> None:
         while jobs and not h.cancelled:
             ci, ki = jobs.popleft()
             run, clip = runs[ci], clips[ki]
             try:
-                replayed = await _with_retries(be, clip, run.config, clip.truth, options, policy, rng)
+                replayed = await replay_job(run, clip)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 run.errors.append(f"{clip.name}: {type(exc).__name__}: {exc}")
             else:
+                if store is not None:
+                    key, chash = keys[(ci, ki)]
+                    store.put(
+                        key,
+                        replayed,
+                        audio=audio_keys[ki],
+                        config=chash,
+                        endpoint=endpoint_label,
+                        api_version=api_version,
+                        model=model,
+                        knobs=_jsonable(run.knobs),
+                    )
                 if not keep_events:
                     replayed.events = []
                 run.replays[ki] = replayed
@@ -680,7 +985,8 @@ async def sweep_async(
             if bar is not None:
                 if run.complete and run.score is not None:
                     best_f1.append(run.score.f1)
-                    bar.set_postfix(best_f1=f"{max(best_f1):.3f}", refresh=False)
+                    postfix["best_f1"] = f"{max(best_f1):.3f}"
+                bar.set_postfix(postfix, refresh=False)
                 bar.update(1)
 
     try:
@@ -706,6 +1012,8 @@ async def sweep_async(
         result.wall_s = time.monotonic() - started
         if bar is not None:
             bar.close()
+        if store is not None:
+            store.close()
         if own_backend:
             await be.stop()
     return result
@@ -718,17 +1026,36 @@ def plan_sweep(
     truth: Any = None,
     base: SessionConfig | Mapping[str, Any] | None = None,
     endpoint: str | None = None,
+    backend: Backend | None = None,
     pace: Pace | None = None,
     concurrency: int | None = None,
     tail_ms: float | None = None,
+    responses: bool = False,
+    results: str | Path | None = None,
+    resume: bool = True,
+    limits: QuotaLimits | None = None,
 ) -> SweepPlan:
-    """What :func:`sweep` would send, without sending anything."""
+    """What :func:`sweep` would send, without sending anything (with ``results``: how many
+    sessions the results store already has)."""
     clips = _as_clips(wavs, truth)
     configs = expand_grid(grid or {}, _as_config(base))
-    be = Backend(endpoint, pace=pace)
+    be = backend or Backend(endpoint, pace=pace)
     if concurrency is None:
         concurrency = DEFAULT_SERVICE_CONCURRENCY if be.is_service else DEFAULT_EMULATOR_CONCURRENCY
-    return _plan(configs, clips, be, concurrency, tail_ms)
+    lim = limits if limits is not None else (QuotaLimits() if be.is_service else None)
+    plan = _plan(configs, clips, be, concurrency, tail_ms, responses=responses, limits=lim)
+    if results is None or not resume:
+        return plan
+    options = {"responses": responses, "tail_ms": tail_ms, "pace": be.pace, "transcription": False}
+    audio_keys = [audio_hash(c) for c in clips]
+    api_version, model = str(be._api_version or "default"), str(be._model or "default")
+    with ResultStore(results) as store:
+        reused = sum(
+            store.has(run_key(a, config_hash(cfg, options), be.label, api_version, model))
+            for _, cfg in configs
+            for a in audio_keys
+        )
+    return dataclasses.replace(plan, reused=reused)
 
 
 def start_sweep(
@@ -750,9 +1077,14 @@ def start_sweep(
             grid,
             base=options.get("base"),
             endpoint=options.get("endpoint"),
+            backend=options.get("backend"),
             pace=options.get("pace"),
             concurrency=options.get("concurrency"),
             tail_ms=options.get("tail_ms"),
+            responses=options.get("responses", False),
+            results=options.get("results"),
+            resume=options.get("resume", True),
+            limits=options.get("limits") or (options["limiter"].limits if options.get("limiter") else None),
         )
         print(plan.describe(), flush=True)
     progress = options.pop("progress", True)

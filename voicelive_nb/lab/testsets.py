@@ -124,9 +124,11 @@ def speech_clip(
     words_per_minute: int = 160,
     voice: str = "en-us",
     name: str = "speech",
+    turns: Sequence[str] | None = None,
 ) -> Clip:
     """Sentences spoken by eSpeak NG with exact digital-silence pauses between them; one
-    utterance per sentence in the truth."""
+    utterance per sentence in the truth. ``turns``: a turn id per sentence (the same id on
+    neighbours makes the pause between them a hold, see :mod:`voicelive_nb.lab.turns`)."""
     from ..emulator.tts import speech_with_pauses
 
     if isinstance(pauses_s, (int, float)):
@@ -142,7 +144,11 @@ def speech_clip(
         voice=voice,
         words_per_minute=words_per_minute,
     )
-    return Clip(pcm, sample_rate, Truth.from_spans(spans, source="speech_with_pauses"), name)
+    if turns is not None and len(turns) != len(sentences):
+        raise ValueError(
+            f"speech_clip needs one turn id per sentence: {len(sentences)} sentences, {len(turns)} ids"
+        )
+    return Clip(pcm, sample_rate, Truth.from_spans(spans, source="speech_with_pauses", turns=turns), name)
 
 
 def silence_clip(duration_s: float, sample_rate: int = 24000, name: str = "silence") -> Clip:

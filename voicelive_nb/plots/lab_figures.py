@@ -6,6 +6,9 @@
 * :func:`plot_sweep_timelines`: the same for chosen configurations of a sweep.
 * :func:`plot_sweep_heatmap`: F1 and a boundary error over two knobs of a sweep (when other
   knobs vary too, each cell shows the best configuration for that pair).
+* :func:`plot_eot_frontier`: false cut-offs against latency after the end of turn, every
+  configuration, the Pareto frontier, the silence-only baseline and the chosen configuration.
+* :func:`plot_turn_scatter`: per configuration, false cut-off rate and latency (p50 to p90).
 
 Every function returns a :class:`LabFigure`, a matplotlib Figure that shows itself inline in
 Jupyter (``_repr_png_``) and has :meth:`LabFigure.to_png` for image widgets.
@@ -36,10 +39,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LabFigure",
+    "plot_eot_frontier",
     "plot_replay",
     "plot_sweep_heatmap",
     "plot_sweep_timelines",
     "plot_timelines",
+    "plot_turn_scatter",
 ]
 
 TRUTH_COLOR = "#2ca02c"
@@ -394,4 +399,142 @@ def plot_sweep_heatmap(
         knobs = ", ".join(f"{k}={_fmt(v)}" for k, v in best.knobs.items())
         marked = f"; red box: the best configuration by {best_metric} ({knobs})"
     fig.suptitle(f"sweep over {len(result.clips)} clip(s){note}{marked}", fontsize="small")
+    return fig
+
+
+# ---------------------------------------------------------------------------------- end of turn
+
+
+def _knob_label(row: dict[str, Any], knobs: Sequence[str]) -> str:
+    return ", ".join(f"{k}={_fmt(row[k])}" for k in knobs if k in row)
+
+
+def plot_eot_frontier(
+    result: SweepResult,
+    *,
+    chosen: int | None = None,
+    cutoff_budget: float = 0.05,
+    baseline: bool = True,
+    figsize: tuple[float, float] = (6.4, 4.2),
+    dpi: float = 100,
+) -> Any:
+    """False cut-off rate (y) against p50 latency after the end of turn (x): every complete
+    configuration (grey), the Pareto frontier (line), the silence-only baseline over the same
+    truth (dashed) and ``chosen`` (default :meth:`SweepResult.chosen_eot` at ``cutoff_budget``)
+    as a red star. Point artists carry gids ``config-N``, ``frontier``, ``baseline``, ``chosen``."""
+    rows = [
+        r
+        for r in result.turn_rows()
+        if r["latency_ms_p50"] is not None and r["false_cutoff_rate"] is not None
+    ]
+    pick = chosen if chosen is not None else result.chosen_eot(cutoff_budget)
+    fig = LabFigure(figsize=figsize, dpi=dpi, layout="constrained")
+    ax = fig.subplots()
+    for r in rows:
+        ax.scatter(
+            [r["latency_ms_p50"]],
+            [r["false_cutoff_rate"] * 100],
+            color="#999999",
+            s=22,
+            zorder=2,
+            gid=f"config-{r['config']}",
+        )
+    front = [r for r in rows if r["frontier"]]
+    front.sort(key=lambda r: r["latency_ms_p50"])
+    if front:
+        ax.plot(
+            [r["latency_ms_p50"] for r in front],
+            [r["false_cutoff_rate"] * 100 for r in front],
+            "-o",
+            color="#1f77b4",
+            label="Pareto frontier",
+            zorder=3,
+            gid="frontier",
+        )
+    if baseline:
+        curve = [
+            p
+            for p in result.baseline().curve()
+            if p["false_cutoff_rate"] is not None and p["latency_ms_p50"] is not None
+        ]
+        if curve:
+            ax.step(
+                [p["latency_ms_p50"] for p in curve],
+                [p["false_cutoff_rate"] * 100 for p in curve],
+                where="post",
+                linestyle="--",
+                color="#7f7f7f",
+                label="silence only (truth)",
+                gid="baseline",
+            )
+    knobs = list(result.grid)
+    if pick is not None:
+        row = next((r for r in rows if r["config"] == pick), None)
+        if row is not None:
+            ax.scatter(
+                [row["latency_ms_p50"]],
+                [row["false_cutoff_rate"] * 100],
+                marker="*",
+                s=220,
+                color="#d62728",
+                zorder=4,
+                label=f"chosen: {_knob_label(row, knobs)}",
+                gid="chosen",
+            )
+    if rows:
+        top = max(r["latency_ms_p50"] for r in rows)
+        ax.set_xlim(0, max(top * 1.15, 1100))
+    ax.set_ylim(-2, 102)
+    for budget in (300, 600, 1000):
+        ax.axvline(budget, color="#dddddd", linewidth=0.8, zorder=1)
+    ax.axhline(cutoff_budget * 100, color="#dddddd", linewidth=0.8, zorder=1)
+    ax.set_xlabel("latency after the end of turn, p50 (ms)")
+    ax.set_ylabel("false cut-offs in holds (%)")
+    ax.set_title(
+        f"end of turn: {len(rows)} configurations over {len(result.clips)} clip(s)", fontsize="small"
+    )
+    if rows or baseline:
+        ax.legend(fontsize="x-small", loc="upper right")
+    return fig
+
+
+def plot_turn_scatter(
+    result: SweepResult,
+    *,
+    figsize: tuple[float, float] = (6.4, 4.2),
+    dpi: float = 100,
+    annotate: bool = True,
+) -> Any:
+    """Per configuration: false cut-off rate against latency, a bar from p50 to p90, each point
+    labelled with its configuration number (the knobs are in :meth:`SweepResult.turn_frame`)."""
+    rows = [
+        r
+        for r in result.turn_rows()
+        if r["latency_ms_p50"] is not None and r["false_cutoff_rate"] is not None
+    ]
+    fig = LabFigure(figsize=figsize, dpi=dpi, layout="constrained")
+    ax = fig.subplots()
+    for r in rows:
+        y = r["false_cutoff_rate"] * 100
+        p90 = r["latency_ms_p90"] if r["latency_ms_p90"] is not None else r["latency_ms_p50"]
+        ax.plot([r["latency_ms_p50"], p90], [y, y], color="#9ecae1", linewidth=2, zorder=1)
+        ax.scatter(
+            [r["latency_ms_p50"]],
+            [y],
+            color="#1f77b4" if r["frontier"] else "#999999",
+            s=26,
+            zorder=2,
+            gid=f"config-{r['config']}",
+        )
+        if annotate:
+            ax.annotate(
+                str(r["config"]),
+                (r["latency_ms_p50"], y),
+                textcoords="offset points",
+                xytext=(3, 3),
+                fontsize="x-small",
+            )
+    ax.set_xlabel("latency after the end of turn (ms): dot p50, bar to p90")
+    ax.set_ylabel("false cut-offs in holds (%)")
+    ax.set_title("per configuration (blue: on the frontier)", fontsize="small")
     return fig
