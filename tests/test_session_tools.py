@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from typing import Any
 
 import pytest
 import real_traffic as rt
 from test_replay import TIMEOUT, drive, session_config
 
-from voicelive_nb import Session
+from voicelive_nb import NotebookSession, Session
 from voicelive_nb.audio.memory import BufferSink
 from voicelive_nb.emulator import run_emulator
 
@@ -107,3 +108,90 @@ async def test_registered_tools_are_sent_and_added_live() -> None:
             assert updated is None or updated.type == "session.updated"
             tools = {t["name"]: t for t in s.effective_session()["tools"]}
             assert tools["mean_price"]["parameters"]["properties"]["region"]["default"] == "all"
+
+
+class ReplayInThread:
+    """The replay server on its own thread and loop, for the synchronous NotebookSession API."""
+
+    def __init__(self, lines: list[tuple[str, dict[str, Any]]]) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self._cm = run_emulator(replay=lines)
+        self.server = asyncio.run_coroutine_threadsafe(self._cm.__aenter__(), self.loop).result(10)
+
+    def close(self) -> None:
+        asyncio.run_coroutine_threadsafe(self._cm.__aexit__(None, None, None), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+        self.loop.close()
+
+
+def test_notebook_session_tools_answer_a_live_tool_round() -> None:
+    traces = [t for t in rt.load(rt.VOICELIVE_FILE) if t.short == "test_tool_call_round"]
+    if not traces:
+        pytest.skip(rt.SKIP_REASON)
+    (trace,) = traces
+    before, recorded = split_at_tool_output(trace)
+    replay = ReplayInThread(trace.lines())
+    seen: list[str] = []
+    ns = NotebookSession(
+        session_config(trace),
+        endpoint=replay.server.url,
+        api_key="replay-key",
+        api_version="2025-10-01",
+        model="gpt-realtime",
+        mic=False,
+        speaker=False,
+        emulator=False,
+        dotenv=False,
+    )
+
+    @ns.tool
+    def get_weather(city: str) -> str:
+        """Get the current weather for a city."""
+        return str(recorded["output"])
+
+    ns.add_tool_listener(lambda call: seen.append(call.status))
+    try:
+        ns.start(wait=True, timeout=15)
+        for direction, payload in before:
+            if direction == "client" and payload["type"] in ("conversation.item.create", "response.create"):
+                ns.send(payload)
+        ns.wait_for("response.done", timeout=TIMEOUT)
+        ns.wait_for("response.done", timeout=TIMEOUT)
+        (call,) = ns.tool_calls
+        assert (call.name, call.parsed_arguments, call.status) == (
+            "get_weather",
+            {"city": "London"},
+            "completed",
+        )
+        assert seen[0] == "running" and "completed" in seen
+        table = ns.tool_table()
+        assert list(table.columns[:4]) == ["call_id", "name", "arguments", "status"]
+        assert [t.name for t in ns.tools] == ["get_weather"]
+    finally:
+        ns.stop()
+        replay.close()
+
+
+def test_notebook_session_adds_tools_live(emulator: Any) -> None:
+    def row_count() -> int:
+        """Count the rows."""
+        return 3
+
+    ns = NotebookSession(
+        endpoint=emulator.url, api_key="k", mic=False, speaker=False, tools=[row_count], dotenv=False
+    )
+    try:
+        ns.start(wait=True, timeout=15)
+        assert [t["name"] for t in ns.session.effective_session()["tools"]] == ["row_count"]
+
+        def mean_price(region: str = "all") -> float:
+            """The mean price."""
+            return 1.0
+
+        ns.add_tools(mean_price)
+        assert [t["name"] for t in ns.session.effective_session()["tools"]] == ["row_count", "mean_price"]
+    finally:
+        ns.stop()

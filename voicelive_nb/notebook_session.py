@@ -46,7 +46,7 @@ import concurrent.futures
 import contextlib
 import logging
 import warnings
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -63,6 +63,7 @@ from .errors import (
 )
 from .protocol.config import SessionConfig
 from .session import Session, updated_config
+from .tools import Tool, ToolCall, as_tool, tool_calls_table
 
 log = logging.getLogger("voicelive_nb.notebook")
 
@@ -106,6 +107,7 @@ class NotebookSession:
         connect_timeout_s: float = 10.0,
         setup_timeout_s: float = 15.0,
         speaker_memory_bytes: int | None = SPEAKER_MEMORY_BYTES,
+        tools: Sequence[Callable[..., Any] | Tool] = (),
         engine: Engine | None = None,
         dotenv: bool = True,
     ) -> None:
@@ -137,6 +139,9 @@ class NotebookSession:
                 "a positive number of bytes, or None for no bound",
             )
         self.config: SessionConfig = config
+        self._tools: dict[str, Tool] = {t.name: t for t in (as_tool(fn) for fn in tools)}
+        self._tool_calls: list[ToolCall] = []
+        self._tool_listeners: list[Callable[[ToolCall], None]] = []
         self.mic_spec = mic
         self.speaker_spec = speaker
         self.half_duplex = half_duplex
@@ -428,8 +433,10 @@ class NotebookSession:
             sink=self.speaker,
             record=self._record_dir(),
             close_audio=False,
+            tools=list(self._tools.values()),
             **self._session_options(),
         )
+        session.tool_listeners.append(self._on_tool_call)
         for event_type, handler in self._handlers:
             session.on(event_type, handler)
         return session
@@ -630,10 +637,6 @@ class NotebookSession:
     def cancel_response(self) -> None:
         self.send({"type": "response.cancel"})
 
-    def approve(self, approval_request_id: str, approve: bool = True, reason: str | None = None) -> None:
-        """Answer an MCP approval request (``Session.approve``); ``approve=False`` denies it."""
-        self._run(self._live().approve(approval_request_id, approve, reason), 10)
-
     def speak(
         self, audio: str | Path | AudioSource, *, pace: str = "realtime", tail_silence_ms: int = 1500
     ) -> None:
@@ -649,6 +652,68 @@ class NotebookSession:
         else:
             source = audio
         self.engine.call_soon(session.stream, _ThenResume(source, self.mic))
+
+    # ------------------------------------------------------------------ tools
+
+    def tool(
+        self,
+        fn: Callable[..., Any] | None = None,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        timeout_s: float | None = 30.0,
+    ) -> Any:
+        """Register a Python function the voice agent may call (``@session.tool`` or ``@session.tool(timeout_s=5)``).
+
+        The name, description and JSON schema come from the function (see :mod:`voicelive_nb.tools`);
+        a running session gets the new tool list at once (``session.update``), later
+        connections get it from the start. Returns ``fn`` unchanged.
+        """
+        if fn is None:
+            return lambda f: self.tool(f, name=name, description=description, timeout_s=timeout_s)
+        registered = as_tool(fn, name=name, description=description, timeout_s=timeout_s)
+        self._tools[registered.name] = registered
+        session = self._session
+        if session is not None and self.running:
+            future = self.engine.submit(session.add_tools(registered))
+            future.add_done_callback(_log_tool_update)
+        return fn
+
+    def add_tools(self, *fns: Callable[..., Any] | Tool, timeout: float = 15.0) -> None:
+        """Register several tools; on a running session, wait until the service confirms the new list."""
+        added = [as_tool(fn) for fn in fns]
+        for t in added:
+            self._tools[t.name] = t
+        session = self._session
+        if session is not None and self.running:
+            self._run(session.add_tools(*added), timeout)
+
+    @property
+    def tools(self) -> list[Tool]:
+        """The registered tools."""
+        return list(self._tools.values())
+
+    @property
+    def tool_calls(self) -> list[ToolCall]:
+        """Every call the model made of a registered tool, across reconnects, oldest first."""
+        return list(self._tool_calls)
+
+    def tool_table(self) -> Any:
+        """The tool calls as a pandas DataFrame (name, arguments, status, output, duration first)."""
+        return tool_calls_table(self._tool_calls)
+
+    def add_tool_listener(self, listener: Callable[[ToolCall], None]) -> None:
+        """``listener(call)`` on every change of a tool call (engine thread; keep it cheap)."""
+        self._tool_listeners.append(listener)
+
+    def _on_tool_call(self, call: ToolCall) -> None:
+        if not any(known is call for known in self._tool_calls):
+            self._tool_calls.append(call)
+        for listener in tuple(self._tool_listeners):
+            try:
+                listener(call)
+            except Exception:
+                log.exception("tool listener failed")
 
     def on(self, event_type: str, handler: Callable[[Any], Any]) -> Callable[[Any], Any]:
         """Call ``handler(event)`` (on the engine thread) for each ``event_type`` event, also after reconnects."""
@@ -714,6 +779,11 @@ class NotebookSession:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _log_tool_update(future: concurrent.futures.Future[Any]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.error("sending the new tool list failed: %s", future.exception())
 
 
 class _ThenResume:

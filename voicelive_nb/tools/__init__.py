@@ -20,7 +20,7 @@ items and a ``response.create``; see :mod:`voicelive_nb.tools.runner`.
 
 from __future__ import annotations
 
-from .runner import ToolCall, ToolRunner, format_output
+from .runner import ToolCall, ToolRunner, format_output, tool_calls_table
 from .schema import Tool, ToolArgumentsError, as_tool, tool
 
-__all__ = ["Tool", "ToolArgumentsError", "ToolCall", "ToolRunner", "as_tool", "format_output", "tool"]
+__all__ = ["Tool", "ToolArgumentsError", "ToolCall", "ToolRunner", "as_tool", "format_output", "tool", "tool_calls_table"]

@@ -33,7 +33,7 @@ from typing import Any
 
 from .schema import Tool, ToolArgumentsError, as_tool
 
-__all__ = ["ToolCall", "ToolRunner", "format_output"]
+__all__ = ["ToolCall", "ToolRunner", "format_output", "tool_calls_table"]
 
 log = logging.getLogger("voicelive_nb.tools")
 
@@ -354,12 +354,17 @@ class ToolRunner:
 
     def table(self) -> Any:
         """The calls as a pandas DataFrame (or a list of dicts without pandas)."""
-        rows = [c.as_row() for c in self.calls]
-        try:
-            import pandas as pd  # type: ignore[import-untyped]
-        except ImportError:
-            return rows
-        return pd.DataFrame(rows, columns=list(ToolCall("", "", "", None, None).as_row()))
+        return tool_calls_table(self.calls)
+
+
+def tool_calls_table(calls: Iterable[ToolCall]) -> Any:
+    """``calls`` as a pandas DataFrame, the useful columns first (a list of dicts without pandas)."""
+    rows = [c.as_row() for c in calls]
+    try:
+        import pandas as pd  # type: ignore[import-untyped]
+    except ImportError:
+        return rows
+    return pd.DataFrame(rows, columns=list(ToolCall("", "", "", None, None).as_row()))
 
 
 def _response_id(event: Any) -> str | None:
