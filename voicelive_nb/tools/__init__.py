@@ -23,4 +23,13 @@ from __future__ import annotations
 from .runner import ToolCall, ToolRunner, format_output, tool_calls_table
 from .schema import Tool, ToolArgumentsError, as_tool, tool
 
-__all__ = ["Tool", "ToolArgumentsError", "ToolCall", "ToolRunner", "as_tool", "format_output", "tool", "tool_calls_table"]
+__all__ = [
+    "Tool",
+    "ToolArgumentsError",
+    "ToolCall",
+    "ToolRunner",
+    "as_tool",
+    "format_output",
+    "tool",
+    "tool_calls_table",
+]
