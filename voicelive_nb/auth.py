@@ -192,6 +192,25 @@ class ApiKeyCredential:
         return f"ApiKeyCredential({self._key.masked()})"
 
 
+class HeaderCredential:
+    """Fixed handshake headers (``api-key`` or ``Authorization``), e.g. moved from an endpoint's query."""
+
+    def __init__(self, headers: Mapping[str, str]) -> None:
+        self._headers = {k: Secret(v) for k, v in headers.items()}
+        for value in self._headers.values():
+            register_secret(value)
+        self.kind = "api-key" if any(k.lower() == "api-key" for k in headers) else "entra-token"
+
+    async def headers(self) -> dict[str, str]:
+        return {k: v.reveal() for k, v in self._headers.items()}
+
+    async def aclose(self) -> None:
+        return None
+
+    def __repr__(self) -> str:
+        return f"HeaderCredential({', '.join(f'{k}: {v.masked()}' for k, v in self._headers.items())})"
+
+
 class TokenCredentialAuth:
     """``Authorization: Bearer <token>`` from any azure-core token credential.
 

@@ -53,6 +53,7 @@ from .audio.base import AudioSink, AudioSource
 from .auth import (
     ApiKeyCredential,
     Credential,
+    HeaderCredential,
     Secret,
     install_log_redaction,
     load_settings,
@@ -71,11 +72,18 @@ from .errors import (
     WaitTimeout,
 )
 from .protocol.codec import decode_server_event, encode_audio_append, event_to_dict
-from .protocol.config import SessionConfig
+from .protocol.config import SERVER_ONLY_KEYS, SessionConfig, config_warnings
 from .protocol.events import ProtocolWarning, ResponseAudioDelta
 from .protocol.state import SessionProtocol
+from .protocol.wire import (
+    canonical_type,
+    encode_client_event,
+    is_ga_session,
+    session_from_wire,
+    shape_for_api_version,
+)
 from .tools import Tool, ToolCall, ToolRunner
-from .transport import Transport, build_url, describe_close, redact_url
+from .transport import Transport, build_url, describe_close, query_to_headers, redact_url
 
 log = logging.getLogger("voicelive_nb.session")
 
@@ -112,6 +120,7 @@ class Session:
         credential: Any = None,
         model: str | None = None,
         api_version: str | None = None,
+        wire_shape: str | None = None,
         agent: Mapping[str, str] | None = None,
         query: Mapping[str, str] | None = None,
         source: AudioSource | None = None,
@@ -175,6 +184,10 @@ class Session:
             agent=agent,
             dotenv=dotenv,
         )
+        #: ``"preview"`` (dated api-versions) or ``"ga"`` (``api-version=v1``, or ``wire_shape=``).
+        self.wire_shape: str = shape_for_api_version(self.settings.api_version, wire_shape)
+        #: Model-aware advice about the configuration (logged at WARNING when it opens or updates).
+        self.config_warnings: list[str] = []
         self._credential_arg = credential
         self._query = dict(query or {})
         self.source = source
@@ -302,20 +315,28 @@ class Session:
                 "no endpoint configured: pass endpoint=..., set AZURE_VOICE_LIVE_ENDPOINT (environment or .env), "
                 "or use emulator='auto' to run the built-in emulator"
             )
-        else:
-            self._credential = make_credential(api_key=self.settings.api_key, credential=self._credential_arg)
-        self._stack.push_async_callback(self._credential.aclose)
-        for secret in secrets_in(self.config.to_dict()):
-            register_secret(secret)
-        install_log_redaction()  # after the credential's library (azure.*) is imported
-        self._url = build_url(
+        url = build_url(
             endpoint,
             api_version=self.settings.api_version,
             model=self.settings.model,
             agent=self.settings.agent,
             query=self._query,
         )
-        headers = await self._credential.headers()
+        moved: dict[str, str] = {}
+        if self.wire_shape == "ga":  # v1: credentials and preview features only in headers
+            url, moved = query_to_headers(url)
+        self._url = url
+        url_auth = {k: v for k, v in moved.items() if k in ("api-key", "Authorization")}
+        if self._credential is None:
+            if url_auth and self.settings.api_key is None and self._credential_arg is None:
+                self._credential = HeaderCredential(url_auth)
+            else:
+                self._credential = make_credential(api_key=self.settings.api_key, credential=self._credential_arg)
+        self._stack.push_async_callback(self._credential.aclose)
+        for secret in secrets_in(self.config.to_dict()):
+            register_secret(secret)
+        install_log_redaction()  # after the credential's library (azure.*) is imported
+        headers = {**moved, **await self._credential.headers()}
         self._transport = await Transport.connect(
             self._url,
             headers,
@@ -348,9 +369,27 @@ class Session:
         ):
             raise _malformed_created_error(self._malformed_created)
         self.config = self._with_tools(self.config)
+        self._check_config()
         wire = self.config.to_dict()
         if wire:
             await self._send_update(wire)
+
+    def _check_config(self) -> None:
+        """Keep (and log at WARNING, each once) the model-aware advice about :attr:`config`;
+        note at DEBUG which server-only keys of a server's session are not sent back."""
+        try:
+            found = config_warnings(self.config, self.settings.model)
+        except Exception as exc:  # advice must never stop a session
+            found = []
+            log.debug("config_warnings failed: %s", _reason(exc))
+        for text in found:
+            if text not in self.config_warnings:
+                log.warning("session configuration: %s", text)
+        self.config_warnings = found
+        server_only = getattr(self.config, "server_only", None)
+        dropped = sorted(server_only()) if callable(server_only) else []
+        if dropped:
+            log.debug("not sending the server-only session keys %s", ", ".join(dropped))
 
     async def _send_update(self, wire: Mapping[str, Any]) -> Any:
         for secret in secrets_in(wire):
@@ -373,6 +412,28 @@ class Session:
         await self._shutdown()
         if not self.status.startswith("failed"):
             self.status = "closed"
+
+    def abort(self) -> None:
+        """Drop the TCP connection now (no closing handshake) and cancel the session's tasks.
+
+        Synchronous and idempotent, for when a polite :meth:`close` hangs or there is no time
+        for one; call :meth:`close` afterwards to finish the files and the audio.
+        """
+        self._closing = True
+        if self._transport is not None:
+            with contextlib.suppress(Exception):
+                self._transport.abort()
+        for task in (self._reader, self._pump, *tuple(self._tasks)):
+            if task is not None and not task.done():
+                task.cancel()
+
+    def background_tasks(self) -> list[asyncio.Task[Any]]:
+        """The session's own tasks still running: the reader, the audio pump, background sends,
+        and the connection's keepalive."""
+        tasks = [t for t in (self._reader, self._pump, *tuple(self._tasks)) if t is not None]
+        if self._transport is not None:
+            tasks.extend(self._transport.tasks())
+        return [t for t in tasks if not t.done()]
 
     async def _shutdown(self) -> None:
         """Stop everything, each step bounded; a caller's cancellation is re-raised at the end.
@@ -450,15 +511,20 @@ class Session:
         if self._transport is None:
             raise VoiceLiveError(f"session is not connected (status: {self.status})")
         wire = dict(event) if isinstance(event, Mapping) else event_to_dict(event)
-        text = json.dumps(wire, separators=(",", ":"))
+        session = wire.get("session")
+        if wire.get("type") == "session.update" and isinstance(session, Mapping) and is_ga_session(session):
+            wire["session"] = session_from_wire(session)  # either shape in, the connection's shape out
+        canonical = json.dumps(wire, separators=(",", ":"))
+        text = canonical if self.wire_shape == "preview" else encode_client_event(wire, self.wire_shape)
         await self._transport.send(text)
-        self._sent.append((time.monotonic(), wire))
+        sent = wire if text is canonical else json.loads(text)
+        self._sent.append((time.monotonic(), sent))
         with contextlib.suppress(Exception):
             from .protocol.codec import decode_client_event
 
-            self.state.send(decode_client_event(text))
+            self.state.send(decode_client_event(canonical))
         if self._recorder is not None:
-            self._recorder.record_sent(wire)
+            self._recorder.record_sent(sent)
 
     async def append_audio(self, pcm16: bytes) -> None:
         """Append one block of PCM16 audio to the input buffer."""
@@ -483,6 +549,7 @@ class Session:
         new = updated_config(self.config, config, changes)
         delta = self.config.diff(new)
         self.config = new
+        self._check_config()
         if not delta:
             return None
         return await self._send_update(delta)
@@ -815,16 +882,17 @@ class Session:
         """Call ``handler(event)`` for every event of ``event_type`` (``"*"`` for all).
 
         Usable as a decorator: ``@s.on("response.done")``. Async handlers are scheduled
-        as tasks; a failing handler is logged and kept in :attr:`handler_errors`.
+        as tasks; a failing handler is logged and kept in :attr:`handler_errors`. Event names of
+        either wire shape are accepted (``response.output_audio.delta`` is ``response.audio.delta``).
         """
         if handler is None:
             return lambda fn: self.on(event_type, fn)
-        self._handlers.setdefault(event_type, []).append(handler)
+        self._handlers.setdefault(canonical_type(event_type), []).append(handler)
         return handler
 
     def off(self, event_type: str, handler: Handler) -> None:
         with contextlib.suppress(KeyError, ValueError):
-            self._handlers[event_type].remove(handler)
+            self._handlers[canonical_type(event_type)].remove(handler)
 
     async def wait_for(
         self,
@@ -843,6 +911,7 @@ class Session:
         connection's failure if it closes first. With ``fail_on_error``, an ``error`` event
         arriving meanwhile raises :class:`~voicelive_nb.errors.ServerError`.
         """
+        event_type = canonical_type(event_type)  # GA names wait for the same events
         found = self._scan(event_type, predicate)
         if found is not None:
             return found
@@ -969,10 +1038,26 @@ def updated_config(
     if isinstance(config, SessionConfig):
         new = config
     elif isinstance(config, Mapping):
-        new = current.merge_update(dict(config))
+        new = current.merge_update(writable_update(config))
     else:
         new = current
     return new.replace(**changes) if changes else new
+
+
+def writable_update(update: Mapping[str, Any]) -> dict[str, Any]:
+    """A ``session.update`` payload from a partial dict or a whole session a server sent.
+
+    A GA-shaped session is made flat; a server's session object (it has ``id``, ``object`` or
+    ``expires_at``) loses those read-only keys and ``model`` (fixed at connect), with a debug
+    note naming them, so re-applying a real ``session.updated`` sends only what can change.
+    """
+    flat = dict(session_from_wire(update)) if is_ga_session(update) else dict(update)
+    if any(key in flat for key in SERVER_ONLY_KEYS):
+        dropped = [key for key in (*SERVER_ONLY_KEYS, "model") if key in flat]
+        for key in dropped:
+            del flat[key]
+        log.debug("not sending the server-only session keys %s", ", ".join(dropped))
+    return flat
 
 
 def _call_tap(tap: Callable[..., None], *args: Any) -> None:

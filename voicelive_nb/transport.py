@@ -9,6 +9,7 @@ with the close code and reason, and :class:`~voicelive_nb.errors.TransportError`
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import Mapping
@@ -76,6 +77,40 @@ def build_url(
     for key, value in parse_qsl(parts.query, keep_blank_values=True):
         params.setdefault(key, value)
     return urlunsplit((scheme, parts.netloc, path, urlencode(params), ""))
+
+
+#: Query parameters that ``api-version=v1`` (GA) takes as handshake headers instead.
+_QUERY_HEADERS = {
+    "api-key": "api-key",
+    "api_key": "api-key",
+    "apikey": "api-key",
+    "authorization": "Authorization",
+    "features": "VoiceLive-Features",
+}
+
+
+def query_to_headers(url: str) -> tuple[str, dict[str, str]]:
+    """``url`` without its credential and feature query parameters, and those as headers.
+
+    For ``api-version=v1`` credentials go only in headers (``api-key`` / ``Authorization``) and
+    preview features (``features=client_ec_reference:true``) in the ``VoiceLive-Features``
+    header. Other parameters stay in the URL in their order. Never raises for a URL that
+    :func:`build_url` produced.
+    """
+    parts = urlsplit(url)
+    kept: list[tuple[str, str]] = []
+    headers: dict[str, str] = {}
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        header = _QUERY_HEADERS.get(key.lower())
+        if header is None:
+            kept.append((key, value))
+        elif header == "VoiceLive-Features" and header in headers:
+            headers[header] += "," + value
+        else:
+            headers.setdefault(header, value)
+            if header != "VoiceLive-Features":
+                register_secret(value)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(kept), parts.fragment)), headers
 
 
 _SECRET_QUERY_KEYS = frozenset(
@@ -316,6 +351,18 @@ class Transport:
             raise
         except BaseException:  # timed out, or the peer is already gone: closing must not raise
             self.abort()
+
+    def tasks(self) -> list[asyncio.Task[Any]]:
+        """This connection's background tasks still running (keepalive pings, websockets' own)."""
+        found = [self._keepalive, getattr(self._ws, "keepalive_task", None)]
+        return [t for t in found if isinstance(t, asyncio.Task) and not t.done()]
+
+    async def wait_closed(self, timeout: float) -> None:
+        """Wait (at most ``timeout`` s) until the TCP connection is closed; never raises."""
+        wait = getattr(self._ws, "wait_closed", None)
+        if wait is not None:
+            with contextlib.suppress(Exception, asyncio.TimeoutError):
+                await asyncio.wait_for(wait(), timeout=timeout)
 
     def abort(self) -> None:
         """Drop the TCP connection at once (no close handshake; idempotent)."""
