@@ -95,6 +95,7 @@ class NotebookSession:
         credential: Any = None,
         model: str | None = None,
         api_version: str | None = None,
+        wire_shape: str | None = None,
         record: str | Path | None = None,
         half_duplex: bool = False,
         emulator: bool | str = "auto",
@@ -160,6 +161,7 @@ class NotebookSession:
             "credential": credential,
             "model": model,
             "api_version": api_version,
+            "wire_shape": wire_shape,
             "emulator": emulator,
             "emulator_options": emulator_options,
             "dotenv": dotenv,
@@ -316,18 +318,11 @@ class NotebookSession:
         """Let an aborted socket and cancelled tasks report themselves finished (bounded)."""
         if session is None:
             return
-        tasks = [t for t in (session._reader, session._pump, *tuple(session._tasks)) if t is not None]
-        ws = getattr(getattr(session, "_transport", None), "_ws", None)
-        keepalive = getattr(ws, "keepalive_task", None)
-        if keepalive is not None:
-            tasks.append(keepalive)
-        pending = [t for t in tasks if not t.done()]
+        pending = session.background_tasks()
         if pending:
             await asyncio.wait(pending, timeout=0.5)
-        wait_closed = getattr(ws, "wait_closed", None)
-        if wait_closed is not None:
-            with contextlib.suppress(Exception, asyncio.TimeoutError):
-                await asyncio.wait_for(wait_closed(), timeout=0.5)
+        if session._transport is not None:
+            await session._transport.wait_closed(0.5)
 
     def _incomplete(self, left: list[str]) -> str:
         self.left_running = list(left)
@@ -835,14 +830,7 @@ def _settle_future(future: concurrent.futures.Future[None], exc: BaseException |
 
 def _abort_connection(session: Session) -> None:
     """Last resort when a polite close hangs: drop the TCP connection and cancel the session's tasks."""
-    ws = getattr(getattr(session, "_transport", None), "_ws", None)
-    raw = getattr(ws, "transport", None)
-    if raw is not None:
-        with contextlib.suppress(Exception):
-            raw.abort()
-    for task in (session._reader, session._pump, *tuple(session._tasks)):
-        if task is not None and not task.done():
-            task.cancel()
+    session.abort()
 
 
 def _still_running(task: asyncio.Task[Any] | None, session: Session | None) -> list[str]:
