@@ -18,6 +18,8 @@ from typing import Any, NamedTuple
 
 import ipywidgets as W  # type: ignore[import-untyped]
 
+from .tools import tool_calls, tool_line
+
 __all__ = [
     "AUDIO_DELTA_TYPES",
     "EventLog",
@@ -195,8 +197,13 @@ class TranscriptView(W.VBox):  # type: ignore[misc]
         return str(self.history.value) + str(self.live.value)
 
     def update_from(self, session: Any) -> None:
-        """Show ``session.transcript`` (a list of ``TranscriptEntry(role, item_id, text, final)``)."""
-        self.render(session.transcript)
+        """Show ``session.transcript`` (a list of ``TranscriptEntry(role, item_id, text, final)``),
+        with a ``🔧 name(args) → output`` line per tool call where its item is in the conversation."""
+        entries = list(session.transcript)
+        calls = tool_calls(session)
+        if calls:
+            entries = with_tool_lines(entries, calls, _item_order(session))
+        self.render(entries)
 
     def render(self, entries: list[Any]) -> None:
         shown = [tuple(e) for e in entries[-self.max_entries :]]
@@ -218,6 +225,13 @@ class TranscriptView(W.VBox):  # type: ignore[misc]
             return '<div style="color:#777;font-style:italic">no conversation yet</div>'
         parts = []
         for role, _item, text, final in entries:
+            if role == "tool":
+                style = "font-style:italic;" if not final else ""
+                parts.append(
+                    f'<div class="vl-tool" style="margin:3px 10%;padding:2px 8px;border-radius:6px;'
+                    f'background:#e0f2f1;font-family:monospace;font-size:12px;{style}">{html.escape(text)}</div>'
+                )
+                continue
             user = role == "user"
             body = html.escape(text) if text else "…"
             if not final:
@@ -499,3 +513,34 @@ class EventLog(W.VBox):  # type: ignore[misc]
             count = f'<span style="color:#777">{n} events</span>'
             if self.count.value != count:
                 self.count.value = count
+
+
+def _item_order(session: Any) -> list[str]:
+    """The conversation's item ids in order (empty when there is no live state)."""
+    state = getattr(session, "state", None)
+    for _ in range(3):
+        try:
+            return [item.id for item in getattr(state, "items", ())]
+        except RuntimeError:  # the engine thread changed it while we copied
+            continue
+    return []
+
+
+def with_tool_lines(entries: list[Any], calls: list[Any], order: list[str]) -> list[tuple[Any, ...]]:
+    """The transcript with a ``("tool", item_id, line, final)`` entry per call, placed at its
+    ``function_call`` item's place in ``order`` (at the end when the item is not known)."""
+    where = {item_id: i for i, item_id in enumerate(order)}
+    end = len(order)
+    keyed: list[tuple[float, int, tuple[Any, ...]]] = []
+    last = -1.0
+    for seq, entry in enumerate(entries):
+        key = float(where.get(entry[1], last))
+        last = key
+        keyed.append((key, seq, tuple(entry)))
+    for seq, call in enumerate(calls, start=len(entries)):
+        item_id = getattr(call, "item_id", None) or getattr(call, "call_id", "")
+        key = float(where.get(item_id, end)) + 0.5
+        line = ("tool", item_id, tool_line(call), getattr(call, "status", "running") != "running")
+        keyed.append((key, seq, line))
+    keyed.sort(key=lambda k: (k[0], k[1]))
+    return [entry for _, _, entry in keyed]

@@ -36,6 +36,7 @@ from ..errors import ConfigError
 from ..protocol.config import SessionConfig
 from .forms import ConfigForm, _same, widget_tree
 from .log import EventLog, TranscriptView
+from .tools import ToolsView
 
 __all__ = ["COLORS", "SessionPanel", "phase_of"]
 
@@ -214,13 +215,15 @@ class SessionPanel(W.VBox):  # type: ignore[misc]
             self._attach_live_view()
         self.transcript = TranscriptView()
         self.event_log = EventLog(max_lines=max_log_lines)
+        self.tools_view = ToolsView(on_approve=self._approve, on_error=self.show_error)
         # the form is ~400 widgets: built when its tab is first opened (or .form is used)
         self._form: ConfigForm | None = None
         self._form_lock = threading.Lock()
         self._show_config = show_config
         self._debounce_s = debounce_s
         self._form_slot = W.VBox([W.HTML('<span style="color:#777">opening the configuration…</span>')])
-        pages, titles = [self.transcript, self.event_log], ["Transcript", "Events"]
+        pages = [self.transcript, self.event_log, self.tools_view]
+        titles = ["Transcript", "Events", "Tools"]
         if show_config:
             pages.append(self._form_slot)
             titles.append("Configuration")
@@ -417,6 +420,7 @@ class SessionPanel(W.VBox):  # type: ignore[misc]
             _set(self.connection, "value", self._connection_html())
         self.transcript.update_from(session)
         self.event_log.update_from(session)
+        self.tools_view.update_from(session)
         self._sync_form()
 
     # ------------------------------------------------------------------ push-to-talk
@@ -449,6 +453,11 @@ class SessionPanel(W.VBox):  # type: ignore[misc]
                 self.show_error(f"push-to-talk failed: {type(exc).__name__}: {exc}")
 
         threading.Thread(target=send, name="voicelive-panel-talk", daemon=True).start()
+
+    def _approve(self, approval_request_id: str, approve: bool) -> None:
+        """From the Tools section's Approve / Deny buttons (a helper thread): answer the request."""
+        self.session.approve(approval_request_id, approve)
+        self.refresh()
 
     @staticmethod
     def _light_html(phase: str) -> str:
