@@ -14,13 +14,26 @@ Without ``--endpoint`` the sweep runs on the built-in emulator (it never reads
 sidecar label file (``NAME.json``, ``NAME.csv``, ``NAME.txt``) is used. ``--grid NAME=V1,V2``
 values are parsed as JSON where possible (``0.5``, ``true``, ``null``), else kept as strings.
 
-It prints the plan, a table of every configuration ranked best first (the knobs, F1,
-precision, recall, missed, cut-offs, merged, false starts, the boundary errors; ``--top N`` for
-the best N only), the best configuration and its ``session.update``. ``--json OUT`` also writes
-everything as JSON. The JSON written has ``results`` (one per configuration: ``config`` with the knobs, ``session``
+It prints the plan (sessions, seconds of audio, estimated tokens, reused runs, quotas), a table
+of every configuration ranked best first (the knobs, F1, precision, recall, missed, cut-offs,
+merged, false starts, the boundary errors, then the end-of-turn columns ``cutoff_rate`` — false
+cut-offs in holds — and ``eot_p50_ms``/``eot_p90_ms`` — latency after a true end of turn;
+``--top N`` for the best N only), the end-of-turn figures of the sweep next to the silence-only
+baseline (false cut-offs at 300/600/1000 ms, latency at 5 %/10 % cut-offs; see
+:mod:`voicelive_nb.lab.turns`), the Pareto frontier, the best configuration and its
+``session.update``. ``--json OUT`` also writes everything as JSON (``--json -``: only the JSON,
+to stdout).
+
+``--results DIR`` keeps every finished replay in ``DIR/lab-results.sqlite`` as it finishes;
+``--resume`` reuses the replays already there and runs only what is missing (after a crash, a
+kill or Ctrl-C). ``--eot-gap-ms`` sets the end-of-turn gap for truths without turn ids;
+``--connections-per-min`` and ``--tokens-per-min`` the quota scheduler's budgets (default, against
+a service: 30 and 120,000). The JSON written has ``results`` (one per configuration: ``config`` with the knobs, ``session``
 for ``session.update``, ``f1``, ``precision``, ``recall``, ``start_error_ms_median``,
-``end_error_ms_median``, the p90 errors, false starts, cut-offs, merged, …) and ``best`` (the same
-fields for the best configuration, or null), plus ``plan`` and ``cancelled``.
+``end_error_ms_median``, the p90 errors, false starts, cut-offs, merged, …, the end-of-turn
+fields ``false_cutoff_rate``, ``latency_ms_p50``/``p90``, ``holds``, ``eots``, ``frontier``) and
+``best`` (the same fields for the best configuration, or null), plus ``plan``, ``cancelled`` and
+``eot`` (``sweep`` and ``silence_baseline`` figures, ``frontier``, ``chosen``).
 
 Exit status: 0 done, 1 no configuration could be scored, 2 bad arguments, 130 interrupted
 (the partial result is still written).
@@ -109,6 +122,30 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--top", type=int, default=None, metavar="N", help="print only the N best rows of the ranked table"
     )
+    parser.add_argument(
+        "--results",
+        default=None,
+        metavar="DIR",
+        help="keep every finished replay in DIR (SQLite) as it finishes",
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="reuse the replays already in --results DIR; run only what is missing",
+    )
+    parser.add_argument(
+        "--eot-gap-ms",
+        type=float,
+        default=None,
+        metavar="MS",
+        help="a pause this long ends a turn when the truth has no turn ids (default 1500)",
+    )
+    parser.add_argument(
+        "--connections-per-min", type=int, default=None, metavar="N", help="quota: new connections per minute"
+    )
+    parser.add_argument(
+        "--tokens-per-min", type=int, default=None, metavar="N", help="quota: tokens per minute"
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
     return parser
@@ -158,6 +195,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             base = SessionConfig.from_dict(json.loads(Path(args.base).read_text(encoding="utf-8")))
         except (OSError, ValueError) as exc:
             return fail(f"--base {args.base}: {exc}")
+    if args.resume and not args.results:
+        return fail("--resume needs --results DIR (where the finished replays are kept)")
+    stdout_json = args.json_out == "-"
+    quiet = args.quiet or stdout_json
+    limits = None
+    if args.connections_per_min is not None or args.tokens_per_min is not None:
+        from .quota import DEFAULT_CONNECTIONS_PER_MIN, DEFAULT_TOKENS_PER_MIN, QuotaLimits
+
+        try:
+            limits = QuotaLimits(
+                connections=args.connections_per_min or DEFAULT_CONNECTIONS_PER_MIN,
+                tokens=args.tokens_per_min or DEFAULT_TOKENS_PER_MIN,
+            )
+        except ValueError as exc:
+            return fail(str(exc))
     endpoint = args.endpoint or "emulator"
     options: dict[str, Any] = {
         "truth": truth,
@@ -165,9 +217,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "endpoint": endpoint,
         "api_key": args.api_key,
         "concurrency": args.concurrency,
-        "progress": not (args.no_progress or args.quiet),
-        "show_plan": not args.quiet,
+        "progress": not (args.no_progress or quiet),
+        "show_plan": not quiet,
+        "results": args.results,
+        "resume": args.resume,
+        "limits": limits,
     }
+    if args.eot_gap_ms is not None:
+        options["eot_gap_ms"] = args.eot_gap_ms
     try:
         result = sweep(clips, grid, **options)
     except (ValueError, KeyError) as exc:
@@ -175,7 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("voicelive-nb sweep: interrupted", file=sys.stderr)
         return 130
-    out = Path(args.json_out) if args.json_out else None
+    out = Path(args.json_out) if args.json_out and not stdout_json else None
     if out is not None:
         try:
             result.save_json(out, args.metric)
@@ -184,7 +241,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
     data = result.to_json(args.metric)
     best = data["best"]
-    if not args.quiet:
+    if stdout_json:
+        print(json.dumps(data, indent=2))
+    if not quiet:
         print(f"ranked by {args.metric} over {len(clips)} clip(s), best first:")
         print(result.format_table(args.metric, top=args.top))
         if best is not None:
@@ -195,6 +254,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 + (f"; results in {out}" if out is not None else "")
             )
             print(f"session.update: {json.dumps(best['session'])}")
+        print(result.describe_eot())
+        eot = data["eot"]
+        front = ", ".join(str(c) for c in eot["frontier"]) or "none"
+        chosen = "none within 5 % cut-offs" if eot["chosen"] is None else f"config {eot['chosen']}"
+        print(
+            f"Pareto frontier (latency vs false cut-offs): configs {front}; fastest within 5 % cut-offs: {chosen}"
+        )
         failed = [r for r in data["results"] if r["errors"]]
         for r in failed:
             print(f"config {r['config']}: {'; '.join(r['errors'])}", file=sys.stderr)

@@ -440,6 +440,7 @@ class SweepResult:
             row: dict[str, Any] = {"rank": position if run in ranked else None, "config": run.index}
             row.update(run.knobs)
             row.update({k: full.get(k) for k in KEY_SCORE_COLUMNS})
+            row.update({k: full.get(k) for k in EOT_COLUMNS})
             if incomplete:
                 row["complete"] = full["complete"]
                 row["errors"] = full["errors"]
@@ -468,7 +469,11 @@ class SweepResult:
             if value is None:
                 return "-"
             if isinstance(value, float):
-                return f"{value:.3f}" if header in ("f1", "precision", "recall") else f"{value:.1f}"
+                return (
+                    f"{value:.3f}"
+                    if header in ("f1", "precision", "recall", "false_cutoff_rate")
+                    else f"{value:.1f}"
+                )
             return str(value)
 
         as_given = set(self.grid) | {"rank", "config"}  # knob values exactly as in the grid
@@ -670,7 +675,13 @@ class SweepResult:
         return plot_sweep_timelines(self, configs, clip=clip, **kwargs)
 
 
+#: End-of-turn columns of the ranked table (after the score columns).
+EOT_COLUMNS: tuple[str, ...] = ("false_cutoff_rate", "latency_ms_p50", "latency_ms_p90")
+
 _SHORT = {
+    "false_cutoff_rate": "cutoff_rate",
+    "latency_ms_p50": "eot_p50_ms",
+    "latency_ms_p90": "eot_p90_ms",
     "silence_duration_ms": "silence_ms",
     "prefix_padding_ms": "padding_ms",
     "speech_duration_ms": "speech_ms",

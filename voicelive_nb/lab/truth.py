@@ -144,7 +144,7 @@ def _sniff(text: str) -> str:
     if stripped.startswith("File type") and "ooTextFile" in stripped[:80]:
         return "textgrid"
     first = next((line for line in text.splitlines() if line.strip()), "")
-    if first.split()[:1] == ["SPEAKER"]:
+    if any(line.split()[:1] == ["SPEAKER"] for line in text.splitlines()):
         return "rttm"
     return "audacity" if "\t" in first else "csv"
 
