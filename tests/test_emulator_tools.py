@@ -290,3 +290,219 @@ async def test_ga_shape_calls_too() -> None:
         (call,) = calls_of(events[-1])
         reply = await c.answer(call["call_id"], "0")
         assert spoken(reply) == "Count missing says: 0"
+
+
+# --- a real Session: the ToolRunner calls the Python function and sends its output -------------------
+
+from voicelive_nb import Session, SessionConfig  # noqa: E402
+from voicelive_nb.audio.memory import ArraySource, BufferSink  # noqa: E402
+from voicelive_nb.emulator.tts import synthesize  # noqa: E402
+
+SPOKEN = "count the missing price values"
+OTHER = "what is the weather like today"
+TIMEOUT = 30.0
+
+
+def voice(text: str) -> ArraySource:
+    return ArraySource(synthesize(text, sample_rate=24000).pcm16, 24000, pace="fast", tail_silence_ms=1200)  # type: ignore[arg-type]
+
+
+def spoken_config(*phrases: str) -> SessionConfig:
+    # on the emulator a phrase list is a grammar: the TTS question is recognised word for word
+    return SessionConfig.server_vad().with_changes({"input_audio_transcription.phrase_list": list(phrases)})
+
+
+def assistant_texts(s: Session) -> list[str]:
+    return [t.text for t in s.transcript if t.role == "assistant" and t.text]
+
+
+def sent_of(s: Session, etype: str) -> list[dict[str, Any]]:
+    return [e for _, e in s.sent_events() if e["type"] == etype]
+
+
+async def test_a_spoken_question_calls_the_python_function_and_its_result_is_spoken() -> None:
+    seen: list[str] = []
+
+    def count_missing_spy(column: Literal["price", "quantity", "region"]) -> int:
+        """Count the rows where a column has no value."""
+        seen.append(column)
+        return 3
+
+    count_missing_spy.__name__ = "count_missing"
+    async with (
+        run_emulator(pace="fast") as emu,
+        Session(
+            spoken_config(SPOKEN),
+            endpoint=emu.url,
+            api_key="x",
+            sink=BufferSink(),
+            tools=[count_missing_spy],
+            dotenv=False,
+        ) as s,
+    ):
+        assert [t["name"] for t in s.effective_session()["tools"]] == ["count_missing"]
+        s.stream(voice(SPOKEN))
+        asked = await s.wait_for("response.done", timeout=TIMEOUT)
+        answered = await s.wait_for(
+            "response.done", timeout=TIMEOUT, predicate=lambda e: e.response["id"] != asked.response["id"]
+        )
+    assert asked.response["output"][0]["type"] == "function_call"
+    assert seen == ["price"]  # called once, with the argument the question named
+    (call,) = s.tool_calls
+    assert call.name == "count_missing" and call.parsed_arguments == {"column": "price"}
+    assert call.status == "completed" and call.output == "3" and call.sent
+    outputs = [e["item"] for e in sent_of(s, "conversation.item.create")]
+    assert outputs == [{"type": "function_call_output", "call_id": call.call_id, "output": "3"}]
+    assert len(sent_of(s, "response.create")) == 1  # the runner asked for the answer, once
+    assert answered.response["status"] == "completed"
+    assert assistant_texts(s)[-1] == "Count missing says: 3"  # the result, spoken (audio transcript)
+    assert [t.text for t in s.transcript if t.role == "user"] == [SPOKEN]
+    assert s.errors == []
+
+
+async def test_a_typed_question_and_a_raising_tool_whose_error_is_spoken() -> None:
+    def get_weather(city: str) -> str:
+        """Look up the weather for a city."""
+        raise LookupError(f"no station near {city}")
+
+    async with (
+        run_emulator(pace="fast") as emu,
+        Session(
+            SessionConfig.manual(),
+            endpoint=emu.url,
+            api_key="x",
+            sink=BufferSink(),
+            tools=[get_weather],
+            dotenv=False,
+        ) as s,
+    ):
+        text = {"type": "input_text", "text": "What is the weather in Lima?"}
+        await s.send(
+            {
+                "type": "conversation.item.create",
+                "item": {"type": "message", "role": "user", "content": [text]},
+            }
+        )
+        await s.create_response()
+        first = await s.wait_for("response.done", timeout=TIMEOUT)
+        await s.wait_for(
+            "response.done", timeout=TIMEOUT, predicate=lambda e: e.response["id"] != first.response["id"]
+        )
+    (call,) = s.tool_calls
+    assert call.parsed_arguments == {"city": "Lima"} and call.status == "failed"
+    assert "no station near Lima" in (call.error or "")
+    assert (
+        assistant_texts(s)[-1]
+        == "The get weather tool failed: get_weather raised LookupError: no station near Lima"
+    )
+    assert s.status == "closed" and s.failure is None  # the session lived on
+
+
+async def test_a_bad_argument_goes_back_as_the_output_and_is_spoken() -> None:
+    """Nothing in "count the missing values" names a column: the emulator fills the required enum
+    with "" (a model would guess too), validation refuses it, the error is the tool's output, and
+    the emulator's next response just speaks that error (it does not retry on its own)."""
+    async with (
+        run_emulator(pace="fast") as emu,
+        Session(
+            SessionConfig.manual(),
+            endpoint=emu.url,
+            api_key="x",
+            sink=BufferSink(),
+            tools=[count_missing],
+            dotenv=False,
+        ) as s,
+    ):
+        text = {"type": "input_text", "text": "count the missing values"}
+        await s.send(
+            {
+                "type": "conversation.item.create",
+                "item": {"type": "message", "role": "user", "content": [text]},
+            }
+        )
+        await s.create_response()
+        first = await s.wait_for("response.done", timeout=TIMEOUT)
+        await s.wait_for(
+            "response.done", timeout=TIMEOUT, predicate=lambda e: e.response["id"] != first.response["id"]
+        )
+    (call,) = s.tool_calls
+    assert call.parsed_arguments == {"column": ""} and call.status == "invalid_arguments"
+    assert (call.output or "").startswith("error:") and "column" in (call.output or "")
+    assert assistant_texts(s)[-1].startswith("The count missing tool failed:")
+    assert "column" in assistant_texts(s)[-1]
+
+
+async def test_barge_in_during_a_slow_tool_sends_the_output_without_a_second_active_response() -> None:
+    import threading
+
+    release = threading.Event()
+
+    def count_missing(column: Literal["price", "quantity", "region"]) -> int:
+        """Count the rows where a column has no value."""
+        release.wait(20)
+        return 3
+
+    async with (
+        run_emulator(pace="fast") as emu,
+        Session(
+            spoken_config(SPOKEN, OTHER),
+            endpoint=emu.url,
+            api_key="x",
+            sink=BufferSink(),
+            tools=[count_missing],
+            dotenv=False,
+        ) as s,
+    ):
+        s.stream(voice(SPOKEN))
+        asked = await s.wait_for("response.done", timeout=TIMEOUT)
+        assert asked.response["output"][0]["type"] == "function_call"
+        assert s.tool_calls[0].status == "running"
+        s.stream(voice(OTHER))  # the user speaks again while the tool runs
+        second = await s.wait_for(
+            "response.created", timeout=TIMEOUT, predicate=lambda e: e.response["id"] != asked.response["id"]
+        )
+        release.set()  # the tool finishes while the new response is active
+        await s.wait_for(
+            "conversation.item.created",
+            timeout=TIMEOUT,
+            predicate=lambda e: e.item.get("type") == "function_call_output",
+        )
+        await s.wait_for(
+            "response.done", timeout=TIMEOUT, predicate=lambda e: e.response["id"] == second.response["id"]
+        )
+    (call,) = s.tool_calls
+    assert call.status == "completed" and call.sent  # the response that asked was done: still sent
+    assert sent_of(s, "response.create") == []  # never while a response was active (server VAD made both)
+    assert not [e for e in s.events if e.type == "error"]  # no conversation_already_has_active_response
+    assert [t.text for t in s.transcript if t.role == "user"] == [SPOKEN, OTHER]
+
+
+async def test_ga_shape_session_round() -> None:
+    async with (
+        run_emulator(pace="fast") as emu,
+        Session(
+            SessionConfig.manual(),
+            endpoint=emu.url,
+            api_key="x",
+            api_version="v1",
+            sink=BufferSink(),
+            tools=[top_products],
+            dotenv=False,
+        ) as s,
+    ):
+        assert s.wire_shape == "ga"
+        text = {"type": "input_text", "text": "show me the top 2 products"}
+        await s.send(
+            {
+                "type": "conversation.item.create",
+                "item": {"type": "message", "role": "user", "content": [text]},
+            }
+        )
+        await s.create_response()
+        first = await s.wait_for("response.done", timeout=TIMEOUT)
+        await s.wait_for(
+            "response.done", timeout=TIMEOUT, predicate=lambda e: e.response["id"] != first.response["id"]
+        )
+    (call,) = s.tool_calls
+    assert call.parsed_arguments == {"n": 2} and call.status == "completed"
+    assert assistant_texts(s)[-1] == 'Top products says: ["kettle", "toaster"]'
