@@ -348,7 +348,10 @@ def test_a_call_shows_in_the_tools_section_transcript_timeline_and_figure(
     fig = plot_session(session)
     rects = [p for ax in fig.axes for p in ax.patches if p.get_gid() == "tool"]
     assert len(rects) == 1
-    assert rects[0].get_x() == pytest.approx(fig.timeline.tool_spans[0].start_s)
+    (drawn,) = fig.timeline.tool_spans
+    assert drawn.status == "completed" and drawn.end_s is not None  # the ToolCall's times, not only events
+    assert rects[0].get_x() == pytest.approx(drawn.start_s)
+    assert rects[0].get_width() == pytest.approx(drawn.end_s - drawn.start_s)
     labels = [t.get_text() for t in fig.legends[0].get_texts()]
     assert "tool call" in labels
 
