@@ -168,7 +168,7 @@ def test_notebook_session_tools_answer_a_live_tool_round() -> None:
         )
         assert seen[0] == "running" and "completed" in seen
         table = ns.tool_table()
-        assert list(table.columns[:4]) == ["call_id", "name", "arguments", "status"]
+        assert list(table.columns[:5]) == ["name", "arguments", "status", "output", "duration_ms"]
         assert [t.name for t in ns.tools] == ["get_weather"]
     finally:
         ns.stop()

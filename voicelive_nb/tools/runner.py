@@ -77,15 +77,15 @@ class ToolCall:
             return self.arguments
 
     def as_row(self) -> dict[str, Any]:
-        """A flat dict (for a table or DataFrame)."""
+        """A flat dict (for a table or DataFrame), the columns a reader looks at first."""
         return {
-            "call_id": self.call_id,
             "name": self.name,
             "arguments": self.parsed_arguments,
             "status": self.status,
             "output": self.output,
-            "error": self.error,
             "duration_ms": None if self.duration_ms is None else round(self.duration_ms, 2),
+            "error": self.error,
+            "call_id": self.call_id,
             "response_id": self.response_id,
         }
 
