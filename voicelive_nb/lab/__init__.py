@@ -7,7 +7,13 @@
 * :class:`VadLab`: sliders for the knobs that re-run the replay and redraw the overlay.
 * :mod:`~voicelive_nb.lab.testsets`: speech with known pauses, noise at an SNR, inserted
   pauses, concatenation — each with its truth.
-* :mod:`~voicelive_nb.lab.truth`: label files (JSON, CSV, Audacity) and reference VAD runs.
+* :mod:`~voicelive_nb.lab.truth`: label files (JSON, CSV, Audacity, Praat TextGrid, RTTM) and
+  reference VAD runs.
+* :mod:`~voicelive_nb.lab.turns`: end-of-turn metrics — false cut-offs in holds, latency after
+  the end of turn, budgets, the Pareto frontier, the silence-only baseline.
+* :mod:`~voicelive_nb.lab.store`: finished replays kept in SQLite (``sweep(..., results=DIR)``),
+  so a sweep resumes instead of starting over.
+* :mod:`~voicelive_nb.lab.quota`: new connections and tokens per minute kept within budget.
 
 How the service's spans are mapped onto the truth, and what each score means, is documented
 in :mod:`voicelive_nb.analysis.vad_scoring`.
@@ -18,10 +24,13 @@ from __future__ import annotations
 from typing import Any
 
 from ..analysis.vad_scoring import BoundaryMapping, VadScore, score_turns
+from .quota import QuotaLimiter, QuotaLimits
 from .replay import EMULATOR, Backend, RateLimited, ReplayResult, RetryPolicy, Turn, replay, replay_async
+from .store import ResultStore
 from .sweep import ConfigRun, SweepHandle, SweepPlan, SweepResult, plan_sweep, start_sweep, sweep, sweep_async
 from .testsets import Clip, concat, excerpt, insert_pause, mix_noise, silence_clip, speech_clip, with_gain
 from .truth import Truth, find_truth, load_truth, parse_truth, reference_truth, save_truth
+from .turns import TurnScore, budget_figures, label_pauses, pareto_frontier, score_stops, silence_baseline
 
 __all__ = [
     "EMULATOR",
@@ -29,29 +38,38 @@ __all__ = [
     "BoundaryMapping",
     "Clip",
     "ConfigRun",
+    "QuotaLimiter",
+    "QuotaLimits",
     "RateLimited",
     "ReplayResult",
+    "ResultStore",
     "RetryPolicy",
     "SweepHandle",
     "SweepPlan",
     "SweepResult",
     "Truth",
     "Turn",
+    "TurnScore",
     "VadLab",
     "VadScore",
+    "budget_figures",
     "concat",
     "excerpt",
     "find_truth",
     "insert_pause",
+    "label_pauses",
     "load_truth",
     "mix_noise",
+    "pareto_frontier",
     "parse_truth",
     "plan_sweep",
     "reference_truth",
     "replay",
     "replay_async",
     "save_truth",
+    "score_stops",
     "score_turns",
+    "silence_baseline",
     "silence_clip",
     "speech_clip",
     "start_sweep",
