@@ -144,7 +144,12 @@ async def test_a_turn_is_the_same_in_both_shapes(question: bytes) -> None:
     assert ga["audio"] > 0
     assert preview["audio"] == pytest.approx(ga["audio"], rel=1e-3)
     assert abs(preview["deltas"] - ga["deltas"]) <= 1
-    assert preview["transcript"] == ga["transcript"]
+    # the assistant says the same; the emulator's speech recogniser hears the user's words
+    # where its VAD cut them, which varies with timing ("… like to do" / "… like to do it")
+    assert [x for x in preview["transcript"] if x[0] == "assistant"] == [
+        x for x in ga["transcript"] if x[0] == "assistant"
+    ]
+    assert all(any(x[0] == "user" and x[1] for x in got["transcript"]) for got in (preview, ga))
     assert preview["assistant_ms"] == pytest.approx(ga["assistant_ms"], rel=1e-3)
 
 
