@@ -67,7 +67,7 @@ def texts(cell: Any) -> str:
     return "".join(parts)
 
 
-@pytest.mark.parametrize("name", ["01_quickstart.ipynb", "02_vad_lab.ipynb"])
+@pytest.mark.parametrize("name", ["01_quickstart.ipynb", "02_vad_lab.ipynb", "03_tools.ipynb"])
 def test_run_all_on_a_fresh_machine(name: str, tmp_path: Path) -> None:
     # a copy in an empty folder: no my_recording.wav, no .env next to it
     shutil.copy(NOTEBOOKS / name, tmp_path / name)
@@ -82,6 +82,11 @@ def test_run_all_on_a_fresh_machine(name: str, tmp_path: Path) -> None:
         assert "skipped: put my_recording.wav" in everything
         assert "skipped: set USE_AZURE = True" in everything  # nothing sent to Azure by default
         assert "the text matches the table" in everything
+    elif name == "03_tools.ipynb":
+        assert "questions go to: the built-in emulator" in everything
+        assert "count_missing({'column': 'price'}) -> 3  [completed]" in everything
+        assert "assistant: Count missing says: 3" in everything
+        assert "checked" in everything and "each ended, in order: True" in everything
     else:
         assert "heard the question: True" in everything
         assert "what is the weather like today" in everything
