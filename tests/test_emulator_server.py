@@ -138,7 +138,7 @@ async def test_session_created_is_complete() -> None:
         s = c.created["session"]
         assert s["id"].startswith("sess_") and s["object"] == "realtime.session"
         assert s["model"] == "gpt-realtime"
-        assert abs(s["expires_at"] - (time.time() + 1800)) < 5
+        assert abs(s["expires_at"] - (time.time() + 3600)) < 5
         # the live service's defaults (voicelive-live.jsonl): audio-only, null output format, 300/200 VAD
         assert s["modalities"] == ["audio"]
         assert s["input_audio_format"] == "pcm16" and s["output_audio_format"] is None

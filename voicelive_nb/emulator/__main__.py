@@ -16,6 +16,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from .limits import MAX_CONNECTIONS_PER_MINUTE
 from .server import EmulatorServer
 from .session_defaults import is_loopback_host
 
@@ -40,6 +41,30 @@ def _parser(prog: str = "python -m voicelive_nb.emulator") -> argparse.ArgumentP
         "--allow-remote", action="store_true", help="allow a non-loopback --host (needs --api-key too)"
     )
     parser.add_argument("--no-transcription", action="store_true", help="switch speech recognition off")
+    parser.add_argument(
+        "--no-streaming-asr",
+        action="store_true",
+        help="recognise each utterance after its turn ends instead of while it is spoken (slower replies)",
+    )
+    parser.add_argument(
+        "--max-connection-s",
+        type=float,
+        default=None,
+        help="close each connection this many seconds after it opened (default: 3600, as the service)",
+    )
+    parser.add_argument(
+        "--max-connections-per-minute",
+        type=int,
+        default=MAX_CONNECTIONS_PER_MINUTE,
+        help="refuse new connections past this many per minute with HTTP 429; 0: no limit "
+        "(default: 30, as the service)",
+    )
+    parser.add_argument(
+        "--tokens-per-minute",
+        type=int,
+        default=None,
+        help="token budget per minute reported in rate_limits.updated (default: 120000, as the service)",
+    )
     parser.add_argument("--log-level", default="WARNING", help="logging level on stderr (default: WARNING)")
     return parser
 
@@ -52,6 +77,12 @@ async def _serve(args: argparse.Namespace) -> int:
         pace=args.pace,
         allow_remote=args.allow_remote,
         transcription=not args.no_transcription,
+        streaming_asr=not args.no_streaming_asr,
+        **{
+            name: value
+            for name in ("max_connection_s", "max_connections_per_minute", "tokens_per_minute")
+            if (value := getattr(args, name)) is not None
+        },
     )
     return await _run_until_signal(server, args)
 

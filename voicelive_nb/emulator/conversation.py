@@ -364,6 +364,8 @@ class ConversationOptions:
     executor: concurrent.futures.Executor | None = None
     #: Recognise while the user speaks (streaming_asr.py); False: decode the utterance after its turn.
     streaming_asr: bool = True
+    #: The server's limits.TokenBudget: ``rate_limits.updated`` after every response (None: not sent).
+    tokens: Any = None
     stats: EmulatorStats = field(default_factory=EmulatorStats)
 
 
@@ -627,6 +629,10 @@ class Conversation:
         if event["type"] == "error":
             self.stats.errors_sent += 1
         await self.sink.send(event, on_sent)
+        if event["type"] == "response.done" and self.options.tokens is not None:
+            usage = event.get("response", {}).get("usage") or {}
+            used = usage.get("total_tokens", 0) if isinstance(usage, dict) else 0
+            await self.sink.send(self.options.tokens.use(int(used or 0), time.monotonic()))
 
     async def _run_blocking(self, fn: Callable[..., T], *args: Any) -> T:
         return await self.loop.run_in_executor(self.options.executor, fn, *args)
@@ -1096,7 +1102,9 @@ class Conversation:
     def _stream_finish(self, item_id: str) -> None:
         task = self._streaming.finish(item_id) if self._streaming is not None else None
         if task is not None and item_id not in self._asr:
-            self._asr[item_id] = self._spawn(self._streamed_text(item_id, task), f"asr {item_id}", log_errors=False)
+            self._asr[item_id] = self._spawn(
+                self._streamed_text(item_id, task), f"asr {item_id}", log_errors=False
+            )
 
     async def _streamed_text(self, item_id: str, task: Awaitable[str | None]) -> str:
         text = await task

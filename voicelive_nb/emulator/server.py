@@ -10,7 +10,7 @@ Every server event goes through the connection's :class:`Outbox`: one writer tas
 ``event_id``, serialises, applies the injected delay, notes when audio is really on the wire
 (the playout clock of auto-truncation starts there) and applies the drop/close faults.
 
-Session expiry: at ``expires_at`` (30 minutes, or ``Faults.session_expires_s``) the
+Session expiry: at ``expires_at`` (60 minutes, ``max_connection_s``, or ``Faults.session_expires_s``) the
 server sends an ``error`` with code ``session_expired`` and then closes with **1001**
 ("going away", as OpenAI Realtime does at its session cap; Voice Live documents no code).
 """
@@ -23,9 +23,11 @@ import contextlib
 import hmac
 import json
 import logging
+import math
 import os
 import secrets
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -39,8 +41,15 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from .conversation import Conversation, ConversationOptions, EmulatorStats, Event, Reply, error_event, new_id
+from .limits import (
+    MAX_CONNECTION_S,
+    TOKENS_PER_MINUTE,
+    ConnectionRate,
+    TokenBudget,
+    check_limit,
+)
 from .replay import ReplayServer, TraceSource
-from .session_defaults import DEFAULT_SESSION_MAX_S, is_loopback_host
+from .session_defaults import is_loopback_host
 from .wire_shapes import Edge, PreviewEdge, edge_for, is_ga
 
 __all__ = [
@@ -361,11 +370,15 @@ class EmulatorServer:
         faults: Faults | None = None,
         transcription: bool = True,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
-        session_max_s: float = DEFAULT_SESSION_MAX_S,
+        session_max_s: float | None = None,
         allow_remote: bool = False,
         chunk_ms: int = 100,
         lead_ms: int = 100,
         workers: int | None = None,
+        streaming_asr: bool = True,
+        max_connection_s: float = MAX_CONNECTION_S,
+        max_connections_per_minute: int | None = None,
+        tokens_per_minute: int = TOKENS_PER_MINUTE,
     ) -> None:
         if pace not in ("realtime", "fast"):
             raise ValueError(f"invalid pace {pace!r}; use 'realtime' or 'fast'")
@@ -378,6 +391,14 @@ class EmulatorServer:
                 raise ValueError(f"listening on {host!r} needs an api_key so that strangers cannot use it")
         if chunk_ms <= 0 or chunk_ms > 1000:
             raise ValueError(f"invalid chunk_ms {chunk_ms}; use 20 to 1000")
+        check_limit("max_connection_s", max_connection_s, integer=False)
+        if session_max_s is not None:  # the older name of max_connection_s
+            check_limit("session_max_s", session_max_s, integer=False)
+            max_connection_s = session_max_s
+        # None: not enforced (tests, sweeps and notebooks open many connections); the standalone
+        # emulator (python -m voicelive_nb.emulator) enforces the published 30 per minute
+        self.rate = ConnectionRate(max_connections_per_minute) if max_connections_per_minute else None
+        self.tokens = TokenBudget(tokens_per_minute)
         self.host = host
         self.port = port
         self.api_key = api_key
@@ -389,7 +410,7 @@ class EmulatorServer:
         self._workers = workers or max(4, 2 * (os.cpu_count() or 2))
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         session_s = (
-            self.faults.session_expires_s if self.faults.session_expires_s is not None else session_max_s
+            self.faults.session_expires_s if self.faults.session_expires_s is not None else max_connection_s
         )
         self._options = ConversationOptions(
             pace=pace,
@@ -399,6 +420,8 @@ class EmulatorServer:
             lead_ms=lead_ms,
             session_max_s=session_s,
             stats=self.stats,
+            streaming_asr=streaming_asr,
+            tokens=self.tokens,
         )
         self._server: Server | None = None
         self._conns: dict[ServerConnection, _ConnState] = {}
@@ -467,6 +490,12 @@ class EmulatorServer:
         except HandshakeRejected as exc:
             self.stats.handshakes_rejected += 1
             return connection.respond(exc.status, exc.message + "\n")
+        decision = self.rate.admit(time.monotonic()) if self.rate is not None else None
+        if decision is not None and self.rate is not None and not decision.allowed:
+            self.stats.handshakes_rejected += 1
+            response = connection.respond(429, self.rate.refusal_message(decision) + "\n")
+            response.headers["Retry-After"] = str(max(1, math.ceil(decision.retry_after_s)))
+            return response
         return None
 
     # --- one connection -----------------------------------------------------------------------------
