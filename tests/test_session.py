@@ -414,3 +414,125 @@ def test_limits_are_validated_naming_the_field() -> None:
     ):
         with pytest.raises(ConfigError, match=name):
             Session(api_key="k", dotenv=False, **{name: value})
+
+
+# ------------------------------------------------------------------ the service's own sessions, re-used
+
+
+def _real_sessions(file: str | None = "voicelive-live.jsonl") -> list[tuple[str, dict[str, Any]]]:
+    """Every distinct session object of the real traces (created and updated).
+
+    By default Voice Live's own; ``file=None`` adds the OpenAI GA traces, whose sessions carry
+    OpenAI-only keys (``tracing``, ``prompt``, ``truncation``) that Voice Live refuses.
+    """
+    import real_traffic
+
+    real_traffic.require()
+    seen: dict[str, tuple[str, dict[str, Any]]] = {}
+    for trace in real_traffic.load(file):
+        for payload in trace.server():
+            if payload.get("type") in ("session.created", "session.updated"):
+                session = payload["session"]
+                key = json.dumps(
+                    {k: v for k, v in session.items() if k not in ("id", "expires_at")}, sort_keys=True
+                )
+                seen.setdefault(key, (f"{trace.short}:{payload['type']}", session))
+    return list(seen.values())
+
+
+async def test_every_real_session_opens_a_session_and_re_applies_live(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """``from_dict(real)`` → ``Session(config=…)``, and ``update(real)`` on a live one: no error."""
+    sessions = _real_sessions()
+    assert len(sessions) >= 5
+    caplog.set_level("DEBUG", logger="voicelive_nb.session")
+    async with run_emulator(api_key=KEY, pace="fast") as emu:
+        async with Session(endpoint=emu.url, api_key=KEY, dotenv=False) as live:
+            for name, session in sessions:
+                config = SessionConfig.from_dict(session)
+                async with Session(config, endpoint=emu.url, api_key=KEY, dotenv=False) as s:
+                    assert s.status == "connected", name
+                    assert not s.errors, (name, s.errors)
+                    (update,) = [w for _, w in s.sent_events() if w["type"] == "session.update"]
+                    assert not {"id", "object", "expires_at"} & set(update["session"]), name
+                # a real session.updated's session, re-applied as it came: only writable keys go out
+                before = len(live.sent_events())
+                await live.update(session)
+                assert not live.errors, (name, live.errors)
+                for _, wire in live.sent_events()[before:]:
+                    assert not {"id", "object", "expires_at", "model"} & set(wire["session"]), name
+    notes = [r.getMessage() for r in caplog.records if "server-only session keys" in r.getMessage()]
+    assert notes and all("id" in n for n in notes)
+
+
+def test_every_real_session_of_both_shapes_gives_a_writable_update() -> None:
+    from voicelive_nb.session import writable_update
+
+    sessions = _real_sessions(None)
+    assert any(s.get("type") == "realtime" for _, s in sessions)  # GA ones are there too
+    base = SessionConfig.server_vad()
+    for name, session in sessions:
+        update = writable_update(session)
+        assert not {"id", "object", "expires_at", "model", "type"} & set(update), name
+        merged = base.merge_update(update)  # accepted as the service sent it
+        assert not {"id", "object", "expires_at", "model"} & set(base.diff(merged)), name
+        assert SessionConfig.from_dict(session).server_only(), name
+
+
+@pytest.mark.parametrize("version", ["2026-07-15", "v1"])
+async def test_the_emulators_effective_session_is_re_usable(version: str) -> None:
+    async with run_emulator(api_key=KEY, pace="fast") as emu:
+        async with Session(
+            SessionConfig.server_vad(threshold=0.6),
+            endpoint=emu.url,
+            api_key=KEY,
+            api_version=version,
+            dotenv=False,
+        ) as first:
+            effective = first.effective_session()
+        # canonical flat (what the flat shape cannot say stays under "audio", e.g. output speed)
+        assert "turn_detection" not in effective.get("audio", {}).get("input", {})
+        assert effective["turn_detection"]["threshold"] == 0.6
+        again = SessionConfig.from_dict(effective)
+        async with Session(again, endpoint=emu.url, api_key=KEY, api_version=version, dotenv=False) as second:
+            await second.update(effective)
+            assert not second.errors
+            assert second.effective_session()["turn_detection"]["threshold"] == 0.6
+
+
+def test_notebook_session_accepts_a_real_session() -> None:
+    from voicelive_nb import NotebookSession
+
+    name, session = _real_sessions()[0]
+    ns = NotebookSession(
+        SessionConfig.from_dict(session), mic=False, speaker=False, emulator=True, dotenv=False
+    )
+    try:
+        ns.start(wait=True, timeout=20)
+        assert ns.status == "connected", (name, ns.status)
+        ns.update(session)  # the service's own session, re-applied live
+    finally:
+        ns.stop()
+    assert ns.status == "stopped"
+
+
+def test_sweep_base_and_lab_replay_take_a_real_session(tmp_path: Path) -> None:
+    from voicelive_nb.lab import replay, speech_clip
+    from voicelive_nb.lab.cli import main as sweep_main
+
+    _, session = _real_sessions()[-1]
+    base = tmp_path / "base.json"
+    base.write_text(json.dumps(session), encoding="utf-8")
+    clip = speech_clip(["What is the weather like today?"], lead_s=0.5, tail_s=1.0)
+    wav = clip.save(tmp_path / "q.wav")
+    out = tmp_path / "out.json"
+    argv = [str(wav), "--base", str(base), "--grid", "threshold=0.5", "--json", str(out), "--quiet"]
+    assert sweep_main(argv) == 0
+    (row,) = json.loads(out.read_text())["results"]
+    assert row["session"]["turn_detection"]["threshold"] == 0.5
+    result = replay(clip, session, truth=clip.truth, timeout=60)
+    assert (
+        result.config.to_dict()["turn_detection"]
+        == SessionConfig.from_dict(session).to_dict()["turn_detection"]
+    )

@@ -392,6 +392,13 @@ class Session:
             log.debug("not sending the server-only session keys %s", ", ".join(dropped))
 
     async def _send_update(self, wire: Mapping[str, Any]) -> Any:
+        if "model" in wire:  # chosen when connecting (the URL's model=); the service refuses a change
+            log.debug(
+                "not sending model=%r in session.update: the model is the URL's (%s)",
+                wire["model"],
+                self.settings.model,
+            )
+            wire = {k: v for k, v in wire.items() if k != "model"}
         for secret in secrets_in(wire):
             register_secret(secret)
         before = len(self.errors)
