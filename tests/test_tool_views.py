@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from voicelive_nb import NotebookSession, Session
-from voicelive_nb.analysis.timeline import Timeline
+from voicelive_nb.analysis.timeline import Timeline, unpack
 from voicelive_nb.emulator.server import BackgroundEmulator
 from voicelive_nb.errors import ConfigError, VoiceLiveError
 from voicelive_nb.protocol.codec import decode_server_event
@@ -308,6 +308,10 @@ def test_a_call_shows_in_the_tools_section_transcript_timeline_and_figure(
     session, panel = tool_session
     assert "get_weather" in panel.tools_view.registered.value  # registered, before the start
     assert "city: string" in panel.tools_view.registered.value
+    from voicelive_nb.widgets.live import LiveView
+
+    view = LiveView(window_s=10.0)
+    view.attach(session)
     session.start(wait=True, timeout=15)
     ask(session, "what is the weather in London")
     wait_until(
@@ -342,6 +346,13 @@ def test_a_call_shows_in_the_tools_section_transcript_timeline_and_figure(
     assert span.start_s == pytest.approx(timeline.to_axis(call.started_s))
     assert span.end_s == pytest.approx(timeline.to_axis(call.finished_s))
     assert abs(call.started_s - t_done) < 0.5
+    # the live view's tools lane: one finished span, with its name
+    wait_until(lambda: len(unpack(view.timeline)["tools"]) == 1, what="the live tools lane")
+    wait_until(lambda: unpack(view.timeline)["tools"][0][2] == 1, what="the live span finished")
+    start, end, _code = unpack(view.timeline)["tools"][0]
+    assert view.tool_names == "get_weather"
+    assert end - start == pytest.approx(call.duration_ms / 1000, abs=0.01)
+    view.detach()
     # and the figure of the session draws it
     from voicelive_nb.plots.figures import plot_session
 
@@ -420,6 +431,9 @@ def test_timeline_tool_span_from_recorded_events_and_the_output_sent() -> None:
     (span,) = timeline.tool_spans
     assert span.end_s == pytest.approx(10.75 - 9.98) and span.status == "sent"
     assert timeline.summary()["tool_calls"] == 1
+    packed = unpack(timeline.pack())
+    assert packed["tools"].shape == (1, 3) and packed["tools"][0][2] == 1  # done
+    assert len(packed["vad"]) == 0 and timeline.tool_names() == ["lookup"]
 
 
 def test_figure_draws_a_tool_span_where_it_was_and_a_legend_entry_only_then() -> None:

@@ -72,6 +72,7 @@ import numpy.typing as npt
 __all__ = [
     "FAST_LEAD_S",
     "GAP_S",
+    "TOOL_FAILED_STATUSES",
     "AudioSpan",
     "BargeInMark",
     "CommitMark",
@@ -102,8 +103,10 @@ PACK_VERSION = 1
 #: Response status codes in ``to_arrays()["responses"][:, 2]``.
 STATUS_CODES: Mapping[str, int] = {"in_progress": 0, "completed": 1, "cancelled": 2}
 STATUS_OTHER = 3
-LANES = ("vad", "responses", "audio", "barge_ins", "latency", "commits")
-_WIDTHS = {"vad": 2, "responses": 3, "audio": 3, "barge_ins": 1, "latency": 3, "commits": 1}
+LANES = ("vad", "responses", "audio", "barge_ins", "latency", "commits", "tools")
+_WIDTHS = {"vad": 2, "responses": 3, "audio": 3, "barge_ins": 1, "latency": 3, "commits": 1, "tools": 3}
+#: Status code of a tool span in :meth:`Timeline.to_arrays`: 0 running, 1 done, 2 failed.
+TOOL_FAILED_STATUSES = frozenset({"failed", "invalid_arguments", "timed_out", "unknown_tool", "cancelled"})
 
 
 class RecordingLike(Protocol):
@@ -388,12 +391,15 @@ class Timeline:
                     tool[3] = "sent"
                 self._touch(t)
 
-    def tool_call(self, call: Any) -> None:
+    def tool_call(self, call: Any, *, only_known: bool = False) -> None:
         """A :class:`~voicelive_nb.tools.ToolCall` (its ``started_s`` / ``finished_s`` are
-        ``time.monotonic()``, the clock of the receive times): its span, name and status."""
+        ``time.monotonic()``, the clock of the receive times): its span, name and status.
+        ``only_known``: only a call whose ``function_call_arguments.done`` this timeline saw."""
         call_id = _str(getattr(call, "call_id", None))
         start = getattr(call, "started_s", None)
         if call_id is None or not isinstance(start, (int, float)) or start <= 0:
+            return
+        if only_known and call_id not in self._tools:
             return
         end = getattr(call, "finished_s", None)
         end = float(end) if isinstance(end, (int, float)) else None
@@ -751,7 +757,9 @@ class Timeline:
 
         ``vad`` (n, 2) start, end · ``responses`` (n, 3) start, end, status code
         (0 in progress, 1 completed, 2 cancelled, 3 other) · ``audio`` (n, 3) start, end,
-        played end · ``barge_ins`` (n,) · ``latency`` (n, 3) start, end, ms · ``commits`` (n,).
+        played end · ``barge_ins`` (n,) · ``latency`` (n, 3) start, end, ms · ``commits`` (n,) ·
+        ``tools`` (n, 3) start, end, status code (0 running, 1 done, 2 failed; names in the same
+        order from :meth:`tool_names`).
         With ``since_s``, rows that ended before it are left out (the live view sends only
         what its window can show).
         """
@@ -769,6 +777,10 @@ class Timeline:
         ]
         audio = [(a.start_s, a.end_s, a.played_end_s) for a in self.audio_spans if a.end_s >= keep]
         latency = [(m.start_s, m.end_s, m.ms) for m in self.latencies if m.end_s >= keep]
+        tools = [
+            (t.start_s, nan if t.end_s is None else t.end_s, _tool_code(t.status))
+            for t in self._kept_tools(keep)
+        ]
         return {
             "vad": _rows(vad, 2),
             "responses": _rows(responses, 3),
@@ -776,16 +788,26 @@ class Timeline:
             "barge_ins": np.array([b.t_s for b in self.barge_ins if b.t_s >= keep], np.float32),
             "latency": _rows(latency, 3),
             "commits": np.array([c.t_s for c in self.commits if c.t_s >= keep], np.float32),
+            "tools": _rows(tools, 3),
         }
+
+    def _kept_tools(self, keep: float) -> list[ToolSpan]:
+        return [t for t in self.tool_spans if t.end_s is None or t.end_s >= keep]
+
+    def tool_names(self, since_s: float | None = None) -> list[str]:
+        """The names of the ``tools`` rows of :meth:`to_arrays` (same ``since_s``), in order."""
+        return [t.name for t in self._kept_tools(-math.inf if since_s is None else since_s)]
 
     def pack(self, since_s: float | None = None) -> bytes:
         """:meth:`to_arrays` as one float32 little-endian buffer (see :func:`unpack`).
 
-        Header of 8 floats: layout version, then the row count of each lane in ``LANES``
-        order, then 0; then each lane's rows, flattened, in that order.
+        Header of 8 floats: layout version, then the row count of each of the 7 lanes in
+        ``LANES`` order (``tools`` last: a reader that knows only the first 6 reads them unchanged);
+        then each lane's rows, flattened, in that order.
         """
         arrays = self.to_arrays(since_s)
-        header = np.array([PACK_VERSION, *(len(arrays[lane]) for lane in LANES), 0], dtype=np.float32)
+        counts = [len(arrays[lane]) for lane in LANES]
+        header = np.array([PACK_VERSION, *counts, *[0] * (7 - len(counts))], dtype=np.float32)
         parts = [header] + [arrays[lane].reshape(-1) for lane in LANES]
         return np.concatenate(parts).astype("<f4").tobytes()
 
@@ -835,6 +857,12 @@ def unpack(data: bytes) -> dict[str, Float32Array]:
         out[lane] = chunk.reshape(rows, width) if width > 1 else chunk
         offset += rows * width
     return out
+
+
+def _tool_code(status: str) -> int:
+    if status == "running":
+        return 0
+    return 2 if status in TOOL_FAILED_STATUSES else 1
 
 
 def _rows(rows: Sequence[Sequence[float]], width: int) -> Float32Array:

@@ -41,7 +41,7 @@ from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import FuncFormatter, MultipleLocator
 
 from ..analysis.meters import as_int16, envelope, place_segments
-from ..analysis.timeline import Timeline, format_clock, recorded_output_items
+from ..analysis.timeline import TOOL_FAILED_STATUSES, Timeline, format_clock, recorded_output_items
 
 __all__ = ["SessionFigure", "plot_session", "plot_vad"]
 
@@ -56,7 +56,7 @@ TRUTH_COLOR = "#7f7f7f"
 TOOL_COLOR = "#00897b"
 TOOL_FAILED_COLOR = "#c62828"
 #: Tool-call statuses drawn as a failure.
-TOOL_FAILURES = frozenset({"failed", "invalid_arguments", "timed_out", "unknown_tool", "cancelled"})
+TOOL_FAILURES = TOOL_FAILED_STATUSES
 #: Buckets of the min/max envelope drawn for a waveform (the line zigzags min → max per bucket).
 WAVEFORM_POINTS = 3000
 #: Received audio not played for less than this (a rounding of the play-out model) is not drawn.

@@ -111,6 +111,7 @@ class LiveFrame:
     running: bool
     note: str
     counts: str = ""
+    tool_names: str = ""  #: names of the timeline's ``tools`` rows, one per line
 
 
 class SessionMonitor:
@@ -318,6 +319,7 @@ class SessionMonitor:
                 session = notebook.session
                 if session is not None and session is not self._session():
                     self._bind_locked(session, now)
+                self._tool_calls_locked(notebook)
             if running:
                 self._frozen_at = None
             elif self._frozen_at is None:
@@ -329,6 +331,15 @@ class SessionMonitor:
             self.frames += 1
             self.cpu_s += time.thread_time() - cpu0
         return frame
+
+    def _tool_calls_locked(self, notebook: Any) -> None:
+        """Tool calls (``tool_calls``: ``time.monotonic()`` start and finish) onto the timeline."""
+        try:
+            calls = list(getattr(notebook, "tool_calls", None) or ())
+        except (TypeError, RuntimeError):
+            return
+        for call in calls[-100:]:
+            self.timeline.tool_call(call, only_known=True)  # this connection's calls only
 
     def _advance_lanes(self, now: float) -> None:
         gap = now - self._mic_t
@@ -373,10 +384,12 @@ class SessionMonitor:
         )
         if summary["latency_ms"]:
             counts += f" · last latency {round(summary['latency_ms'][-1])} ms"
+        since_s = t_now - 2 * self.mic.window_s  # only what the window can show
         return LiveFrame(
             mic=_le_bytes(self.mic.snapshot()),
             assistant=_le_bytes(self.assistant.snapshot()),
-            timeline=tl.pack(since_s=t_now - 2 * self.mic.window_s),  # only what the window can show
+            timeline=tl.pack(since_s=since_s),
+            tool_names="\n".join(tl.tool_names(since_s)),
             t_now=t_now,
             mic_end_s=tl.to_axis(self._mic_t),
             assistant_end_s=tl.to_axis(self._asst_t),
@@ -404,12 +417,13 @@ class SessionMonitor:
 # ---------------------------------------------------------------------------------- the widget
 
 _ESM = r"""
-const LANES = ["vad", "responses", "audio", "barge_ins", "latency", "commits"];
-const WIDTHS = { vad: 2, responses: 3, audio: 3, barge_ins: 1, latency: 3, commits: 1 };
+const LANES = ["vad", "responses", "audio", "barge_ins", "latency", "commits", "tools"];
+const WIDTHS = { vad: 2, responses: 3, audio: 3, barge_ins: 1, latency: 3, commits: 1, tools: 3 };
 const COLORS = {
   mic: "#1f77b4", assistant: "#ff7f0e", vad: "rgba(44,160,44,0.55)", commit: "#2ca02c",
   done: "rgba(148,103,189,0.55)", open: "rgba(148,103,189,0.3)", cancelled: "rgba(214,39,40,0.45)",
   audio: "#ff7f0e", unplayed: "rgba(255,127,14,0.3)", barge: "#d62728", latency: "#7f7f7f",
+  tool: "rgba(0,137,123,0.7)", toolOpen: "rgba(0,137,123,0.35)", toolFailed: "rgba(198,40,40,0.7)",
 };
 
 function f32(value) {
@@ -510,7 +524,14 @@ function render({ model, el }) {
     lane(data.mic, model.get("mic_end_s"), win, x, 0, laneH, COLORS.mic);
     lane(data.assistant, model.get("assistant_end_s"), win, x, laneH, laneH, COLORS.assistant);
     const tl = data.tl, end = (e) => (Number.isNaN(e) ? now : e);
-    const rowH = tlH / 3, vadY = tlTop + 2, respY = tlTop + rowH + 2, audioY = tlTop + 2 * rowH + 2;
+    const tools = tl.tools || [], names = (model.get("tool_names") || "").split("\n");
+    const rowH = tlH / (tools.length ? 4 : 3), vadY = tlTop + 2, respY = tlTop + rowH + 2, audioY = tlTop + 2 * rowH + 2;
+    const toolY = tlTop + 3 * rowH + 2;
+    tools.forEach(([s, e, code], i) => {
+      ctx.fillStyle = code === 2 ? COLORS.toolFailed : Number.isNaN(e) ? COLORS.toolOpen : COLORS.tool;
+      ctx.fillRect(x(s), toolY, Math.max(2, x(end(e)) - x(s)), rowH - 4);
+      ctx.fillStyle = fg; ctx.fillText(names[i] || "tool", x(s) + 2, toolY + rowH / 2 + 3);
+    });
     for (const [s, e] of tl.vad) { ctx.fillStyle = COLORS.vad; ctx.fillRect(x(s), vadY, x(end(e)) - x(s), rowH - 4); }
     for (const [t] of tl.commits) { ctx.fillStyle = COLORS.commit; ctx.fillRect(x(t) - 1, vadY, 2, rowH - 4); }
     for (const [s, e, code] of tl.responses) {
@@ -536,6 +557,7 @@ function render({ model, el }) {
     ctx.fillStyle = fg; ctx.globalAlpha = 0.75;
     ctx.fillText("mic", 4, 11); ctx.fillText("assistant", 4, laneH + 11);
     ctx.fillText("VAD", 4, vadY + 10); ctx.fillText("response", 4, respY + 10); ctx.fillText("audio", 4, audioY + 10);
+    if (tools.length) ctx.fillText("tools", 4, toolY + 10);
     const lat = tl.latency.map((r) => r[2]);
     let info = model.get("counts");  // over the whole session, not only what the window shows
     if (!info) {
@@ -571,7 +593,7 @@ function render({ model, el }) {
   decode();
   model.on("change:mic change:assistant change:timeline", onData);
   model.on("change:t_now change:running", onClock);
-  model.on("change:height change:window_s change:mode change:note change:counts", kick);
+  model.on("change:height change:window_s change:mode change:note change:counts change:tool_names", kick);
   const onMove = (e) => { const r = canvas.getBoundingClientRect(); hoverX = e.clientX - r.left; kick(); };
   const onLeave = () => { hoverX = null; kick(); };
   canvas.addEventListener("mousemove", onMove);
@@ -583,7 +605,7 @@ function render({ model, el }) {
     if (raf) cancelAnimationFrame(raf);
     model.off("change:mic change:assistant change:timeline", onData);
     model.off("change:t_now change:running", onClock);
-    model.off("change:height change:window_s change:mode change:note change:counts", kick);
+    model.off("change:height change:window_s change:mode change:note change:counts change:tool_names", kick);
     canvas.removeEventListener("mousemove", onMove);
     canvas.removeEventListener("mouseleave", onLeave);
     if (resize) resize.disconnect();
@@ -622,6 +644,7 @@ class LiveView(anywidget.AnyWidget):
     mode = traitlets.Unicode("live").tag(sync=True)
     note = traitlets.Unicode("").tag(sync=True)
     counts = traitlets.Unicode("").tag(sync=True)
+    tool_names = traitlets.Unicode("").tag(sync=True)
     height = traitlets.Int(220).tag(sync=True)
 
     def __init__(
@@ -685,6 +708,7 @@ class LiveView(anywidget.AnyWidget):
                     ("running", frame.running),
                     ("note", frame.note),
                     ("counts", frame.counts),
+                    ("tool_names", frame.tool_names),
                 )
                 if getattr(self, name) != value
             }
