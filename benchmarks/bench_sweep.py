@@ -17,6 +17,11 @@ and not counted). Reported per concurrency (sessions at a time), median of ``--r
 
 Two placements of the emulator are compared: on its own thread and event loop (the lab's
 default, ``Backend(emulator_thread=True)``) and on the client's loop (``--same-loop`` adds it).
+
+``--store`` also measures the results store (``results=DIR``, :mod:`voicelive_nb.lab.store`):
+the same sweep writing every replay to SQLite as it finishes (the overhead of keeping them), and
+then again with everything reused (the time a resume takes when nothing is missing), plus the
+store's size.
 The machine is shared and noisy: compare the rows of one run, not runs.
 """
 
@@ -27,7 +32,9 @@ import asyncio
 import math
 import os
 import statistics
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 from voicelive_nb.lab import Backend, Clip, concat, excerpt, speech_clip, sweep_async
@@ -52,7 +59,9 @@ def make_clip(seconds: float) -> Clip:
     return excerpt(concat([block] * reps, 0.5), 0.0, seconds, name=f"{seconds:g}s")
 
 
-async def one_sweep(clip: Clip, concurrency: int, thread: bool) -> tuple[float, float, float, list[Any]]:
+async def one_sweep(
+    clip: Clip, concurrency: int, thread: bool, results: Path | None = None
+) -> tuple[float, float, float, list[Any]]:
     """(wall s, CPU s, emulator start s, scores) of one sweep."""
     t0 = time.perf_counter()
     backend = Backend("emulator", emulator_thread=thread)
@@ -61,7 +70,13 @@ async def one_sweep(clip: Clip, concurrency: int, thread: bool) -> tuple[float, 
     try:
         wall0, cpu0 = time.perf_counter(), time.process_time()
         result = await sweep_async(
-            [clip], GRID, backend=backend, concurrency=concurrency, progress=False, show_plan=False
+            [clip],
+            GRID,
+            backend=backend,
+            concurrency=concurrency,
+            progress=False,
+            show_plan=False,
+            results=results,
         )
         wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     finally:
@@ -79,6 +94,7 @@ def main() -> int:
     parser.add_argument(
         "--same-loop", action="store_true", help="also measure the emulator on the client's event loop"
     )
+    parser.add_argument("--store", action="store_true", help="also measure the results store and a resume")
     args = parser.parse_args()
 
     clip = make_clip(args.seconds)
@@ -133,6 +149,25 @@ def main() -> int:
     print()
     print(f"same scores at every concurrency: {'yes' if same else 'NO'}")
     print(f"goal <= 15 s for the 12-config sweep: {'met' if best <= 15 else 'missed'} (best {best:.2f} s)")
+    if args.store:
+        concurrency = args.concurrency[-1]
+        fresh, resumed = [], []
+        size = 0
+        for _ in range(args.runs):
+            with tempfile.TemporaryDirectory(prefix="bench_store_") as tmp:
+                wall, _, _, scores = asyncio.run(one_sweep(clip, concurrency, True, Path(tmp)))
+                fresh.append(wall)
+                again, _, _, scores_again = asyncio.run(one_sweep(clip, concurrency, True, Path(tmp)))
+                resumed.append(again)
+                same = same and scores == reference and scores_again == reference
+                size = sum(f.stat().st_size for f in Path(tmp).iterdir())
+        print()
+        print(
+            f"results store ({concurrency} at a time): sweep writing the store {statistics.median(fresh):.2f} s "
+            f"(vs {next(r[2] for r in rows if r[1] == concurrency):.2f} s without), resumed with all "
+            f"{configs} reused {statistics.median(resumed):.3f} s, store {size / 1024:.0f} KiB; "
+            f"same scores: {'yes' if same else 'NO'}"
+        )
     return 0 if same else 1
 
 

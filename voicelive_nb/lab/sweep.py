@@ -973,8 +973,14 @@ async def sweep_async(
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                if h.cancelled:
+                    break
                 run.errors.append(f"{clip.name}: {type(exc).__name__}: {exc}")
             else:
+                if h.cancelled:
+                    # finished although the sweep was cancelled meanwhile (a cancellation can be
+                    # swallowed by a wait that completed at the same moment): in flight, dropped
+                    break
                 if store is not None:
                     key, chash = keys[(ci, ki)]
                     store.put(
