@@ -538,7 +538,7 @@ def with_tool_lines(entries: list[Any], calls: list[Any], order: list[str]) -> l
         last = key
         keyed.append((key, seq, tuple(entry)))
     for seq, call in enumerate(calls, start=len(entries)):
-        item_id = getattr(call, "item_id", None) or getattr(call, "call_id", "")
+        item_id = str(getattr(call, "item_id", None) or getattr(call, "call_id", ""))
         key = float(where.get(item_id, end)) + 0.5
         line = ("tool", item_id, tool_line(call), getattr(call, "status", "running") != "running")
         keyed.append((key, seq, line))
