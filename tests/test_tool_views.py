@@ -221,6 +221,9 @@ def test_approve_and_deny_from_the_panel_send_mcp_approval_responses(mcp_peer: M
         )
         types = {ln.type for ln in panel.event_log.lines}
         assert {"mcp_list_tools.completed", "response.mcp_call.in_progress"} <= types
+        texts = [ln.text() for ln in panel.event_log.lines]
+        assert any("mcp_approval_request docs.search_docs" in t and "mcpr_1" in t for t in texts), texts
+        assert any(t.startswith("↑") and "mcp_approval_response deny mcpr_2" in t for t in texts), texts
         assert not panel.errors
     finally:
         session.stop()

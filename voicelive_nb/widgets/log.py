@@ -81,9 +81,14 @@ def summarize(event: Any) -> str:
         )
     if etype == "response.audio.delta":
         return f"{len(getattr(event, 'delta', '') or '') * 3 // 4} bytes"
-    if etype.startswith("conversation.item.") and hasattr(event, "item"):
+    if etype.startswith(("conversation.item.", "response.output_item.")) and hasattr(event, "item"):
         item = _mapping(event.item)
-        return _short(" ".join(str(item.get(k, "")) for k in ("type", "role", "id") if item.get(k)))
+        return tool_item_summary(item) or _short(
+            " ".join(str(item.get(k, "")) for k in ("type", "role", "id") if item.get(k))
+        )
+    if etype == "response.function_call_arguments.done":
+        name, args = getattr(event, "name", ""), getattr(event, "arguments", "")
+        return _short(f"{name}({args}) {getattr(event, 'call_id', '')}")
     for attr in ("transcript", "text", "delta"):
         value = getattr(event, attr, None)
         if isinstance(value, str):
@@ -96,6 +101,25 @@ def summarize(event: Any) -> str:
         value = getattr(event, attr, None)
         if value:
             return str(value)
+    return ""
+
+
+def tool_item_summary(item: Mapping[str, Any]) -> str:
+    """One line for a tool item (function call or output, MCP call, approval request or answer);
+    ``""`` for any other item."""
+    itype = item.get("type")
+    if itype in ("function_call", "mcp_call", "mcp_approval_request"):
+        label = ".".join(str(p) for p in (item.get("server_label"), item.get("name")) if p)
+        return _short(f"{itype} {label}({item.get('arguments') or ''}) {item.get('id') or ''}".rstrip())
+    if itype == "function_call_output":
+        return _short(f"function_call_output {item.get('call_id', '')}: {item.get('output', '')!r}")
+    if itype == "mcp_approval_response":
+        verdict = "approve" if item.get("approve") is True else "deny"
+        return _short(f"mcp_approval_response {verdict} {item.get('approval_request_id', '')}")
+    if itype == "mcp_list_tools":
+        tools = item.get("tools")
+        count = len(tools) if isinstance(tools, list) else 0
+        return _short(f"mcp_list_tools {item.get('server_label', '')}: {count} tools")
     return ""
 
 
@@ -162,7 +186,9 @@ def client_summary(wire: Mapping[str, Any]) -> str:
         return f"{wire.get('item_id', '')} at {wire.get('audio_end_ms', '')} ms"
     if etype == "conversation.item.create":
         item = _mapping(wire.get("item"))
-        return _short(" ".join(str(item.get(k, "")) for k in ("type", "role") if item.get(k)))
+        return tool_item_summary(item) or _short(
+            " ".join(str(item.get(k, "")) for k in ("type", "role") if item.get(k))
+        )
     if etype == "input_audio_buffer.append":
         return f"{len(str(wire.get('audio', ''))) * 3 // 4} bytes"
     for key in ("item_id", "response_id", "event_id"):
