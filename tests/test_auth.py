@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import textwrap
@@ -211,3 +212,81 @@ def test_redacting_filter_masks_formatted_message_and_traceback() -> None:
         )
     assert REDACTING_FILTER.filter(record)
     assert secret not in record.getMessage() and secret not in (record.exc_text or "")
+
+
+# --- a failing Entra ID chain is reported in a few lines -----------------------------------------
+
+_AZURE_ENV = (
+    "AZURE_CLIENT_ID",
+    "AZURE_CLIENT_SECRET",
+    "AZURE_TENANT_ID",
+    "AZURE_CLIENT_CERTIFICATE_PATH",
+    "AZURE_USERNAME",
+    "AZURE_PASSWORD",
+    "AZURE_FEDERATED_TOKEN_FILE",
+    "IDENTITY_ENDPOINT",
+    "MSI_ENDPOINT",
+)
+
+
+async def test_default_azure_credential_failure_is_concise(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real ``DefaultAzureCredential`` (no key, offline): one short line per credential."""
+    pytest.importorskip("azure.identity")
+    import asyncio
+
+    for name in _AZURE_ENV:
+        monkeypatch.delenv(name, raising=False)
+    credential = make_credential()  # no key: DefaultAzureCredential
+    try:
+        try:
+            await asyncio.wait_for(credential.headers(), timeout=60)
+        except AuthenticationError as exc:
+            err = exc
+        else:
+            pytest.skip("this machine can sign in to Microsoft Entra ID (az login or a managed identity)")
+    finally:
+        await credential.aclose()
+    text = str(err)
+    full = str(err.__cause__)
+    assert len(full) > 1000  # what azure-identity said, kept on the cause
+    assert len(text) < 700, text
+    assert "aka.ms" not in text and "\n" not in text
+    assert "AZURE_VOICE_LIVE_API_KEY" in text and "az login" in text
+    names = re.findall(r"^\s+([A-Za-z]+)Credential:", full, re.MULTILINE)
+    assert len(names) >= 5
+    assert f"tried {len(names)} ways to sign in" in text
+    for name in names:  # every credential of the chain, once, with its first reason
+        assert text.count(f"{name}: ") == 1, name
+
+
+async def test_a_single_failing_credential_keeps_its_first_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("azure.identity")
+    from azure.identity.aio import EnvironmentCredential
+
+    for name in _AZURE_ENV:
+        monkeypatch.delenv(name, raising=False)
+    auth = TokenCredentialAuth(EnvironmentCredential(), owns=True)
+    with pytest.raises(AuthenticationError) as info:
+        await auth.headers()
+    await auth.aclose()
+    text = str(info.value)
+    assert "CredentialUnavailableError: EnvironmentCredential authentication unavailable" in text
+    assert "aka.ms" not in text and len(text) < 300
+
+
+def test_credential_failure_summary_never_raises_and_masks() -> None:
+    from voicelive_nb.auth import credential_failure_summary, register_secret
+
+    register_secret("s3cr3t-value-0123456789")
+
+    class Weird(Exception):
+        def __str__(self) -> str:
+            raise RuntimeError("no text")
+
+    assert credential_failure_summary(Weird()) == "Weird"
+    assert credential_failure_summary(RuntimeError("")) == "RuntimeError"
+    leaked = RuntimeError("Attempted:\n\tFooCredential: token s3cr3t-value-0123456789 refused")
+    summary = credential_failure_summary(leaked)
+    assert "s3cr3t" not in summary and "Foo: token" in summary
+    long = RuntimeError("\n".join(f"\tC{i}Credential: " + "x" * 500 for i in range(50)))
+    assert len(credential_failure_summary(long)) <= 600

@@ -536,3 +536,37 @@ def test_sweep_base_and_lab_replay_take_a_real_session(tmp_path: Path) -> None:
         result.config.to_dict()["turn_detection"]
         == SessionConfig.from_dict(session).to_dict()["turn_detection"]
     )
+
+
+def test_session_event_reprs_are_short_and_never_raise() -> None:
+    """``NotebookSession.update()`` returns a session.updated: its repr is one short line."""
+    import real_traffic
+
+    from voicelive_nb.protocol.codec import decode_server_event
+
+    real_traffic.require()
+    reprs = []
+    for trace in real_traffic.load():
+        for payload in trace.server():
+            if payload.get("type") in ("session.created", "session.updated"):
+                event = decode_server_event(json.dumps(payload))
+                reprs.append((len(json.dumps(payload)), repr(event)))
+    assert reprs and max(size for size, _ in reprs) > 800  # the sessions are long...
+    for _, text in reprs:  # ...their reprs are not
+        assert len(text) <= 160, text
+        assert text.startswith("<session.") and "voice=" in text and "turn_detection=" in text
+    assert "<session.created voice=alloy turn_detection=server_vad(0.5, 300/200 ms) modalities=[audio]>" in {
+        r for _, r in reprs
+    }
+    from voicelive_nb.protocol.events import SessionUpdated
+
+    odd: list[Any] = [
+        {"voice": {"x": "y" * 10_000}, "turn_detection": None, "modalities": ["a"] * 1000},
+        {"turn_detection": {"type": {"nested": [1] * 1000}, "threshold": "high"}},
+        {"voice": "v" * 10_000, "tools": [{}] * 3},
+        {},
+    ]
+    for session in odd:
+        text = repr(SessionUpdated(session=session))
+        assert text.startswith("<session.updated") and len(text) <= 300, text
+    assert repr(SessionUpdated(session="not a mapping")).startswith("<session.updated")  # type: ignore[arg-type]

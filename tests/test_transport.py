@@ -227,3 +227,79 @@ async def test_close_is_bounded_when_the_peer_stops_reading() -> None:
         start = asyncio.get_running_loop().time()
         await t.close()
         assert asyncio.get_running_loop().time() - start < 1.0
+
+
+# --- api-version=v1: credentials and preview features only in headers ----------------------------
+
+
+def test_query_to_headers_moves_credentials_and_features_only() -> None:
+    from voicelive_nb.transport import query_to_headers
+
+    url = build_url(
+        "https://r.example/?api-key=k3y-0123456789abc&features=client_ec_reference:true",
+        api_version="v1",
+        model="gpt-realtime",
+        query={"Authorization": "Bearer tok-0123456789abcdef", "deployment-id": "x"},
+    )
+    clean, headers = query_to_headers(url)
+    assert headers == {
+        "api-key": "k3y-0123456789abc",
+        "Authorization": "Bearer tok-0123456789abcdef",
+        "VoiceLive-Features": "client_ec_reference:true",
+    }
+    assert clean == "wss://r.example/voice-live/realtime?api-version=v1&model=gpt-realtime&deployment-id=x"
+    assert query_to_headers(clean) == (clean, {})  # nothing to move: unchanged
+
+
+@contextlib.asynccontextmanager
+async def handshake_recorder() -> AsyncIterator[tuple[str, list[Request]]]:
+    """A loopback realtime peer that keeps each handshake request and behaves minimally."""
+    import json
+
+    requests: list[Request] = []
+
+    def process_request(connection: ServerConnection, request: Request) -> Response | None:
+        requests.append(request)
+        return None
+
+    async def handler(ws: ServerConnection) -> None:
+        await ws.send(json.dumps({"type": "session.created", "event_id": "e0", "session": {"id": "s"}}))
+        async for raw in ws:
+            event = json.loads(raw)
+            if event["type"] == "session.update":
+                await ws.send(json.dumps({"type": "session.updated", "session": event["session"]}))
+
+    async with serve(handler, "127.0.0.1", 0, process_request=process_request) as server:
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}", requests
+
+
+@pytest.mark.parametrize("version", ["2026-07-15", "v1"])
+async def test_v1_sends_the_endpoints_credential_and_features_as_headers(version: str) -> None:
+    from voicelive_nb import Session
+
+    key = "url-key-0123456789abcdef"
+    async with handshake_recorder() as (base, requests):
+        endpoint = f"{base}/?api-key={key}&features=client_ec_reference:true"
+        async with Session(endpoint=endpoint, api_version=version, dotenv=False) as s:
+            assert s.status == "connected"
+            assert key not in (s.url or "")
+    (request,) = requests
+    if version == "v1":
+        assert "api-key" not in request.path and "features" not in request.path
+        assert request.headers["api-key"] == key
+        assert request.headers["VoiceLive-Features"] == "client_ec_reference:true"
+    else:  # dated versions: the URL as given
+        assert f"api-key={key}" in request.path and "features=client_ec_reference" in request.path
+
+
+async def test_v1_against_the_emulator_with_the_key_in_the_endpoint() -> None:
+    """The emulator refuses credentials in the query for v1; moved to the header, it lets us in."""
+    from voicelive_nb import Session
+    from voicelive_nb.emulator.server import run_emulator
+
+    key = "emu-key-0123456789abcdef"
+    async with run_emulator(api_key=key, pace="fast") as emu:
+        endpoint = f"{emu.url}?api-key={key}"
+        async with Session(endpoint=endpoint, api_version="v1", dotenv=False) as s:
+            assert s.status == "connected" and s.wire_shape == "ga"
+            assert s.effective_session()["turn_detection"]["type"] == "server_vad"

@@ -195,11 +195,13 @@ class ApiKeyCredential:
 class HeaderCredential:
     """Fixed handshake headers (``api-key`` or ``Authorization``), e.g. moved from an endpoint's query."""
 
-    def __init__(self, headers: Mapping[str, str]) -> None:
+    def __init__(self, headers: Mapping[str, str], *, kind: str | None = None) -> None:
         self._headers = {k: Secret(v) for k, v in headers.items()}
         for value in self._headers.values():
             register_secret(value)
-        self.kind = "api-key" if any(k.lower() == "api-key" for k in headers) else "entra-token"
+        if kind is None:
+            kind = "api-key" if any(k.lower() == "api-key" for k in headers) else "entra-token"
+        self.kind = kind
 
     async def headers(self) -> dict[str, str]:
         return {k: v.reveal() for k, v in self._headers.items()}
@@ -261,7 +263,7 @@ class TokenCredentialAuth:
                 except Exception as exc:  # azure-identity raises its own ClientAuthenticationError
                     raise AuthenticationError(
                         f"could not get a Microsoft Entra ID token for {', '.join(self._scopes)}: "
-                        f"{type(exc).__name__}: {exc}; sign in (az login) or set {ENV_API_KEY}",
+                        f"{credential_failure_summary(exc)}; set {ENV_API_KEY} or run az login",
                         credential_kind=self.kind,
                     ) from exc
                 self._token = str(result.token)
@@ -284,6 +286,46 @@ class TokenCredentialAuth:
 
     def __repr__(self) -> str:
         return f"TokenCredentialAuth({type(self._credential).__name__}, scopes={self._scopes})"
+
+
+_CHAIN_LINE = re.compile(r"^\s+([A-Za-z]+Credential):\s*(.*)$")
+#: The longest reason kept per credential of a chain, and the longest summary.
+_REASON_CHARS = 48
+_SUMMARY_CHARS = 600
+
+
+def credential_failure_summary(exc: BaseException) -> str:
+    """A short account of why a token credential failed (never raises).
+
+    azure-identity's ``DefaultAzureCredential`` puts every credential of its chain into one
+    ~1,500-character message with troubleshooting links; this keeps one clipped line per
+    credential (``AzureCli: Azure CLI not found on path``), without the boilerplate.
+    The full message stays on the error's ``__cause__``.
+    """
+    try:
+        text = str(exc)
+        reasons = []
+        for line in text.splitlines():
+            match = _CHAIN_LINE.match(line)
+            if not match:
+                continue
+            name, reason = match.groups()
+            reason = re.sub(rf"^{name} authentication unavailable\.\s*", "", reason)
+            reason = re.split(r"(?<=[.!])\s|\s(?:Visit|See|Please visit)\s", reason, maxsplit=1)[0].rstrip(".")
+            if len(reason) > _REASON_CHARS:
+                reason = reason[: _REASON_CHARS - 3] + "..."
+            reasons.append(f"{name.removesuffix('Credential')}: {reason or 'failed'}")
+        if reasons:
+            head = text.split(None, 1)[0] if text.split() else ""
+            chain = head if head.endswith("Credential") else type(exc).__name__
+            summary = f"{chain} tried {len(reasons)} ways to sign in, none worked ({'; '.join(reasons)})"
+        else:
+            first = text.strip().splitlines()[0] if text.strip() else ""
+            summary = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+        summary = redact_text(summary)
+        return summary if len(summary) <= _SUMMARY_CHARS else summary[: _SUMMARY_CHARS - 3] + "..."
+    except Exception:  # an error message must never fail
+        return type(exc).__name__
 
 
 def default_azure_credential() -> Any:

@@ -323,13 +323,15 @@ class Session:
             query=self._query,
         )
         moved: dict[str, str] = {}
+        bare, in_query = query_to_headers(url)
         if self.wire_shape == "ga":  # v1: credentials and preview features only in headers
-            url, moved = query_to_headers(url)
+            url, moved = bare, in_query
         self._url = url
-        url_auth = {k: v for k, v in moved.items() if k in ("api-key", "Authorization")}
+        url_auth = {k: v for k, v in in_query.items() if k in ("api-key", "Authorization")}
         if self._credential is None:
             if url_auth and self.settings.api_key is None and self._credential_arg is None:
-                self._credential = HeaderCredential(url_auth)
+                # the endpoint carries the credential: as headers for v1, left in the URL otherwise
+                self._credential = HeaderCredential(url_auth if moved else {}, kind=_auth_kind(url_auth))
             else:
                 self._credential = make_credential(api_key=self.settings.api_key, credential=self._credential_arg)
         self._stack.push_async_callback(self._credential.aclose)
@@ -1065,6 +1067,10 @@ def writable_update(update: Mapping[str, Any]) -> dict[str, Any]:
             del flat[key]
         log.debug("not sending the server-only session keys %s", ", ".join(dropped))
     return flat
+
+
+def _auth_kind(headers: Mapping[str, str]) -> str:
+    return "api-key" if "api-key" in headers else "entra-token"
 
 
 def _call_tap(tap: Callable[..., None], *args: Any) -> None:

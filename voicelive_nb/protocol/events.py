@@ -500,6 +500,9 @@ class SessionCreated(ServerEvent):
     TYPE: ClassVar[str] = "session.created"
     session: Mapping[str, Any]
 
+    def __repr__(self) -> str:
+        return _session_repr(self.TYPE, self.session)
+
 
 @dataclass(frozen=True, slots=True, kw_only=True, repr=False)
 class SessionUpdated(ServerEvent):
@@ -507,6 +510,52 @@ class SessionUpdated(ServerEvent):
 
     TYPE: ClassVar[str] = "session.updated"
     session: Mapping[str, Any]
+
+    def __repr__(self) -> str:
+        return _session_repr(self.TYPE, self.session)
+
+
+def _session_repr(kind: str, session: object) -> str:
+    """``<session.updated voice=alloy turn_detection=server_vad(0.5, 300/500 ms) modalities=[text, audio]>``.
+
+    Short whatever the session holds (either wire shape); never raises. The whole session is
+    in ``.session``.
+    """
+    try:
+        from .wire import is_ga_session, session_from_wire  # wire imports this module
+
+        if not isinstance(session, Mapping):
+            return f"<{kind} session={_short(session)}>"
+        flat = session_from_wire(session) if is_ga_session(session) else session
+        parts = []
+        voice = flat.get("voice")
+        if isinstance(voice, Mapping):
+            voice = voice.get("name", voice.get("type"))
+        if voice is not None:
+            parts.append(f"voice={_clip(voice)}")
+        td = flat.get("turn_detection", "unset")
+        if isinstance(td, Mapping):
+            knobs = [_clip(td[k]) for k in ("threshold",) if td.get(k) is not None]
+            ms = [td.get(k) for k in ("prefix_padding_ms", "silence_duration_ms")]
+            if any(m is not None for m in ms):
+                knobs.append("/".join("?" if m is None else _clip(m) for m in ms) + " ms")
+            parts.append(f"turn_detection={_clip(td.get('type'))}({', '.join(knobs)})")
+        elif td != "unset":
+            parts.append(f"turn_detection={_clip(td)}")
+        modalities = flat.get("modalities")
+        if isinstance(modalities, (list, tuple)):
+            parts.append(f"modalities=[{', '.join(_clip(m) for m in modalities[:6])}]")
+        tools = flat.get("tools")
+        if isinstance(tools, (list, tuple)) and tools:
+            parts.append(f"tools={len(tools)}")
+        return f"<{kind} {' '.join(parts)}>" if parts else f"<{kind}>"
+    except Exception as exc:  # a repr must never raise, whatever a server sent
+        return f"<{kind} (repr failed: {type(exc).__name__})>"
+
+
+def _clip(value: object, limit: int = 40) -> str:
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, repr=False)
