@@ -473,3 +473,25 @@ def test_session_approve_refuses_bad_arguments_before_sending() -> None:
             await session.approve("mcpr_1", True, reason=3)  # type: ignore[arg-type]
 
     asyncio.run(go())
+
+
+def test_a_tool_registered_later_shows_at_the_next_refresh() -> None:
+    session = NotebookSession(
+        endpoint="ws://127.0.0.1:9", api_key="k", mic=False, speaker=False, dotenv=False
+    )
+    panel = SessionPanel(session, show_live=False, show_config=False)
+    try:
+        assert "no tools registered" in panel.tools_view.registered.value
+        assert "Tools" in panel.tabs.titles
+
+        @session.tool
+        def count_rows(column: str, missing: bool = False) -> int:
+            """Count rows of the loaded table."""
+            return 0
+
+        panel.refresh()
+        shown = panel.tools_view.registered.value
+        assert "count_rows" in shown and "Count rows of the loaded table." in shown
+        assert "column: string" in shown and "missing: boolean?" in shown
+    finally:
+        panel.close()

@@ -84,7 +84,7 @@ def tool_calls(session: Any) -> list[Any]:
 
 def registered_tools(session: Any) -> list[Any]:
     """The registered :class:`~voicelive_nb.tools.Tool` objects (``name``, ``description``, ``parameters``)."""
-    for owner in (getattr(session, "session", None), session):
+    for owner in (session, getattr(session, "session", None)):  # the NotebookSession's list first
         runner = getattr(owner, "tools", None) if owner is not None else None
         registry = getattr(runner, "tools", runner)
         if isinstance(registry, dict):
@@ -94,6 +94,9 @@ def registered_tools(session: Any) -> list[Any]:
 
             out = []
             for fn in registry:
+                if hasattr(fn, "name") and hasattr(fn, "parameters"):  # a Tool already
+                    out.append(fn)
+                    continue
                 try:
                     out.append(as_tool(fn))
                 except Exception:  # a view never fails on what it cannot describe
