@@ -506,3 +506,82 @@ async def test_ga_shape_session_round() -> None:
     (call,) = s.tool_calls
     assert call.parsed_arguments == {"n": 2} and call.status == "completed"
     assert assistant_texts(s)[-1] == 'Top products says: ["kettle", "toaster"]'
+
+
+# --- MCP: approval request, then the call (approved) or a refusal (denied) -----------------------------
+
+DOCS = {
+    "type": "mcp",
+    "server_label": "docs",
+    "server_url": "https://mcp.example/docs",
+    "allowed_tools": ["search_docs", "read_page"],
+}
+
+
+async def test_mcp_approval_then_call_or_refusal_and_never_calls_at_once() -> None:
+    async with run_emulator(pace="fast") as emu, raw_client(emu.url) as c:
+        await c.update(tools=[DOCS], turn_detection=None, modalities=["text"])
+        events = await c.ask("search the docs for turn detection")
+        (request,) = events[-1]["response"]["output"]
+        assert request["type"] == "mcp_approval_request"
+        assert request["server_label"] == "docs" and request["name"] == "search_docs"
+        assert json.loads(request["arguments"]) == {"query": "search the docs for turn detection"}
+        assert not [e for e in events if e["type"].startswith("response.mcp_call")]  # it waits
+        # approve: the service goes on by itself, with the call and an answer quoting it
+        answer = {"type": "mcp_approval_response", "approval_request_id": request["id"], "approve": True}
+        await c.send("conversation.item.create", item=answer)
+        reply = await c.until("response.done")
+        call, message = reply[-1]["response"]["output"]
+        assert call["type"] == "mcp_call" and call["approval_request_id"] == request["id"]
+        assert (
+            call["output"] == "emulated search_docs result from docs for: search the docs for turn detection"
+        )
+        assert message["type"] == "message"
+        assert spoken(reply) == f"Docs search docs says: {call['output']}"
+        order = [t for t in types(reply) if t.startswith("response.mcp_call")]
+        assert order[-3:] == [
+            "response.mcp_call_arguments.done",
+            "response.mcp_call.in_progress",
+            "response.mcp_call.completed",
+        ]
+        text_done = next(e for e in reply if e["type"] == "response.text.done")
+        assert text_done["output_index"] == 1  # the message comes after the call
+        # deny: no call, a reply saying so
+        events = await c.ask("read page three of the docs")
+        (request,) = events[-1]["response"]["output"]
+        assert request["name"] == "read_page"
+        answer = {"type": "mcp_approval_response", "approval_request_id": request["id"], "approve": False}
+        await c.send("conversation.item.create", item=answer)
+        reply = await c.until("response.done")
+        assert [o["type"] for o in reply[-1]["response"]["output"]] == ["message"]
+        assert spoken(reply) == "I did not call read_page on docs: it was not approved."
+        # require_approval never: the call at once, in the asking response
+        await c.update(tools=[{**DOCS, "require_approval": "never"}])
+        events = await c.ask("search the docs for barge in")
+        assert [o["type"] for o in events[-1]["response"]["output"]] == ["mcp_call", "message"]
+
+
+async def test_session_approve_gets_the_mcp_answer() -> None:
+    async with (
+        run_emulator(pace="fast") as emu,
+        Session(
+            SessionConfig.manual().replace(tools=[DOCS]),
+            endpoint=emu.url,
+            api_key="x",
+            sink=BufferSink(),
+            dotenv=False,
+        ) as s,
+    ):
+        text = {"type": "input_text", "text": "search the docs for phrase lists"}
+        item = {"type": "message", "role": "user", "content": [text]}
+        await s.send({"type": "conversation.item.create", "item": item})
+        await s.create_response()
+        asked = await s.wait_for("response.done", timeout=TIMEOUT)
+        (request,) = asked.response["output"]
+        await s.approve(request["id"])
+        reply = await s.wait_for(
+            "response.done", timeout=TIMEOUT, predicate=lambda e: e.response["id"] != asked.response["id"]
+        )
+    assert [o["type"] for o in reply.response["output"]] == ["mcp_call", "message"]
+    assert assistant_texts(s)[-1].startswith("Docs search docs says: emulated search_docs result")
+    assert s.errors == []

@@ -115,6 +115,7 @@ _DELTA_TYPES = frozenset(
         "response.audio_timestamp.delta",
         "response.text.delta",
         "response.function_call_arguments.delta",
+        "response.mcp_call_arguments.delta",
     }
 )
 _KNOWN_UNSUPPORTED = frozenset(
@@ -199,6 +200,25 @@ def _latest_outputs(items: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]
         if item.get("call_id") in names:
             outputs.append((names[item.get("call_id")], str(item.get("output", ""))))
     return outputs[::-1]
+
+
+def _latest_approval(items: Sequence[Mapping[str, Any]]) -> tuple[Mapping[str, Any], bool] | None:
+    """The ``mcp_approval_request`` answered by the ``mcp_approval_response`` ending the conversation."""
+    if not items or items[-1].get("type") != "mcp_approval_response":
+        return None
+    wanted = items[-1].get("approval_request_id")
+    for item in items:
+        if item.get("type") == "mcp_approval_request" and item.get("id") == wanted:
+            return item, bool(items[-1].get("approve"))
+    return None
+
+
+def _json_object(text: Any) -> dict[str, Any]:
+    try:
+        value = json.loads(text) if isinstance(text, str) and text else {}
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def default_reply(transcript: str) -> str:
@@ -427,6 +447,10 @@ class ActiveResponse:
     #: The function_call items this response makes instead of speaking (see :mod:`.toolcalls`).
     calls: list[Event] = field(default_factory=list)
     calls_done: int = 0
+    #: An approved (or approval-free) MCP call made before the message, and the message's output index.
+    mcp_call: Event | None = None
+    before: list[Event] = field(default_factory=list)
+    message_index: int = 0
 
     @property
     def has_audio(self) -> bool:
@@ -1290,7 +1314,10 @@ class Conversation:
     async def _on_item_create(self, msg: Event) -> None:
         if "item" not in msg:
             raise SessionError("missing_required_parameter", "missing required parameter 'item'", "item")
-        await self._create_item(msg["item"], msg.get("previous_item_id"))
+        item = await self._create_item(msg["item"], msg.get("previous_item_id"))
+        answered = item.get("type") == "mcp_approval_response" and _latest_approval(self.items.items())
+        if answered and self._active is None:
+            await self._start_response({})  # the service goes on by itself once it has the answer
 
     def _existing(self, msg: Mapping[str, Any]) -> tuple[str, Event]:
         item_id = self._require_str(msg, "item_id")
@@ -1502,7 +1529,12 @@ class Conversation:
         }
 
     def _r(self, resp: ActiveResponse) -> Event:
-        return {"response_id": resp.id, "item_id": resp.item_id, "output_index": 0, "content_index": 0}
+        return {
+            "response_id": resp.id,
+            "item_id": resp.item_id,
+            "output_index": resp.message_index,
+            "content_index": 0,
+        }
 
     async def _until_cancelled(self, resp: ActiveResponse, aw: Awaitable[T]) -> T:
         """Await ``aw`` unless the response is cancelled first (then raise :class:`_Cancelled`)."""
@@ -1527,12 +1559,14 @@ class Conversation:
             if await self._until_cancelled(resp, self._plan_tools(resp)):
                 await self._stream_calls(resp)
                 raise _CallsSent
+            if resp.mcp_call is not None:
+                await self._stream_mcp_call(resp)
             in_progress = self._assistant_item(resp, "in_progress", None)
             await self._send(
                 {
                     "type": "response.output_item.added",
                     "response_id": resp.id,
-                    "output_index": 0,
+                    "output_index": resp.message_index,
                     "item": in_progress,
                 }
             )
@@ -1635,6 +1669,15 @@ class Conversation:
             return False
         items = params.get("input_items")
         history = list(items) if items is not None else self.items.items()
+        approval = _latest_approval(history)
+        if approval is not None:
+            request, approved = approval
+            label, name = str(request.get("server_label", "")), str(request.get("name", ""))
+            if approved:
+                self._plan_mcp_call(resp, label, name, _json_object(request.get("arguments")), request["id"])
+            else:
+                resp.planned_text = tc.mcp_denied(label, name)
+            return False
         outputs = _latest_outputs(history)
         if outputs:
             resp.planned_text = tc.replies_for_outputs(outputs)
@@ -1643,11 +1686,15 @@ class Conversation:
         choice = params.get("tool_choice", self.session.get("tool_choice")) or "auto"
         if not isinstance(tools, list) or choice == "none":
             return False
-        if not any(isinstance(t, Mapping) and t.get("type", "function") == "function" for t in tools):
+        kinds = {t.get("type", "function") for t in tools if isinstance(t, Mapping)}
+        if not kinds & {"function", "mcp"}:
             return False
         heard = await self._heard_text(params)
         parallel = params.get("parallel_tool_calls", self.session.get("parallel_tool_calls")) is not False
-        for name, arguments in tc.plan_calls(heard, tools, choice, parallel=parallel):
+        planned = tc.plan_calls(heard, tools, choice, parallel=parallel) if "function" in kinds else []
+        if not planned and "mcp" in kinds and not tc.is_named_choice(choice):
+            return self._plan_mcp(resp, heard, tools)
+        for name, arguments in planned:
             resp.calls.append(
                 {
                     "id": new_id("item"),
@@ -1661,6 +1708,85 @@ class Conversation:
                 }
             )
         return bool(resp.calls)
+
+    def _plan_mcp(self, resp: ActiveResponse, heard: str, tools: list[Any]) -> bool:
+        """An MCP tool named in ``heard``: an approval request (True), or the call at once (False)."""
+        chosen = tc.choose_mcp(heard, tools)
+        if chosen is None:
+            return False
+        tool, name = chosen
+        label, arguments = str(tool["server_label"]), {"query": heard}
+        if not tc.needs_approval(tool, name):
+            self._plan_mcp_call(resp, label, name, arguments, None)
+            return False
+        resp.calls.append(
+            {
+                "id": new_id("item"),
+                "object": "realtime.item",
+                "type": "mcp_approval_request",
+                "server_label": label,
+                "name": name,
+                "arguments": tc.encode_arguments(arguments),
+                "_arguments": None,
+            }
+        )
+        return True
+
+    def _plan_mcp_call(
+        self, resp: ActiveResponse, label: str, name: str, arguments: Mapping[str, Any], approval: Any
+    ) -> None:
+        output = tc.mcp_output(label, name, arguments)
+        resp.mcp_call = {
+            "id": new_id("item"),
+            "object": "realtime.item",
+            "type": "mcp_call",
+            "server_label": label,
+            "name": name,
+            "arguments": "",
+            "approval_request_id": approval,
+            "output": None,
+            "error": None,
+            "_arguments": tc.encode_arguments(arguments),
+            "_output": output,
+        }
+        resp.planned_text = tc.reply_for_output(f"{label} {name}", output)
+        resp.message_index = 1
+
+    async def _stream_mcp_call(self, resp: ActiveResponse) -> None:
+        """The MCP call item before the spoken message: added, created, argument deltas, done, completed."""
+        call = resp.mcp_call
+        assert call is not None
+        arguments, output = call.pop("_arguments"), call.pop("_output")
+        opened = dict(call)
+        await self._send(
+            {"type": "response.output_item.added", "response_id": resp.id, "output_index": 0, "item": opened}
+        )
+        previous: str | None = None
+        if resp.conversation == "auto":
+            previous = self.items.insert(copy.deepcopy(opened))
+            await self._send(
+                {"type": "conversation.item.created", "previous_item_id": previous, "item": dict(opened)}
+            )
+        ids = {"response_id": resp.id, "item_id": call["id"], "output_index": 0}
+        for piece in tc.argument_deltas(arguments):
+            await self._send({"type": "response.mcp_call_arguments.delta", **ids, "delta": piece})
+        await self._send({"type": "response.mcp_call_arguments.done", **ids, "arguments": arguments})
+        await self._send({"type": "response.mcp_call.in_progress", "item_id": call["id"], "output_index": 0})
+        call.update(arguments=arguments, output=output)
+        await self._send({"type": "response.mcp_call.completed", "item_id": call["id"], "output_index": 0})
+        stored = self.items.get(call["id"])
+        if stored is not None:
+            stored.update(arguments=arguments, output=output)
+            await self._send(item_done(previous, dict(call), ga_only=True))
+        await self._send(
+            {
+                "type": "response.output_item.done",
+                "response_id": resp.id,
+                "output_index": 0,
+                "item": dict(call),
+            }
+        )
+        resp.before.append(dict(call))
 
     async def _stream_calls(self, resp: ActiveResponse) -> None:
         """The real service's order, per call: item added, created, argument deltas, done, item done."""
@@ -1681,6 +1807,20 @@ class Conversation:
                 await self._send(
                     {"type": "conversation.item.created", "previous_item_id": previous, "item": dict(opened)}
                 )
+            if arguments is None:  # an approval request: no arguments streamed
+                stored = self.items.get(call["id"])
+                if stored is not None:
+                    await self._send(item_done(previous, dict(call), ga_only=True))
+                await self._send(
+                    {
+                        "type": "response.output_item.done",
+                        "response_id": resp.id,
+                        "output_index": index,
+                        "item": dict(call),
+                    }
+                )
+                resp.calls_done = index + 1
+                continue
             ids = {
                 "response_id": resp.id,
                 "item_id": call["id"],
@@ -1873,11 +2013,11 @@ class Conversation:
                 {
                     "type": "response.output_item.done",
                     "response_id": resp.id,
-                    "output_index": 0,
+                    "output_index": resp.message_index,
                     "item": final_item,
                 }
             )
-            output = [final_item]
+            output = [*resp.before, final_item]
             stored = self.items.get(resp.item_id)
             if stored is not None:
                 stored.clear()

@@ -32,6 +32,15 @@ the clause (split at ``,``/``;``/``.``/``?``/``!`` and *and*) that names it, els
 utterance. The arguments are sent as JSON in several ``response.function_call_arguments.delta``
 pieces (:func:`argument_deltas`).
 
+**MCP tools** (:func:`choose_mcp`, only when no function tool is called): an ``mcp`` tool whose
+``server_label`` words, or one of whose ``allowed_tools``' name words, all occur in the utterance
+is used, calling that allowed tool (else the first allowed one, else one named ``search``) with
+``{"query": <the utterance>}``. With ``require_approval`` ``"always"`` (the default, or the tool
+listed under ``always``) the response carries an ``mcp_approval_request`` item and the emulator
+waits; an approving ``mcp_approval_response`` starts a response with the ``mcp_call`` item (a
+canned output, :func:`mcp_output` — no MCP server is contacted) and a spoken quote of it, a
+denial a response saying it was not allowed. With ``"never"`` the call is made at once.
+
 The reply after the tool's output quotes the output (see :func:`reply_for_output`); an output
 starting with ``error:`` (how :class:`voicelive_nb.tools.ToolRunner` reports a raising tool or
 arguments that failed validation) is spoken as the failure. The emulator does not retry a call on
@@ -47,10 +56,14 @@ from typing import Any
 
 __all__ = [
     "argument_deltas",
+    "choose_mcp",
     "choose_tool",
     "encode_arguments",
     "fill_arguments",
     "is_named_choice",
+    "mcp_denied",
+    "mcp_output",
+    "needs_approval",
     "plan_calls",
     "replies_for_outputs",
     "reply_for_output",
@@ -276,6 +289,49 @@ def argument_deltas(arguments: str) -> list[str]:
 def replies_for_outputs(outputs: Sequence[tuple[str, str]]) -> str:
     """What the emulator says after the outputs ``(tool name, output)`` of one round of calls."""
     return " ".join(reply_for_output(name, output) for name, output in outputs)
+
+
+def choose_mcp(utterance: str, tools: Sequence[Mapping[str, Any]]) -> tuple[Mapping[str, Any], str] | None:
+    """The MCP tool and the name of the tool on its server to call for ``utterance``, or None."""
+    said = set(words(utterance))
+    for t in tools:
+        if not isinstance(t, Mapping) or t.get("type") != "mcp" or not t.get("server_label"):
+            continue
+        allowed = [str(n) for n in t.get("allowed_tools") or () if isinstance(n, str) and n]
+        named = [n for n in allowed if _named({"name": n}, said)]
+        if named:
+            return t, named[0]
+        label = [w for w in words(str(t["server_label"])) if w not in _GENERIC]
+        if label and all(w in said for w in label):
+            return t, allowed[0] if allowed else "search"
+    return None
+
+
+def needs_approval(tool: Mapping[str, Any], name: str) -> bool:
+    """``require_approval`` of an MCP tool for the tool ``name``: ``"always"`` unless it says never."""
+    rule = tool.get("require_approval", "always")
+    if rule == "never":
+        return False
+    if isinstance(rule, Mapping):
+
+        def listed(key: str) -> bool:
+            names = rule.get(key)
+            if isinstance(names, Mapping):
+                names = names.get("tool_names")
+            return isinstance(names, list) and name in names
+
+        return not listed("never") or listed("always")
+    return True
+
+
+def mcp_output(server_label: str, name: str, arguments: Mapping[str, Any]) -> str:
+    """The emulator's canned output of an MCP call (no server is contacted)."""
+    return f"emulated {name} result from {server_label} for: {arguments.get('query', '')}"
+
+
+def mcp_denied(server_label: str, name: str) -> str:
+    """What the emulator says when an MCP call was not approved."""
+    return f"I did not call {name} on {server_label}: it was not approved."
 
 
 def encode_arguments(arguments: Mapping[str, Any]) -> str:
