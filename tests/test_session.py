@@ -570,3 +570,51 @@ def test_session_event_reprs_are_short_and_never_raise() -> None:
         text = repr(SessionUpdated(session=session))
         assert text.startswith("<session.updated") and len(text) <= 300, text
     assert repr(SessionUpdated(session="not a mapping")).startswith("<session.updated")  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------ model-aware warnings, abort
+
+
+async def test_config_warnings_are_kept_and_logged_on_open_and_update(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    eou = SessionConfig.from_dict(
+        {
+            "turn_detection": {
+                "type": "azure_semantic_vad",
+                "end_of_utterance_detection": {"model": "semantic_detection_v1"},
+            }
+        }
+    )
+    caplog.set_level("WARNING", logger="voicelive_nb.session")
+    async with run_emulator(api_key=KEY, pace="fast") as emu:
+        async with Session(eou, endpoint=emu.url, api_key=KEY, model="gpt-realtime", dotenv=False) as s:
+            (warning,) = s.config_warnings
+            assert "cascaded" in warning and "gpt-realtime" in warning
+            logged = [r for r in caplog.records if r.levelname == "WARNING" and "cascaded" in r.getMessage()]
+            assert len(logged) == 1
+            await s.update(instructions="Be brief.")  # still there; not logged again
+            assert s.config_warnings == [warning]
+            assert len([r for r in caplog.records if "cascaded" in r.getMessage()]) == 1
+            await s.update(turn_detection={"type": "azure_semantic_vad"})  # fixed
+            assert s.config_warnings == []
+        # a cascaded pipeline model: nothing to say
+        async with Session(eou, endpoint=emu.url, api_key=KEY, model="gpt-4o", dotenv=False) as s:
+            assert s.config_warnings == []
+
+
+async def test_abort_drops_the_connection_and_ends_every_task() -> None:
+    async with run_emulator(api_key=KEY, pace="fast") as emu:
+        s = Session(endpoint=emu.url, api_key=KEY, dotenv=False)
+        await s.open()
+        s.stream(ArraySource(b"\0" * 48_000, 24000, pace="realtime"))  # type: ignore[arg-type]
+        running = s.background_tasks()
+        assert len(running) >= 2  # reader, audio pump (and the keepalive)
+        s.abort()
+        s.abort()  # idempotent
+        _, pending = await asyncio.wait(running, timeout=5)
+        assert not pending
+        assert s.background_tasks() == []
+        assert s._transport is not None and s._transport.aborted
+        await asyncio.wait_for(s.close(), timeout=5)
+    assert s.status == "closed"  # close() after abort() still finishes

@@ -265,3 +265,63 @@ async def test_update_live(version: str) -> None:
         assert last["instructions"] == "Be brief."
     else:
         assert last["turn_detection"]["threshold"] == 0.7
+
+
+# ------------------------------------------------------------------ record → replay (the real CLI)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_a_recording_replays_through_the_cli_to_a_second_session(
+    version: str, question: bytes, tmp_path: Any
+) -> None:
+    """What a user does with an Azure problem: record it, replay it offline with ``voicelive-nb replay``."""
+    import sys
+
+    record = tmp_path / "rec"
+    first_sink = BufferSink()
+    async with run_emulator(api_key=KEY, pace="fast", replies=[REPLY]) as emu:
+        async with session(emu, version, sink=first_sink, record=record) as first:
+            first.stream(speech(question))
+            await first.wait_for("response.done", timeout=30)
+            await first.wait_for("conversation.item.input_audio_transcription.completed", timeout=15)
+    assert KEY not in "".join(p.read_text(errors="replace") for p in record.glob("*.jsonl"))
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "voicelive_nb.cli",
+        "replay",
+        str(record),
+        "--port",
+        "0",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        assert proc.stdout is not None
+        line = (await asyncio.wait_for(proc.stdout.readline(), timeout=30)).decode()
+        url = line.split()[0]
+        assert url.startswith("ws://127.0.0.1:"), line
+        second_sink = BufferSink()
+        async with Session(
+            SessionConfig.server_vad(),
+            endpoint=url,
+            api_key="anything",
+            api_version=version,
+            sink=second_sink,
+            dotenv=False,
+        ) as second:
+            second.stream(speech(question))
+            await second.wait_for("response.done", timeout=30)
+            await second.wait_for("conversation.item.input_audio_transcription.completed", timeout=15)
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+        assert await asyncio.wait_for(proc.wait(), timeout=10) in (0, -15)
+    # the same turns: responses, transcript, VAD segments and the assistant's audio
+    assert [e.response["status"] for e in second.events if e.type == "response.done"] == [
+        e.response["status"] for e in first.events if e.type == "response.done"
+    ]
+    assert [(t.role, t.text) for t in second.transcript] == [(t.role, t.text) for t in first.transcript]
+    assert len(second.state.vad_segments) == len(first.state.vad_segments) == 1
+    assert second_sink.audio == first_sink.audio and len(first_sink.audio) > 0

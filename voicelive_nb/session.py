@@ -247,6 +247,7 @@ class Session:
         self._waiters: list[_Waiter] = []
         self._failure: BaseException | None = None
         self._closing = False
+        self._close_started = False
         self._stack: contextlib.AsyncExitStack | None = None
         self._transport: Transport | None = None
         self._credential: Credential | None = None
@@ -414,10 +415,10 @@ class Session:
         return event
 
     async def close(self) -> None:
-        """Stop streaming, close the connection, finish files (idempotent)."""
-        if self._closing:
+        """Stop streaming, close the connection, finish files (idempotent; also after :meth:`abort`)."""
+        if self._close_started:
             return
-        self._closing = True
+        self._close_started = self._closing = True
         await self._shutdown()
         if not self.status.startswith("failed"):
             self.status = "closed"
