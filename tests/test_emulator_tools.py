@@ -585,3 +585,94 @@ async def test_session_approve_gets_the_mcp_answer() -> None:
     assert [o["type"] for o in reply.response["output"]] == ["mcp_call", "message"]
     assert assistant_texts(s)[-1].startswith("Docs search docs says: emulated search_docs result")
     assert s.errors == []
+
+
+# --- the pure rules added for the emulator's responses ----------------------------------------------
+
+from voicelive_nb.emulator.toolcalls import (  # noqa: E402
+    argument_deltas,
+    choose_mcp,
+    needs_approval,
+    plan_calls,
+)
+
+
+def test_plan_calls_one_per_named_tool_arguments_from_its_own_clause() -> None:
+    said = "show the top 2 products, and count the missing price values"
+    assert plan_calls(said, TOOLS) == [("count_missing", {"column": "price"}), ("top_products", {"n": 2})]
+    assert plan_calls(said, TOOLS, parallel=False) == [("count_missing", {"column": "price"})]
+    assert plan_calls(said, TOOLS, {"type": "function", "name": "get_weather"}) == [
+        ("get_weather", {"city": ""})
+    ]
+    assert plan_calls(said, TOOLS, "none") == []
+
+
+def test_argument_deltas_join_back_to_the_arguments() -> None:
+    for text in ['{"city": "London"}', '{"q": "a \\"quoted\\" word, and more"}', "{}", "not json at all"]:
+        pieces = argument_deltas(text)
+        assert "".join(pieces) == text and len(pieces) >= 1
+    assert len(argument_deltas('{"column": "price"}')) >= 4
+
+
+def test_mcp_choice_and_approval_rules() -> None:
+    assert choose_mcp("read page three", [DOCS]) == (DOCS, "read_page")
+    assert choose_mcp("ask the docs", [DOCS]) == (DOCS, "search_docs")  # the label: first allowed tool
+    assert (
+        choose_mcp("ask the wiki", [{**DOCS, "server_label": "wiki", "allowed_tools": None}])[1] == "search"
+    )
+    assert choose_mcp("hello", [DOCS]) is None
+    assert needs_approval(DOCS, "read_page")  # "always" by default
+    assert not needs_approval({**DOCS, "require_approval": "never"}, "read_page")
+    assert not needs_approval(
+        {**DOCS, "require_approval": {"never": {"tool_names": ["read_page"]}}}, "read_page"
+    )
+    assert needs_approval({**DOCS, "require_approval": {"never": ["search_docs"]}}, "read_page")
+
+
+async def test_parallel_calls_through_a_session_run_together_and_the_answer_quotes_both() -> None:
+    import threading
+
+    both_running = threading.Barrier(2, timeout=10)  # each call waits for the other: only parallel passes
+
+    def count_missing(column: Literal["price", "quantity", "region"]) -> int:
+        """Count the rows where a column has no value."""
+        both_running.wait()
+        return 1
+
+    def top_products(n: int = 3) -> list[str]:
+        """The best-selling products."""
+        both_running.wait()
+        return ["kettle", "toaster", "blender"][:n]
+
+    async with (
+        run_emulator(pace="fast") as emu,
+        Session(
+            SessionConfig.manual(),
+            endpoint=emu.url,
+            api_key="x",
+            sink=BufferSink(),
+            tools=[count_missing, top_products],
+            dotenv=False,
+        ) as s,
+    ):
+        text = {"type": "input_text", "text": "show the top 2 products and count the missing quantity values"}
+        await s.send(
+            {
+                "type": "conversation.item.create",
+                "item": {"type": "message", "role": "user", "content": [text]},
+            }
+        )
+        await s.create_response()
+        first = await s.wait_for("response.done", timeout=TIMEOUT)
+        await s.wait_for(
+            "response.done", timeout=TIMEOUT, predicate=lambda e: e.response["id"] != first.response["id"]
+        )
+    assert [(c.name, c.status) for c in s.tool_calls] == [
+        ("count_missing", "completed"),
+        ("top_products", "completed"),
+    ]
+    items = [e["item"] for e in sent_of(s, "conversation.item.create")]
+    outputs = [i["call_id"] for i in items if i["type"] == "function_call_output"]
+    assert outputs == [c.call_id for c in s.tool_calls]  # in the response's order
+    assert len(sent_of(s, "response.create")) == 2  # the question's, and one for both outputs
+    assert assistant_texts(s)[-1] == 'Count missing says: 1 Top products says: ["kettle", "toaster"]'
