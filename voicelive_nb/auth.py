@@ -311,7 +311,9 @@ def credential_failure_summary(exc: BaseException) -> str:
                 continue
             name, reason = match.groups()
             reason = re.sub(rf"^{name} authentication unavailable\.\s*", "", reason)
-            reason = re.split(r"(?<=[.!])\s|\s(?:Visit|See|Please visit)\s", reason, maxsplit=1)[0].rstrip(".")
+            reason = re.split(r"(?<=[.!])\s|\s(?:Visit|See|Please visit)\s", reason, maxsplit=1)[0].rstrip(
+                "."
+            )
             if len(reason) > _REASON_CHARS:
                 reason = reason[: _REASON_CHARS - 3] + "..."
             reasons.append(f"{name.removesuffix('Credential')}: {reason or 'failed'}")

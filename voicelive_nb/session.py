@@ -334,7 +334,9 @@ class Session:
                 # the endpoint carries the credential: as headers for v1, left in the URL otherwise
                 self._credential = HeaderCredential(url_auth if moved else {}, kind=_auth_kind(url_auth))
             else:
-                self._credential = make_credential(api_key=self.settings.api_key, credential=self._credential_arg)
+                self._credential = make_credential(
+                    api_key=self.settings.api_key, credential=self._credential_arg
+                )
         self._stack.push_async_callback(self._credential.aclose)
         for secret in secrets_in(self.config.to_dict()):
             register_secret(secret)
