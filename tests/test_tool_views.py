@@ -495,3 +495,40 @@ def test_a_tool_registered_later_shows_at_the_next_refresh() -> None:
         assert "column: string" in shown and "missing: boolean?" in shown
     finally:
         panel.close()
+
+
+def test_the_emulators_mcp_approval_is_answered_from_the_panel(emulator: BackgroundEmulator) -> None:
+    docs = {
+        "type": "mcp",
+        "server_label": "docs",
+        "server_url": "https://mcp.example/docs",
+        "allowed_tools": ["search_docs", "read_page"],
+        "require_approval": "always",
+    }
+    config = SessionConfig.server_vad().replace(tools=[docs], turn_detection=None, modalities=["text"])
+    session = NotebookSession(
+        config, endpoint=emulator.url, api_key="k", mic=False, speaker=False, dotenv=False
+    )
+    panel = SessionPanel(session, show_live=False, show_config=False)
+    try:
+        session.start(wait=True, timeout=15)
+        ask(session, "search the docs for phrase lists")
+        wait_until(lambda: len(session.state.pending_approvals) == 1, 20, "the emulator's approval request")
+        (request,) = session.state.pending_approvals
+        assert (request.server_label, request.name) == ("docs", "search_docs")
+        wait_until(lambda: panel.tools_view.approve_buttons(request.id) is not None, what="the approval row")
+        approve, _deny = panel.tools_view.approve_buttons(request.id)  # type: ignore[misc]
+        approve.click()
+        wait_until(
+            lambda: any("emulated search_docs result" in e.text for e in session.transcript),
+            20,
+            "the answer quoting the mcp call",
+        )
+        assert session.state.approval_requests[0].approve is True
+        wait_until(lambda: not panel.tools_view.approvals.children, what="the row gone")
+        types = {ln.type for ln in panel.event_log.lines}
+        assert "response.mcp_call.completed" in types
+        assert not panel.errors
+    finally:
+        session.stop()
+        panel.close()
