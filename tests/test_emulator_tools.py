@@ -676,3 +676,24 @@ async def test_parallel_calls_through_a_session_run_together_and_the_answer_quot
     assert outputs == [c.call_id for c in s.tool_calls]  # in the response's order
     assert len(sent_of(s, "response.create")) == 2  # the question's, and one for both outputs
     assert assistant_texts(s)[-1] == 'Count missing says: 1 Top products says: ["kettle", "toaster"]'
+
+
+async def test_scripted_calls_in_replies_then_the_scripted_answer() -> None:
+    script = [
+        {"call": "get_weather", "arguments": {"city": "Paris"}},
+        "Paris is foggy today.",
+        [
+            {"call": "top_products", "arguments": {"n": 1}},
+            {"call": "count_missing", "arguments": {"column": "region"}},
+        ],
+    ]
+    async with run_emulator(pace="fast", replies=script) as emu, raw_client(emu.url) as c:
+        await c.update(tools=TOOLS, turn_detection=None, modalities=["text"])
+        events = await c.ask("anything at all")  # the script decides, not the words
+        (call,) = calls_of(events[-1])
+        assert call["name"] == "get_weather" and json.loads(call["arguments"]) == {"city": "Paris"}
+        assert spoken(await c.answer(call["call_id"], "foggy")) == "Paris is foggy today."
+        events = await c.ask("and now?")
+        assert [x["name"] for x in calls_of(events[-1])] == ["top_products", "count_missing"]
+        events = await c.ask("hello")  # the script is used up: the rules again
+        assert spoken(events) == 'You said: "hello".'

@@ -95,7 +95,13 @@ logger = logging.getLogger("voicelive_nb.emulator")
 T = TypeVar("T")
 Event = dict[str, Any]
 #: What ``replies=`` may be: a list of texts used in order, or a function of the user's words.
-Reply = Sequence[str] | Callable[[str], "str | Awaitable[str]"] | None
+#: An entry of the list may instead be a scripted tool call, ``{"call": name, "arguments": {...}}``
+#: (or a list of them, for parallel calls): that response calls the tool(s) instead of speaking.
+Reply = (
+    Sequence["str | Mapping[str, Any] | Sequence[Mapping[str, Any]]"]
+    | Callable[[str], "str | Awaitable[str]"]
+    | None
+)
 
 #: With ``remove_filler_words``, speech shorter than this during a response is a filler, not a barge-in.
 FILLER_MAX_MS = 350
@@ -200,6 +206,20 @@ def _latest_outputs(items: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]
         if item.get("call_id") in names:
             outputs.append((names[item.get("call_id")], str(item.get("output", ""))))
     return outputs[::-1]
+
+
+def _function_call_item(name: str, arguments: Mapping[str, Any]) -> Event:
+    """A new in-progress function_call item (its arguments kept aside to stream as deltas)."""
+    return {
+        "id": new_id("item"),
+        "object": "realtime.item",
+        "type": "function_call",
+        "status": "in_progress",
+        "name": name,
+        "call_id": new_id("call"),
+        "arguments": "",
+        "_arguments": tc.encode_arguments(arguments),
+    }
 
 
 def _latest_approval(items: Sequence[Mapping[str, Any]]) -> tuple[Mapping[str, Any], bool] | None:
@@ -1620,14 +1640,14 @@ class Conversation:
         params = resp.params
         if isinstance(params.get("pre_generated_text"), str):
             return str(params["pre_generated_text"])
-        if resp.planned_text is not None:
-            return resp.planned_text
-        replies = self.options.replies
+        replies = self.options.replies  # a scripted text wins, even over the quote of a tool's output
         if isinstance(replies, Sequence) and not isinstance(replies, str):
             if self._reply_index < len(replies):
                 self._reply_index += 1
                 return str(replies[self._reply_index - 1])
             replies = None
+        if resp.planned_text is not None:
+            return resp.planned_text
         heard = await self._heard_text(params)
         if callable(replies):
             result = replies(heard)
@@ -1669,6 +1689,11 @@ class Conversation:
             return False
         items = params.get("input_items")
         history = list(items) if items is not None else self.items.items()
+        scripted = self._scripted_calls()
+        if scripted:
+            for name, arguments in scripted:
+                resp.calls.append(_function_call_item(name, arguments))
+            return True
         approval = _latest_approval(history)
         if approval is not None:
             request, approved = approval
@@ -1695,19 +1720,27 @@ class Conversation:
         if not planned and "mcp" in kinds and not tc.is_named_choice(choice):
             return self._plan_mcp(resp, heard, tools)
         for name, arguments in planned:
-            resp.calls.append(
-                {
-                    "id": new_id("item"),
-                    "object": "realtime.item",
-                    "type": "function_call",
-                    "status": "in_progress",
-                    "name": name,
-                    "call_id": new_id("call"),
-                    "arguments": "",
-                    "_arguments": tc.encode_arguments(arguments),
-                }
-            )
+            resp.calls.append(_function_call_item(name, arguments))
         return bool(resp.calls)
+
+    def _scripted_calls(self) -> list[tuple[str, Mapping[str, Any]]]:
+        """The next ``replies=`` entry when it is a scripted call (consumed), else nothing."""
+        replies = self.options.replies
+        if not isinstance(replies, Sequence) or isinstance(replies, str) or self._reply_index >= len(replies):
+            return []
+        entry = replies[self._reply_index]
+        entries = [entry] if isinstance(entry, Mapping) else entry
+        if isinstance(entries, str) or not isinstance(entries, Sequence):
+            return []
+        if not entries or not all(isinstance(e, Mapping) and isinstance(e.get("call"), str) for e in entries):
+            return []
+        self._reply_index += 1
+        out: list[tuple[str, Mapping[str, Any]]] = []
+        for e in entries:
+            call: Mapping[str, Any] = e  # type: ignore[assignment]  # checked above
+            arguments = call.get("arguments") or {}
+            out.append((str(call["call"]), arguments if isinstance(arguments, Mapping) else {}))
+        return out
 
     def _plan_mcp(self, resp: ActiveResponse, heard: str, tools: list[Any]) -> bool:
         """An MCP tool named in ``heard``: an approval request (True), or the call at once (False)."""
