@@ -526,8 +526,10 @@ def test_the_emulators_mcp_approval_is_answered_from_the_panel(emulator: Backgro
         )
         assert session.state.approval_requests[0].approve is True
         wait_until(lambda: not panel.tools_view.approvals.children, what="the row gone")
-        types = {ln.type for ln in panel.event_log.lines}
-        assert "response.mcp_call.completed" in types
+        wait_until(
+            lambda: "response.mcp_call.completed" in {ln.type for ln in panel.event_log.lines},
+            what="the mcp call in the event log",
+        )
         assert not panel.errors
     finally:
         session.stop()
