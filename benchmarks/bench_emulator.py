@@ -40,7 +40,18 @@ PHRASES = ["what is the weather like in seattle today", "turn on the lights in t
 @contextmanager
 def emulator_process() -> Iterator[tuple[str, int]]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "voicelive_nb.emulator", "--port", "0", "--pace", "fast"],
+        # no connection-rate limit: the runs open more than the service's 30 connections a minute
+        [
+            sys.executable,
+            "-m",
+            "voicelive_nb.emulator",
+            "--port",
+            "0",
+            "--pace",
+            "fast",
+            "--max-connections-per-minute",
+            "0",
+        ],
         stdout=subprocess.PIPE,
         text=True,
     )

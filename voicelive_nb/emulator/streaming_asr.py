@@ -83,7 +83,11 @@ class _PooledDecoder:
             ) from exc
         # no second (flat-lexicon) pass: it runs at end_utt over the whole utterance, which is
         # the latency this module exists to remove (0.2-0.9 s for 3-6 s of speech, measured)
-        self.decoder: Any = pocketsphinx.Decoder(samprate=MODEL_RATE, loglevel="FATAL", fwdflat=False)
+        # maxhmmpf/maxwpf cap the active search per frame: the same words on the test utterances,
+        # and a decoder that keeps up with real time while other sessions decode too
+        self.decoder: Any = pocketsphinx.Decoder(
+            samprate=MODEL_RATE, loglevel="FATAL", fwdflat=False, maxhmmpf=3000, maxwpf=10
+        )
         self.cmn_default: str = str(self.decoder.get_cmn(False))
         self.searches: dict[tuple[str, ...], str | None] = {}
 
@@ -447,9 +451,5 @@ class StreamingRecognizer:
 
     def abandon_later(self, stream: RecognitionStream) -> None:
         """Give the decoder back on a worker thread (after any feed still running there)."""
-        try:
-            fut = asyncio.ensure_future(self.run_blocking(stream.abandon))
-        except RuntimeError:  # no loop any more: give it back here
-            stream.abandon()
-            return
-        fut.add_done_callback(lambda f: f.cancelled() or f.exception())
+        # a thread of its own, not the loop's executor: this also runs while the loop shuts down
+        threading.Thread(target=stream.abandon, name="voicelive-asr-release", daemon=True).start()
