@@ -68,7 +68,7 @@ def layer_of(module: str) -> int:
     top = module.split(".")[0]
     if top in ("transport", "auth", "audio", "recording", "emulator"):
         return 1
-    if top in ("session", "engine", "notebook_session", "tools"):
+    if top in ("session", "engine", "notebook_session", "tools", "rollover"):
         return 2
     if top in ("widgets", "plots", "lab", "notebook"):
         return 3

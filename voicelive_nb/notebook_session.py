@@ -45,10 +45,14 @@ import asyncio
 import concurrent.futures
 import contextlib
 import logging
+import time
+import uuid
 import warnings
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from .audio.base import AudioSink, AudioSource
 from .engine import Engine, get_engine
@@ -62,6 +66,16 @@ from .errors import (
     WaitTimeout,
 )
 from .protocol.config import SessionConfig
+from .protocol.state import TranscriptEntry
+from .rollover import (
+    PUBLISHED_MAX_CONNECTION_S,
+    ConnectionBudget,
+    check_budget,
+    history_items,
+    process_budget,
+    reseed_plan,
+    rollover_due,
+)
 from .session import Session, updated_config
 from .tools import Tool, ToolCall, as_tool, tool_calls_table
 
@@ -75,6 +89,10 @@ PUMP_INTERVAL_S = 0.05
 ABORT_GRACE_S = 2.0
 #: Default bound of the in-memory speaker used when there is no speaker (60 s at 24 kHz).
 SPEAKER_MEMORY_BYTES = 60 * 24000 * 2
+
+
+#: Appended to a reply in :attr:`NotebookSession.transcript` when a lost connection cut it off.
+INCOMPLETE_NOTE = "[incomplete: the connection was lost]"
 
 
 class StopIncompleteWarning(RuntimeWarning):
@@ -105,6 +123,12 @@ class NotebookSession:
         reconnect_delay_s: float = 0.5,
         reconnect_max_delay_s: float = 10.0,
         reconnect_healthy_s: float = 10.0,
+        rollover: bool | None = None,
+        rollover_margin_s: float = 120.0,
+        reseed: bool = True,
+        reseed_max_chars: int | None = 20_000,
+        reseed_max_items: int | None = 100,
+        connection_budget: ConnectionBudget | None = None,
         connect_timeout_s: float = 10.0,
         setup_timeout_s: float = 15.0,
         speaker_memory_bytes: int | None = SPEAKER_MEMORY_BYTES,
@@ -129,6 +153,14 @@ class NotebookSession:
             )
         _check_seconds("connect_timeout_s", connect_timeout_s)
         _check_seconds("setup_timeout_s", setup_timeout_s)
+        _check_seconds("rollover_margin_s", rollover_margin_s)
+        check_budget(reseed_max_chars, reseed_max_items)
+        if rollover is not None and not isinstance(rollover, bool):
+            raise ConfigError("rollover", rollover, "True, False, or None (on when auto_reconnect=True)")
+        if connection_budget is not None and not isinstance(connection_budget, ConnectionBudget):
+            raise ConfigError(
+                "connection_budget", connection_budget, "a voicelive_nb.rollover.ConnectionBudget"
+            )
         if speaker_memory_bytes is not None and (
             isinstance(speaker_memory_bytes, bool)
             or not isinstance(speaker_memory_bytes, int)
@@ -151,6 +183,17 @@ class NotebookSession:
         self.reconnect_delay_s = reconnect_delay_s
         self.reconnect_max_delay_s = reconnect_max_delay_s
         self.reconnect_healthy_s = reconnect_healthy_s
+        #: Roll over to a fresh connection before ``expires_at`` (default: when ``auto_reconnect``).
+        self.rollover = auto_reconnect if rollover is None else rollover
+        self.rollover_margin_s = float(rollover_margin_s)
+        #: Carry the conversation over to each new connection (``conversation.item.create``).
+        self.reseed = reseed
+        self.reseed_max_chars = reseed_max_chars
+        self.reseed_max_items = reseed_max_items
+        #: New connections of reconnects and rollovers wait for a slot here. None: the one the process
+        #: shares (30 per minute) for a service endpoint, none for the emulator or another loopback peer.
+        self.connection_budget = connection_budget
+        self._budget: ConnectionBudget | None = connection_budget
         self.connect_timeout_s = connect_timeout_s
         self.setup_timeout_s = setup_timeout_s
         self.speaker_memory_bytes = speaker_memory_bytes
@@ -184,6 +227,24 @@ class NotebookSession:
         self.reconnect_failures = 0
         #: What the last :meth:`stop` left running (empty when it stopped cleanly).
         self.left_running: list[str] = []
+        #: Proactive rollovers so far, and one dict per rollover or reconnect (figures, see :attr:`handovers`).
+        self.rollovers = 0
+        self.handovers: list[dict[str, Any]] = []
+        #: Item ids of assistant replies cut off by a lost connection (marked incomplete in :attr:`transcript`).
+        self.incomplete_items: list[str] = []
+        self._history: list[dict[str, Any]] = []
+        self._seeded: set[str] = set()
+        self._past_transcript: list[TranscriptEntry] = []
+        self._past_events: deque[tuple[float, Any]] = deque(maxlen=20_000)
+        self._hub: _MicHub | None = None
+        self._feed: _MicFeed | None = None
+        self._recording: _SharedRecording | None = None
+        self._no_rollover: Session | None = None
+        self._closers: set[asyncio.Task[None]] = set()
+        self._wake_event: asyncio.Event | None = None
+        self._old_seeded: set[str] = set()
+        #: Sends from cells under way, per connection (a rollover waits for them: they are not in ``_sent`` yet).
+        self._inflight: dict[Session, int] = {}
         self._handlers: list[tuple[str, Callable[[Any], Any]]] = []
         self._listeners: list[Callable[[NotebookSession], None]] = []
 
@@ -351,21 +412,46 @@ class NotebookSession:
         stop = self._stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         connected_once = False
+        self._reset_timeline()
+        self._hub = _MicHub(self.mic, self.config.input_sample_rate) if self.mic is not None else None
+        self._recording = self._open_recording()
+        session: Session | None = None
         try:
             while True:
-                session = self._new_session()
-                self._session = session
-                try:
-                    await session.open()
-                except Exception as exc:
-                    if not connected_once or not _retryable(exc) or stop.is_set():
-                        self._error = exc
-                        self._status = session.status
-                        _settle_future(ready, exc)
-                        raise
-                    if not await self._retry_or_give_up(session.status, exc):
+                if session is None:
+                    if connected_once and not await self._wait_for_budget():
+                        self._status = "stopped"
                         return
-                    continue
+                    session = self._new_session()
+                    self._session = session
+                    if not connected_once:
+                        self._budget = self._budget_for(session)
+                        if self._budget is not None:
+                            self._budget.record()  # a start() counts, but is never held back
+                    try:
+                        await session.open()
+                        self._seeded = await self._seed(session)
+                    except Exception as exc:
+                        retry = connected_once and _retryable(exc) and not stop.is_set()
+                        if not retry:
+                            self._error = exc
+                            self._status = session.status
+                            _settle_future(ready, exc)
+                            if connected_once and isinstance(exc, AuthenticationError):
+                                self._status = (
+                                    f"failed: the credential was refused on reconnect ({_reason(exc)}); "
+                                    "not retrying — check the key or sign in again, then start() again"
+                                )
+                                log.error("voice session %s", self._status)
+                                return
+                            raise
+                        with contextlib.suppress(Exception):
+                            await session.close()
+                        session = None
+                        if not await self._retry_or_give_up(self._status_of_failure(exc), exc):
+                            return
+                        continue
+                    self._attach_mic(session)
                 connected_at = loop.time()
                 connected_once = True
                 self._status = "connected"
@@ -373,6 +459,10 @@ class NotebookSession:
                 pump = loop.create_task(self._pump(session))
                 stop_wait = loop.create_task(stop.wait())
                 waits: set[asyncio.Future[Any]] = {stop_wait}
+                roll: asyncio.Task[bool] | None = None
+                if self.rollover and session is not self._no_rollover:
+                    roll = loop.create_task(self._rollover_moment(session))
+                    waits.add(roll)
                 reader = session._reader
                 if reader is not None:
                     waits.add(reader)
@@ -381,21 +471,55 @@ class NotebookSession:
                 finally:
                     pump.cancel()
                     stop_wait.cancel()
+                    if roll is not None and not roll.done():
+                        roll.cancel()
+                if (
+                    roll is not None
+                    and roll.done()
+                    and not roll.cancelled()
+                    and roll.exception() is None
+                    and roll.result()
+                    and not stop.is_set()
+                    and session.failure is None
+                ):
+                    nxt = await self._roll_over(session)
+                    if nxt is not None:
+                        session = nxt
+                        self.reconnect_failures = 0
+                    continue
                 failure = session.failure
                 lost = isinstance(failure, ConnectionClosed) and not stop.is_set()
-                await session.close()
-                if not lost:
+                if not lost or not self.auto_reconnect:
+                    await session.close()
                     self._status = "stopped" if failure is None else session.status
                     return
-                if not self.auto_reconnect:
-                    self._status = session.status
-                    return
+                self._mark_cut_off(session)
+                feed = await self._detach_mic(session)
+                await session.close()
+                self._retire(
+                    session,
+                    reason=session.status.removeprefix("failed: "),
+                    last_old=feed.last_sent_at if feed is not None else None,
+                )
                 if loop.time() - connected_at >= self.reconnect_healthy_s:
                     self.reconnect_failures = 0  # it was healthy: a fresh budget
-                if not await self._retry_or_give_up(session.status, failure):
+                status = session.status
+                session = None
+                if not await self._retry_or_give_up(status, failure):
                     return
         finally:
+            for closer in tuple(self._closers):
+                with contextlib.suppress(BaseException):
+                    await asyncio.wait_for(closer, 5)
+            if self._hub is not None:
+                await self._hub.aclose()
+            if self._recording is not None:
+                self._recording.finish()
             self._notify()
+
+    @staticmethod
+    def _status_of_failure(exc: BaseException) -> str:
+        return f"failed: {_reason(exc)}"
 
     async def _retry_or_give_up(self, status: str, exc: BaseException | None) -> bool:
         """Count one more consecutive failure; back off and return True to try again."""
@@ -421,26 +545,381 @@ class NotebookSession:
             return False
         return True
 
+    async def _wait_for_budget(self) -> bool:
+        """Hold a new connection back until the process-wide budget has room; False when stopped."""
+        assert self._stop is not None
+        budget = self._budget
+        if budget is None:
+            return not self._stop.is_set()
+        before = self._status
+
+        def waiting(delay: float) -> None:
+            self._status = (
+                f"waiting {delay:.1f} s for the connection budget "
+                f"({budget.limit} new connections per {budget.window_s:g} s)"
+            )
+            log.warning("voice session %s", self._status)
+            self._notify()
+
+        ok = await budget.acquire(self._stop, waiting)
+        if ok:
+            self._status = before
+        return ok
+
+    def _budget_for(self, session: Session) -> ConnectionBudget | None:
+        if self.connection_budget is not None:
+            return self.connection_budget
+        host = urlsplit(session.settings.endpoint or "").hostname or ""
+        if session.use_emulator or is_loopback_host(host):
+            return None
+        return process_budget()
+
+    # ------------------------------------------------------------------ rollover and re-seeding
+
+    def deadline(self) -> float | None:
+        """When the current connection ends (Unix seconds): its ``expires_at``, else 60 min after it connected."""
+        session = self._session
+        if session is None:
+            return None
+        expires = session.expires_at
+        if expires is not None:
+            return expires
+        started = getattr(session, "_vlnb_connected_unix", None)
+        return None if started is None else started + PUBLISHED_MAX_CONNECTION_S
+
+    @property
+    def expires_in_s(self) -> float | None:
+        """Seconds until the current connection expires (None when not connected or not known)."""
+        deadline = self.deadline()
+        return None if deadline is None or not self.running else deadline - time.time()
+
+    async def _rollover_moment(self, session: Session) -> bool:
+        """Return True at the moment to roll over (quiet, inside the margin; at the latest near the deadline)."""
+        margin = self.rollover_margin_s
+        while True:
+            deadline = self.deadline() if self._session is session else None
+            if deadline is None:
+                await asyncio.sleep(0.5)
+                continue
+            now = time.time()
+            if rollover_due(now, deadline, margin, quiet=self._quiet(session)):
+                return True
+            far = deadline - margin - now
+            if far > 0.05:
+                await asyncio.sleep(min(far, 1.0))
+            else:  # inside the margin: look again on every event (a turn's end is the quiet moment)
+                await self._next_event(0.05)
+
+    async def _next_event(self, timeout: float) -> None:
+        wake = self._wake
+        wake.clear()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(wake.wait(), timeout)
+
+    async def _until_quiet(self, session: Session) -> None:
+        """Until ``session`` is quiet, its connection is gone, or its deadline is 0.1 s away."""
+        while session.failure is None and not self._quiet(session):
+            expires = session.expires_at
+            if expires is None or time.time() >= expires - 0.1:
+                return
+            await self._next_event(0.02)
+
+    @property
+    def _wake(self) -> asyncio.Event:
+        """Set on every event received (engine loop): the rollover looks for its quiet moment then."""
+        if self._wake_event is None:
+            self._wake_event = asyncio.Event()
+        return self._wake_event
+
+    def _woken(self, _event: Any) -> None:
+        if self._wake_event is not None:
+            self._wake_event.set()
+
+    def _quiet(self, session: Session) -> bool:
+        """No response running or asked for, no tool call open, the user not speaking, nothing playing."""
+        state = session.state
+        return (
+            state.active_response is None
+            and not state.user_speaking
+            and not state.pending_function_calls
+            and not _sink_busy(self.speaker)
+            and not self._inflight.get(session)
+            and not _response_requested(session)
+            and all(entry.final for entry in state.transcript[-4:])
+        )
+
+    async def _carry_over(self, old: Session, nxt: Session) -> set[str]:
+        """Seed ``nxt`` with the conversation and switch to it at a quiet moment of ``old``.
+
+        Whatever ``old`` is given meanwhile (a cell's turn) is let finish and carried too. The
+        last look at ``old`` and the switch happen together, synchronously — in the handler of
+        the event that made ``old`` quiet, before any waiting cell hears of that event — so a
+        cell's next turn can only go to ``nxt``. Returns the old connection's seeded ids.
+        """
+        carried = self._collect(old)
+        seeded = await self._seed(nxt, extra=carried)
+        while True:
+            late = await self._switch_when_quiet(old, nxt, carried, seeded)
+            if late is None:
+                return self._old_seeded
+            for item in late:
+                await nxt.send({"type": "conversation.item.create", "item": item})
+                seeded.add(item["id"])
+            carried.extend(late)
+            await nxt.wait_for(
+                "conversation.item.created", timeout=self.setup_timeout_s, predicate=_item_is(late[-1]["id"])
+            )
+
+    async def _switch_when_quiet(
+        self, old: Session, nxt: Session, carried: list[dict[str, Any]], seeded: set[str]
+    ) -> list[dict[str, Any]] | None:
+        """Switch to ``nxt`` once ``old`` is quiet (None), or return what ``old`` added that ``nxt`` lacks."""
+        outcome: asyncio.Future[list[dict[str, Any]] | None] = asyncio.get_running_loop().create_future()
+
+        def look(_event: Any = None) -> None:
+            if outcome.done():
+                return
+            expires = old.expires_at
+            forced = old.failure is not None or expires is None or time.time() >= expires - 0.1
+            quiet = self._quiet(old)
+            if not quiet and not forced:
+                return
+            known = {item["id"] for item in carried}
+            late = [item for item in self._collect(old) if item["id"] not in known]
+            if late:
+                outcome.set_result(late)
+                return
+            self._retire(old, reason="rollover", collected=carried)
+            self.handovers[-1]["forced"] = not quiet  # the deadline came before a quiet moment
+            self._old_seeded, self._seeded = self._seeded, seeded
+            self._session = nxt  # from here on, cells talk to the new connection
+            outcome.set_result(None)
+
+        old.on("*", look)
+        try:
+            look()
+            while not outcome.done():
+                await asyncio.wait({outcome}, timeout=0.02)
+                look()
+        finally:
+            old.off("*", look)
+        return outcome.result()
+
+    async def _roll_over(self, old: Session) -> Session | None:
+        """Open the next connection, re-seed it, move the microphone over, close the old one."""
+        started = time.monotonic()
+        if not await self._wait_for_budget():
+            return None
+        nxt = self._new_session()
+        try:
+            await nxt.open()
+            old_seeded = await self._carry_over(old, nxt)
+        except Exception as exc:
+            log.warning("rolling over to a new connection failed (%s); staying on this one", _reason(exc))
+            self._session = old
+            self._no_rollover = old
+            with contextlib.suppress(Exception):
+                await nxt.close()
+            return None
+        if old.failure is not None:
+            log.info("the old connection ended during the rollover")
+        feed = await self._detach_mic(old)
+        self.handovers[-1]["last_old_frame"] = feed.last_sent_at if feed is not None else None
+        self._attach_mic(nxt)
+        self.rollovers += 1
+        self.handovers[-1].update(kind="rollover", prepare_ms=round((time.monotonic() - started) * 1000, 1))
+        known = {item["id"] for item in self._history}
+        closer = asyncio.get_running_loop().create_task(self._close_old(old, nxt, old_seeded, known))
+        self._closers.add(closer)
+        closer.add_done_callback(self._closers.discard)
+        return nxt
+
+    async def _close_old(self, old: Session, nxt: Session, old_seeded: set[str], known: set[str]) -> None:
+        """Close a rolled-over connection; a reply the deadline forced over may finish first and is carried."""
+        await self._until_quiet(old)
+        self._refresh_past(old, old_seeded)
+        late = [item for item in self._collect(old, old_seeded) if item["id"] not in known]
+        if late:
+            self._history.extend(late)
+            if self._session is nxt and nxt.failure is None:
+                for item in late:
+                    self._seeded.add(item["id"])
+                    with contextlib.suppress(Exception):
+                        await nxt.send({"type": "conversation.item.create", "item": item})
+        await old.close()
+        self._past_events.extend(old.timed_events())
+
+    def _refresh_past(self, old: Session, old_seeded: set[str]) -> None:
+        """Bring the archived lines of ``old`` up to date (text that arrived after the switch)."""
+        past = self._past_transcript
+        where = {entry.item_id: index for index, entry in enumerate(past)}
+        fresh = [e for e in old.state.transcript if e.item_id not in old_seeded]
+        at = max((where[e.item_id] for e in fresh if e.item_id in where), default=len(past) - 1) + 1
+        for entry in fresh:
+            if entry.item_id in where:
+                if not past[where[entry.item_id]].text.endswith(INCOMPLETE_NOTE):
+                    past[where[entry.item_id]] = entry
+            else:
+                past.insert(at, entry)
+                at += 1
+
+    def _collect(self, session: Session, seeded: set[str] | None = None) -> list[dict[str, Any]]:
+        """The items a connection added to the conversation (not the ones it was seeded with)."""
+        state = session.state
+        texts = {e.item_id: e.text for e in state.transcript}
+        items = history_items(state.items, texts, skip_ids=self._seeded if seeded is None else seeded)
+        for item in items:
+            if "id" not in item:
+                item["id"] = f"vlnb{uuid.uuid4().hex[:24]}"
+        return items
+
+    async def _seed(self, session: Session, extra: Sequence[dict[str, Any]] = ()) -> set[str]:
+        """Send the conversation so far to a fresh connection, bounded by the budget; the ids sent."""
+        history = [*self._history, *extra]
+        seeded: set[str] = set()
+        if not self.reseed or not history:
+            return seeded
+        plan = reseed_plan(history, max_chars=self.reseed_max_chars, max_items=self.reseed_max_items)
+        events = plan.events()
+        for event in events:
+            if "id" not in event["item"]:
+                event["item"]["id"] = f"vlnbnote{uuid.uuid4().hex[:20]}"
+            seeded.add(event["item"]["id"])
+        for event in events:
+            await session.send(event)
+        if events:
+            last = events[-1]["item"]["id"]
+            await session.wait_for(
+                "conversation.item.created",
+                timeout=self.setup_timeout_s,
+                predicate=lambda e: isinstance(e.item, Mapping) and e.item.get("id") == last,
+            )
+        if plan.dropped:
+            log.info(
+                "re-seeded %d items; %d older ones omitted for the budget", len(events) - 1, plan.dropped
+            )
+        return seeded
+
+    def _retire(
+        self,
+        old: Session,
+        *,
+        reason: str,
+        collected: list[dict[str, Any]] | None = None,
+        last_old: float | None = None,
+    ) -> None:
+        """Move what a finished connection said into the history and the timeline."""
+        items = self._collect(old) if collected is None else collected
+        self._history.extend(items)
+        bound = 4 * (self.reseed_max_items or 100)
+        if len(self._history) > bound:  # the budget keeps only the newest anyway
+            del self._history[: len(self._history) - bound]
+        cut = set(self.incomplete_items)
+        shown: set[str] = set()
+        for entry in old.state.transcript:
+            if entry.item_id in self._seeded:
+                continue
+            if entry.item_id in cut:
+                entry = entry._replace(text=f"{entry.text} {INCOMPLETE_NOTE}".lstrip(), final=False)
+            shown.add(entry.item_id)
+            self._past_transcript.append(entry)
+        for item_id in self.incomplete_items:  # cut off before any of its text arrived
+            item = old.state.item(item_id)
+            if item_id not in shown and item is not None and item.type == "message":
+                self._past_transcript.append(TranscriptEntry("assistant", item_id, INCOMPLETE_NOTE, False))
+        if old.failure is not None:  # a lost connection is closed already: keep its events now
+            self._past_events.extend(old.timed_events())
+        self.handovers.append(
+            {
+                "kind": "reconnect",
+                "reason": reason,
+                "at": time.time(),
+                "carried_items": len(self._history),
+                "last_old_frame": last_old,
+            }
+        )
+        if self._recording is not None:
+            self._recording.recorder.note("rollover", reason=reason, items=len(self._history))
+
+    def _mark_cut_off(self, session: Session) -> None:
+        """A reply still running when the connection was lost is incomplete, not silently dropped."""
+        for response in session.state.active_responses:
+            self.incomplete_items.extend(response.output_item_ids)
+
+    def _attach_mic(self, session: Session) -> None:
+        if self._hub is None:
+            return
+        feed = self._feed = _MicFeed(self._hub)
+        session.input_taps.append(feed.confirm)
+        session.stream(feed)
+        if self.handovers and "first_new_frame" not in self.handovers[-1]:
+            self.handovers[-1]["first_new_frame"] = None
+            feed.on_first = self._first_frame
+
+    def _first_frame(self, at: float) -> None:
+        handover = self.handovers[-1]
+        handover["first_new_frame"] = at
+        last = handover.get("last_old_frame")
+        if last is not None:
+            handover["gap_ms"] = round((at - last) * 1000, 1)
+
+    async def _detach_mic(self, session: Session) -> _MicFeed | None:
+        """Stop feeding ``session``; a frame it took but did not send goes back to the front."""
+        feed, self._feed = self._feed, None
+        if feed is None:
+            return None
+        feed.close()  # the audio task ends after the frame it is sending, if any
+        pump = session._pump
+        if pump is not None and not pump.done():
+            await asyncio.wait({pump}, timeout=1.0)
+            if not pump.done():  # a send that hangs: that frame is not known to have gone out
+                pump.cancel()
+                await asyncio.wait({pump}, timeout=1.0)
+        feed.give_back()
+        return feed
+
+    def _reset_timeline(self) -> None:
+        self._history = []
+        self._seeded = set()
+        self._past_transcript = []
+        self._past_events.clear()
+        self.incomplete_items = []
+        self._no_rollover = None
+
+    def _open_recording(self) -> _SharedRecording | None:
+        if self.record is None:
+            return None
+        from .recording import Recorder
+
+        recorder = Recorder(
+            Path(self.record),
+            input_sample_rate=self.config.input_sample_rate,
+            output_sample_rate=self.config.output_sample_rate,
+        )
+        return _SharedRecording(recorder)
+
     def _new_session(self) -> Session:
         session = Session(
             self.config,
-            source=self.mic,
+            source=None,
             sink=self.speaker,
-            record=self._record_dir(),
             close_audio=False,
             tools=list(self._tools.values()),
             **self._session_options(),
         )
+        if self._recording is not None:
+            session._recorder = self._recording  # one recording across connections
         session.tool_listeners.append(self._on_tool_call)
+        session.on("session.created", lambda _e: setattr(session, "_vlnb_connected_unix", time.time()))
+        session.on("*", self._woken)
+        answered: dict[str, float] = {}
+        session._vlnb_answered = answered  # type: ignore[attr-defined]
+        session._vlnb_asked = {}  # type: ignore[attr-defined]
+        for answer in _ANSWERED_BY.values():
+            session.on(answer, lambda e: answered.__setitem__(e.type, time.monotonic()))
         for event_type, handler in self._handlers:
             session.on(event_type, handler)
         return session
-
-    def _record_dir(self) -> Path | None:
-        if self.record is None:
-            return None
-        base = Path(self.record)
-        return base if self.reconnects == 0 else base.with_name(f"{base.name}-reconnect{self.reconnects}")
 
     def _session_options(self) -> dict[str, Any]:
         return {
@@ -539,6 +1018,20 @@ class NotebookSession:
             raise VoiceLiveError(f"the session is not running (status: {self.status}); call start() first")
         return self._session
 
+    async def _on_current(self, call: Callable[[Session], Any], asks: str | None = None) -> Any:
+        """Run ``call(session)`` on the connection that is current when it runs (on the engine loop),
+        so that nothing sent from a cell lands on a connection that a rollover just retired."""
+        session = self._live()
+        if asks is not None:  # the service answers with ``asks``: until then the moment is not quiet
+            getattr(session, "_vlnb_asked", {})[asks] = time.monotonic()
+        self._inflight[session] = self._inflight.get(session, 0) + 1
+        try:
+            return await call(session)
+        finally:
+            left = self._inflight.pop(session, 1) - 1
+            if left > 0:
+                self._inflight[session] = left
+
     def _run(self, coro: Any, timeout: float) -> Any:
         return self.engine.run(coro, timeout=timeout)
 
@@ -616,21 +1109,36 @@ class NotebookSession:
             )
         if session.source_done.is_set():
             return "the audio source has ended, so no audio is being sent: use speak(wav) to send more"
-        if getattr(self.mic, "muted", False) and (source is self.mic or isinstance(source, _ThenResume)):
+        from_mic = source is self.mic or isinstance(source, (_ThenResume, _MicFeed))
+        if getattr(self.mic, "muted", False) and from_mic:
             return "the microphone is muted" + (" (half duplex)" if self.half_duplex else "")
         return ""
 
     def send(self, event: Any, timeout: float = 10.0) -> None:
-        self._run(self._live().send(event), timeout)
+        self._live()
+        kind = event.get("type") if isinstance(event, Mapping) else getattr(event, "type", None)
+        asks = _ANSWERED_BY.get(kind) if isinstance(kind, str) else None
+        self._run(self._on_current(lambda s: s.send(event), asks), timeout)
 
     def commit(self) -> None:
         self.send({"type": "input_audio_buffer.commit"})
 
     def create_response(self, **response: Any) -> None:
-        self._run(self._live().create_response(**response), 10)
+        self._live()
+        self._run(self._on_current(lambda s: s.create_response(**response), "response.created"), 10)
 
     def cancel_response(self) -> None:
         self.send({"type": "response.cancel"})
+
+    def approve(self, approval_request_id: str, approve: bool = True, reason: str | None = None) -> None:
+        """Answer an MCP approval request (``Session.approve``); ``approve=False`` denies it."""
+        self._live()
+        self._run(
+            self._on_current(
+                lambda s: s.approve(approval_request_id, approve, reason), "conversation.item.created"
+            ),
+            10,
+        )
 
     def speak(
         self, audio: str | Path | AudioSource, *, pace: str = "realtime", tail_silence_ms: int = 1500
@@ -646,7 +1154,7 @@ class NotebookSession:
             source: AudioSource = WavSource(audio, pace=pace, tail_silence_ms=tail_silence_ms)  # type: ignore[arg-type]
         else:
             source = audio
-        self.engine.call_soon(session.stream, _ThenResume(source, self.mic))
+        self.engine.call_soon(session.stream, _ThenResume(source, self._feed or self.mic))
 
     # ------------------------------------------------------------------ tools
 
@@ -755,11 +1263,27 @@ class NotebookSession:
 
     @property
     def events(self) -> list[Any]:
-        return self._snapshot(lambda s: s.events, [])
+        """Every event received, across reconnects and rollovers (one timeline, oldest first)."""
+        return [event for _, event in self.timed_events]
+
+    @property
+    def timed_events(self) -> list[tuple[float, Any]]:
+        """``(time.monotonic(), event)`` across connections, in time order."""
+        current: list[tuple[float, Any]] = self._snapshot(lambda s: s.timed_events(), [])
+        past = list(self._past_events)
+        if not past:
+            return current
+        seen = {id(e) for _, e in past}
+        merged = past + [pair for pair in current if id(pair[1]) not in seen]
+        merged.sort(key=lambda pair: pair[0])
+        return merged
 
     @property
     def transcript(self) -> list[Any]:
-        return self._snapshot(lambda s: list(s.state.transcript), [])
+        """The conversation across connections (a reply cut off by a lost connection says so)."""
+        seeded = self._seeded
+        current: list[TranscriptEntry] = self._snapshot(lambda s: list(s.state.transcript), [])
+        return list(self._past_transcript) + [e for e in current if e.item_id not in seeded]
 
     @property
     def state(self) -> Any:
@@ -815,7 +1339,8 @@ def _check_seconds(name: str, value: Any, *, allow_zero: bool = False) -> None:
 def _retryable(exc: BaseException) -> bool:
     """A reconnect attempt that failed like this may succeed later (network, service busy, slow setup)."""
     if isinstance(exc, AuthenticationError):
-        return True  # a token can expire mid-session; the next attempt fetches a new one
+        # every attempt already fetched a fresh token: a refusal will not go away by itself
+        return False
     return isinstance(exc, (TransportError, WaitTimeout))
 
 
@@ -857,6 +1382,37 @@ def _still_running(task: asyncio.Task[Any] | None, session: Session | None) -> l
     return left
 
 
+def _item_is(item_id: str) -> Callable[[Any], bool]:
+    return lambda e: isinstance(e.item, Mapping) and e.item.get("id") == item_id
+
+
+#: A client event that the service answers with an event of its own before the conversation has it.
+_ANSWERED_BY = {
+    "response.create": "response.created",
+    "conversation.item.create": "conversation.item.created",
+}
+
+
+def _response_requested(session: Session, within_s: float = 10.0) -> bool:
+    """A cell's ``response.create`` or ``conversation.item.create`` has not been answered yet."""
+    asked: dict[str, float] = getattr(session, "_vlnb_asked", {})
+    answered: dict[str, float] = getattr(session, "_vlnb_answered", {})
+    now = time.monotonic()
+    return any(answered.get(kind, -1.0) < at and now - at < within_s for kind, at in asked.items())
+
+
+def is_loopback_host(host: str) -> bool:
+    """``localhost`` or a loopback address: the emulator or a local peer, not the service's budget."""
+    import ipaddress
+
+    if host.lower() in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def _sink_busy(sink: AudioSink | None) -> bool:
     queued = getattr(sink, "queued_ms", None)
     try:
@@ -869,3 +1425,121 @@ def _done(value: Any) -> concurrent.futures.Future[Any]:
     future: concurrent.futures.Future[Any] = concurrent.futures.Future()
     future.set_result(value)
     return future
+
+
+class _MicHub:
+    """Reads the microphone once, for every connection in turn: what no connection took yet waits here.
+
+    Bounded (``max_frames``, the oldest dropped and counted in :attr:`dropped`).
+    """
+
+    def __init__(
+        self, source: AudioSource, sample_rate: int, frame_ms: int = 20, max_frames: int = 1500
+    ) -> None:
+        self.source = source
+        self.frames: deque[bytes] = deque()
+        self.max_frames = max_frames
+        self.dropped = 0
+        self.ended = False
+        self.wake = asyncio.Event()
+        self._task = asyncio.get_running_loop().create_task(
+            self._read(sample_rate, frame_ms), name="voicelive-mic"
+        )
+
+    async def _read(self, sample_rate: int, frame_ms: int) -> None:
+        try:
+            async for frame in self.source.frames(sample_rate, frame_ms):
+                self.frames.append(frame)
+                if len(self.frames) > self.max_frames:
+                    self.frames.popleft()
+                    self.dropped += 1
+                self.wake.set()
+        except Exception as exc:
+            log.warning("the microphone stopped: %s", _reason(exc))
+        finally:
+            self.ended = True
+            self.wake.set()
+
+    async def aclose(self) -> None:
+        if not self._task.done():
+            self._task.cancel()
+            await asyncio.wait({self._task}, timeout=2)
+
+
+class _MicFeed:
+    """One connection's view of the :class:`_MicHub`: the frames it takes, confirmed once sent."""
+
+    def __init__(self, hub: _MicHub) -> None:
+        self.hub = hub
+        self.closed = False
+        self.pending: bytes | None = None
+        self.sent = 0
+        self.last_sent_at: float | None = None
+        self.on_first: Callable[[float], None] | None = None
+
+    async def frames(self, sample_rate: int, frame_ms: int = 20) -> AsyncIterator[bytes]:
+        hub = self.hub
+        self.give_back()  # a frame of an interrupted stream (speak()) goes first
+        while not self.closed:
+            if not hub.frames:
+                if hub.ended:
+                    return
+                hub.wake.clear()
+                await hub.wake.wait()
+                continue
+            frame = hub.frames.popleft()
+            self.pending = frame
+            yield frame
+
+    def confirm(self, pcm16: bytes) -> None:
+        """Input tap: the frame went out on this connection."""
+        if pcm16 is self.pending:
+            self.pending = None
+            self.sent += 1
+            self.last_sent_at = time.monotonic()
+            if self.on_first is not None:
+                first, self.on_first = self.on_first, None
+                first(self.last_sent_at)
+
+    def give_back(self) -> None:
+        if self.pending is not None:
+            self.hub.frames.appendleft(self.pending)
+            self.pending = None
+
+    def close(self) -> None:
+        self.closed = True
+        self.hub.wake.set()
+
+    async def aclose(self) -> None:
+        """The microphone belongs to the NotebookSession."""
+
+
+class _SharedRecording:
+    """One :class:`~voicelive_nb.recording.Recorder` for every connection of a NotebookSession.
+
+    A connection's ``close`` only notes that it closed; :meth:`finish` closes the files.
+    """
+
+    def __init__(self, recorder: Any) -> None:
+        self.recorder = recorder
+
+    def record_sent(self, event: Mapping[str, Any]) -> None:
+        self.recorder.record_sent(event)
+
+    def record_received(self, event: Mapping[str, Any]) -> None:
+        self.recorder.record_received(event)
+
+    def note(self, kind: str, **fields: Any) -> None:
+        self.recorder.note(kind, **fields)
+
+    def close(self) -> None:
+        self.recorder.note("connection.closed")
+
+    def finish(self) -> None:
+        with contextlib.suppress(Exception):
+            self.recorder.close()
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -1007,6 +1007,20 @@ class Session:
 
     # ------------------------------------------------------------------ views
 
+    @property
+    def expires_at(self) -> float | None:
+        """When the service ends this connection (Unix seconds, the session's ``expires_at``), if it said."""
+        value = self.state.session.get("expires_at")
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+            return float(value)
+        return None
+
+    @property
+    def expires_in_s(self) -> float | None:
+        """Seconds until :attr:`expires_at` (negative once past), None when not known."""
+        expires = self.expires_at
+        return None if expires is None else expires - time.time()
+
     def effective_session(self) -> dict[str, Any]:
         """The session as the service last reported it (else as configured)."""
         session = self.state.session

@@ -112,11 +112,20 @@ def one_line(text: str, limit: int = STATUS_MAX) -> str:
     return first + " …" if len(lines) > 1 else first
 
 
+def with_expiry(status: str, expires_in_s: float | None, *, renews: bool = False) -> str:
+    """The status with a quiet countdown when the connection ends in less than 5 minutes."""
+    if expires_in_s is None or expires_in_s >= 300:
+        return status
+    left = max(0, int(expires_in_s))
+    what = "renews" if renews else "ends"
+    return f"{status} · connection {what} in {left // 60}:{left % 60:02d}"
+
+
 def phase_of(status: str) -> str:
     """``idle`` (idle, stopped, closed), ``connecting`` (also reconnecting), ``connected`` or ``failed``."""
     if status.startswith("failed"):
         return "failed"
-    if status.startswith(("connecting", "reconnecting")):
+    if status.startswith(("connecting", "reconnecting", "waiting")):
         return "connecting"
     if status == "connected":
         return "connected"
@@ -400,6 +409,10 @@ class SessionPanel(W.VBox):  # type: ignore[misc]
         self.phase = phase
         _set(self.light, "value", self._light_html(phase))
         shown = self._scrub("stopping…" if self._stopping else status)
+        if phase == "connected" and not self._stopping:
+            shown = with_expiry(
+                shown, getattr(session, "expires_in_s", None), renews=bool(getattr(session, "rollover", False))
+            )
         _set(
             self.status,
             "value",
