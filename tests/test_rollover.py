@@ -408,3 +408,28 @@ def test_rollover_off_keeps_one_connection_until_it_expires(expiring: Background
         assert ns.rollovers == 0 and "1001" in ns.status
     finally:
         ns.stop()
+
+
+def test_a_running_reply_is_not_cut_by_a_rollover() -> None:
+    emu = BackgroundEmulator(
+        pace="realtime",
+        api_key="k",
+        replies=lambda _heard: "This reply takes a second or two to say out loud.",
+        faults=Faults(session_expires_s=5.0),
+    ).start()
+    try:
+        ns = make(emu, auto_reconnect=True, rollover_margin_s=4.0)  # the window opens about 1 s in
+        ns.start(wait=True, timeout=10)
+        try:
+            done = say(ns, "hello there")
+            finished = time.time()
+            assert done.response["status"] == "completed"
+            wait_until(lambda: ns.rollovers >= 1, timeout=10)
+            handover = ns.handovers[0]
+            assert handover["forced"] is False  # it waited for the quiet moment after the reply
+            assert handover["at"] >= finished - 0.05
+            assert [e.final for e in ns.transcript] == [True, True]
+        finally:
+            ns.stop()
+    finally:
+        emu.stop()

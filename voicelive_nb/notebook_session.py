@@ -30,6 +30,28 @@ configuration after a bounded exponential back-off (``reconnect_delay_s``, doubl
 ``session.updated`` and stayed up for ``reconnect_healthy_s`` resets the count, so a healthy
 session outlives the service's per-connection time limit for as long as it runs.
 
+Rollover (``rollover=True``, the default when ``auto_reconnect=True``): a connection ends at
+its ``expires_at`` (:attr:`NotebookSession.expires_in_s`). Within ``rollover_margin_s`` of it,
+at a quiet moment (no response running or asked for, no tool call open, the user not
+speaking; at the latest a quarter of the margin before the deadline), the next connection is
+opened with a fresh credential, configured and **re-seeded**: the conversation so far as
+``conversation.item.create`` items (user and assistant messages as text, an assistant audio
+item as the text of its transcript, tool calls and their outputs), the newest that fit
+``reseed_max_chars`` / ``reseed_max_items``, the oldest replaced by one note
+(``[earlier conversation omitted]``). Then, in one step with no ``await`` in it, cells start
+talking to the new connection, the microphone moves over (one reader of the microphone hands
+each frame to exactly one connection; what arrives during the switch waits, so nothing is
+lost or sent twice) and the old connection is closed. A lost connection (drop, 1001/1011,
+``session_expired``) is re-seeded the same way after the back-off; a reply it cut off is marked
+``[incomplete: the connection was lost]`` in :attr:`NotebookSession.transcript`. New
+connections of reconnects and rollovers wait for ``connection_budget`` (by default the
+process-wide 30 per minute of :func:`voicelive_nb.rollover.process_budget` for a service
+endpoint; none for the emulator or another loopback peer). A credential refused on reconnect
+(401/403) stops the retries and says so. :attr:`events` and :attr:`transcript` span every
+connection; ``record=DIR`` stays one recording with a ``rollover`` note per switch.
+:attr:`NotebookSession.handovers` has one dict per switch (``gap_ms``: last mic frame on the
+old connection → first on the new one; ``prepare_ms``; ``forced``).
+
 Memory: without a speaker, replies go to an in-memory
 :class:`~voicelive_nb.audio.memory.BufferSink` bounded to ``speaker_memory_bytes`` (default
 2,880,000 bytes: the last 60 s at 24 kHz; ``None`` for no bound), so a long session stays
