@@ -433,3 +433,40 @@ def test_a_running_reply_is_not_cut_by_a_rollover() -> None:
             ns.stop()
     finally:
         emu.stop()
+
+
+def test_tool_rounds_are_carried_over_as_function_call_items() -> None:
+    def get_weather(city: str) -> str:
+        """The weather in a city."""
+        return f"sunny in {city}"
+
+    emu = BackgroundEmulator(
+        pace="fast", api_key="k", max_connection_s=3.0
+    ).start()  # the emulator's own limit
+    try:
+        ns = make(emu, auto_reconnect=True, rollover_margin_s=1.5, tools=[get_weather])
+        ns.start(wait=True, timeout=10)
+        try:
+            say(ns, "what is the weather in Paris")
+            wait_until(lambda: any(c.status == "completed" for c in ns.tool_calls), timeout=10)
+            wait_until(
+                lambda: any("sunny" in e.text for e in ns.transcript if e.role == "assistant"), timeout=10
+            )
+            before = ns.rollovers
+            wait_until(lambda: ns.rollovers > before, timeout=10)
+            assert ns.session is not None
+            seeded = [
+                e["item"] for _, e in ns.session.sent_events() if e["type"] == "conversation.item.create"
+            ]
+            call = next(i for i in seeded if i["type"] == "function_call")
+            output = next(i for i in seeded if i["type"] == "function_call_output")
+            assert call["name"] == "get_weather" and "Paris" in call["arguments"]
+            assert output["call_id"] == call["call_id"] and "sunny in Paris" in output["output"]
+            held = retrieve(ns, call["id"])
+            assert held["type"] == "function_call" and held["call_id"] == call["call_id"]
+            assert retrieve(ns, output["id"])["output"] == output["output"]
+            assert len(ns.tool_calls) == 1  # the carried call is not run again
+        finally:
+            ns.stop()
+    finally:
+        emu.stop()
