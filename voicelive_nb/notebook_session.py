@@ -666,6 +666,7 @@ class NotebookSession:
             and not state.pending_function_calls
             and not _sink_busy(self.speaker)
             and not self._inflight.get(session)
+            and not getattr(session.source, "playing", False)  # a speak() is under way
             and not _response_requested(session)
             and all(entry.final for entry in state.transcript[-4:])
         )
@@ -1333,10 +1334,14 @@ class _ThenResume:
     def __init__(self, first: AudioSource, then: AudioSource | None) -> None:
         self.first = first
         self.then = then
+        self.playing = True  #: still in ``first`` (a rollover waits for it to end)
 
     async def frames(self, sample_rate: int, frame_ms: int = 20) -> AsyncIterator[bytes]:
-        async for frame in self.first.frames(sample_rate, frame_ms):
-            yield frame
+        try:
+            async for frame in self.first.frames(sample_rate, frame_ms):
+                yield frame
+        finally:
+            self.playing = False
         await self.first.aclose()
         if self.then is not None:
             async for frame in self.then.frames(sample_rate, frame_ms):
