@@ -470,3 +470,33 @@ def test_tool_rounds_are_carried_over_as_function_call_items() -> None:
             ns.stop()
     finally:
         emu.stop()
+
+
+def done_on_a_live_connection(ns: NotebookSession) -> bool:
+    session = ns.session
+    return session is not None and session.failure is None and session.source_done.is_set()
+
+
+def test_mic_audio_waits_through_a_lost_connection(tmp_path: Path) -> None:
+    emu = BackgroundEmulator(
+        pace="fast", api_key="k", faults=Faults(drop_after_s=0.8)
+    ).start()  # every one dropped
+    try:
+        pcm = (np.random.default_rng(7).standard_normal(24000 * 3) * 2000).astype(np.int16)
+        ns = make(
+            emu,
+            mic=ArraySource(pcm, 24000, pace="realtime"),
+            auto_reconnect=True,
+            reconnect_delay_s=0.1,
+            reconnect_healthy_s=0.5,
+            record=tmp_path / "rec",
+        )
+        ns.start(wait=True, timeout=10)
+        try:
+            wait_until(lambda: ns.reconnects >= 2 and done_on_a_live_connection(ns), 20)
+        finally:
+            ns.stop()
+        assert all(h["kind"] == "reconnect" for h in ns.handovers)
+        assert Recording.load(tmp_path / "rec").mic == pcm.tobytes()  # buffered while reconnecting, sent once
+    finally:
+        emu.stop()
