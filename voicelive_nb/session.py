@@ -649,7 +649,9 @@ class Session:
     async def cancel_response(self) -> None:
         await self.send({"type": "response.cancel"})
 
-    async def approve(self, approval_request_id: str, approve: bool = True, reason: str | None = None) -> None:
+    async def approve(
+        self, approval_request_id: str, approve: bool = True, reason: str | None = None
+    ) -> None:
         """Answer an MCP ``mcp_approval_request`` (see ``state.pending_approvals``): sends an
         ``mcp_approval_response`` item with ``conversation.item.create``, the way Voice Live takes it."""
         if not isinstance(approval_request_id, str) or not approval_request_id:

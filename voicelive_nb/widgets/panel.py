@@ -411,7 +411,9 @@ class SessionPanel(W.VBox):  # type: ignore[misc]
         shown = self._scrub("stopping…" if self._stopping else status)
         if phase == "connected" and not self._stopping:
             shown = with_expiry(
-                shown, getattr(session, "expires_in_s", None), renews=bool(getattr(session, "rollover", False))
+                shown,
+                getattr(session, "expires_in_s", None),
+                renews=bool(getattr(session, "rollover", False)),
             )
         _set(
             self.status,
