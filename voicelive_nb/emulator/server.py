@@ -374,7 +374,7 @@ class EmulatorServer:
         allow_remote: bool = False,
         chunk_ms: int = 100,
         lead_ms: int = 100,
-        workers: int | None = None,
+        threads: int | None = None,
         streaming_asr: bool = True,
         max_connection_s: float = MAX_CONNECTION_S,
         max_connections_per_minute: int | None = None,
@@ -407,7 +407,7 @@ class EmulatorServer:
         self.faults = faults or Faults()
         self.max_message_bytes = max_message_bytes
         self.stats = EmulatorStats()
-        self._workers = workers or max(4, 2 * (os.cpu_count() or 2))
+        self._threads = threads or max(4, 2 * (os.cpu_count() or 2))
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         session_s = (
             self.faults.session_expires_s if self.faults.session_expires_s is not None else max_connection_s
@@ -445,7 +445,7 @@ class EmulatorServer:
         if self._server is not None:
             raise RuntimeError("the emulator is already running")
         self._executor = concurrent.futures.ThreadPoolExecutor(
-            max_workers=self._workers, thread_name_prefix="voicelive-emulator"
+            max_workers=self._threads, thread_name_prefix="voicelive-emulator"
         )
         self._options.executor = self._executor
         self._server = await serve(
@@ -626,12 +626,30 @@ def run_emulator(
     user's transcript returning the reply text (may be async); by default the emulator
     answers ``You said: "<what it heard>".`` Other keyword arguments go to :class:`EmulatorServer`.
 
+    ``workers=N`` serves connections from N worker processes behind this one address
+    (:class:`~.workers.WorkerPool`, same ``url`` / ``start`` / ``stop``; options must be picklable).
+
     ``replay=`` a trace (a list of ``(direction, payload)``) or a ``Session(record=DIR)``
     directory serves that recorded traffic instead (:class:`~.replay.ReplayServer`; the
     other options do not apply to it).
     """
     if replay is not None:
         return ReplayServer(replay, host, port)
+    workers = kwargs.pop("workers", None)
+    if workers is not None:
+        from .workers import WorkerPool
+
+        return WorkerPool(  # type: ignore[return-value]
+            workers,
+            host,
+            port,
+            api_key=api_key,
+            pace=pace,
+            replies=replies,
+            faults=faults,
+            transcription=transcription,
+            **kwargs,
+        )
     return EmulatorServer(
         host,
         port,
@@ -650,22 +668,31 @@ class BackgroundEmulator:
     def __init__(self, **kwargs: Any) -> None:
         self._kwargs = kwargs
         self._loop = asyncio.new_event_loop()
-        self._server: EmulatorServer | None = None
+        self._server: Any = None  # an EmulatorServer, or a WorkerPool with workers=N
         self._thread = threading.Thread(target=self._loop.run_forever, name="voicelive-emulator", daemon=True)
 
     def start(self) -> BackgroundEmulator:
         self._thread.start()
 
-        async def _start() -> EmulatorServer:
-            server = EmulatorServer(**self._kwargs)
+        async def _start() -> Any:
+            kwargs = dict(self._kwargs)
+            if kwargs.get("workers") is not None:
+                from .workers import WorkerPool
+
+                server: Any = WorkerPool(kwargs.pop("workers"), **kwargs)
+            else:
+                kwargs.pop("workers", None)
+                server = EmulatorServer(**kwargs)
             await server.start()
             return server
 
-        self._server = asyncio.run_coroutine_threadsafe(_start(), self._loop).result(timeout=30)
+        timeout = 30 if self._kwargs.get("workers") is None else 180
+        self._server = asyncio.run_coroutine_threadsafe(_start(), self._loop).result(timeout=timeout)
         return self
 
     @property
-    def server(self) -> EmulatorServer:
+    def server(self) -> Any:
+        """The :class:`EmulatorServer` (or :class:`~.workers.WorkerPool` with ``workers=N``)."""
         if self._server is None:
             raise RuntimeError("the emulator is not running; call start()")
         return self._server
