@@ -65,14 +65,25 @@ def _parser(prog: str = "python -m voicelive_nb.emulator") -> argparse.ArgumentP
         default=None,
         help="token budget per minute reported in rate_limits.updated (default: 120000, as the service)",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="serve connections from N worker processes behind one address, so concurrent sessions "
+        "use every core (default: one process)",
+    )
+    parser.add_argument(
+        "--max-sessions",
+        type=int,
+        default=None,
+        help="with --workers: refuse new connections past this many open ones with HTTP 503 (default: no limit)",
+    )
     parser.add_argument("--log-level", default="WARNING", help="logging level on stderr (default: WARNING)")
     return parser
 
 
 async def _serve(args: argparse.Namespace) -> int:
-    server = EmulatorServer(
-        args.host,
-        args.port,
+    options: dict[str, Any] = dict(
         api_key=args.api_key,
         pace=args.pace,
         allow_remote=args.allow_remote,
@@ -84,6 +95,13 @@ async def _serve(args: argparse.Namespace) -> int:
             if (value := getattr(args, name)) is not None
         },
     )
+    server: Any
+    if args.workers is not None:
+        from .workers import WorkerPool
+
+        server = WorkerPool(args.workers, args.host, args.port, max_sessions=args.max_sessions, **options)
+    else:
+        server = EmulatorServer(args.host, args.port, **options)
     return await _run_until_signal(server, args)
 
 
@@ -136,6 +154,12 @@ def main(
             return 2
     if not 0 <= args.port <= 65535:
         print(f"emulator: invalid port {args.port}; use 0 to 65535", file=sys.stderr)
+        return 2
+    if args.workers is not None and not 1 <= args.workers <= 64:
+        print(f"emulator: invalid --workers {args.workers}; use 1 to 64", file=sys.stderr)
+        return 2
+    if args.max_sessions is not None and (args.workers is None or args.max_sessions < 1):
+        print("emulator: --max-sessions needs --workers N and a positive number", file=sys.stderr)
         return 2
     logging.basicConfig(
         level=args.log_level.upper(), stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"

@@ -699,7 +699,7 @@ class BackgroundEmulator:
 
     @property
     def url(self) -> str:
-        return self.server.url
+        return str(self.server.url)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the server and its thread (idempotent)."""

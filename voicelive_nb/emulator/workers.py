@@ -321,6 +321,7 @@ class WorkerPool:
         self.failures: list[dict[str, Any]] = []
         #: Connections refused before the upgrade (429 / 503).
         self.refused = 0
+        self._changed: asyncio.Event | None = None
 
     # --- properties -----------------------------------------------------------------------------
 
@@ -353,6 +354,30 @@ class WorkerPool:
             }
             for w in self._workers
         ]
+
+    async def wait_until(self, predicate: Any, timeout: float = 10.0) -> None:
+        """Wait (on the pool's loop) until ``predicate()`` is true; it is checked after every
+        message from a worker (a connection opened or closed, a worker exited)."""
+
+        async def watch() -> None:
+            while not predicate():
+                if self._changed is None:
+                    self._changed = asyncio.Event()
+                changed = self._changed
+                await changed.wait()
+
+        try:
+            await asyncio.wait_for(watch(), timeout)
+        except asyncio.TimeoutError:
+            raise WorkerError(
+                f"the emulator workers did not reach the expected state within {timeout:g} s; "
+                f"workers: {self.worker_stats()}"
+            ) from None
+
+    def _notify(self) -> None:
+        changed, self._changed = self._changed, None
+        if changed is not None:
+            changed.set()
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -464,6 +489,7 @@ class WorkerPool:
                     w.ready.set_result(None)
             elif kind == "closed":
                 w.assigned = max(0, w.assigned - 1)
+            self._notify()
         # the pipe closed: the worker exited
         w.alive = False
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -491,6 +517,7 @@ class WorkerPool:
                 left,
             )
             w.assigned = 0
+        self._notify()
 
     # --- accepting -----------------------------------------------------------------------------------
 
@@ -571,15 +598,17 @@ class WorkerPool:
         try:
             # read the request first: closing with unread data would reset the connection
             # and the client would see a reset, not the status
-            seen = b""
-            async with asyncio.timeout(_REFUSE_READ_S):
+            async def read_request() -> None:
+                seen = b""
                 while b"\r\n\r\n" not in seen and len(seen) < 65536:
                     chunk = await loop.sock_recv(conn, 4096)
                     if not chunk:
                         break
                     seen += chunk
+
+            await asyncio.wait_for(read_request(), _REFUSE_READ_S)
             await loop.sock_sendall(conn, ("\r\n".join(head) + "\r\n\r\n").encode() + body)
-        except (OSError, TimeoutError):
+        except (OSError, asyncio.TimeoutError):
             pass
         finally:
             conn.close()
