@@ -74,6 +74,7 @@ import numpy as np
 from . import session_defaults as sd
 from . import toolcalls as tc
 from .behavior import VadSegmenter, VadSettings, VadSpeechStarted, VadSpeechStopped, release_threshold
+from .enhance import InputPath
 from .session_defaults import SessionError, VadConfig
 
 __all__ = [
@@ -579,6 +580,7 @@ class Conversation:
         self._speech_start_ms = 0
         # a possible filler: (audio_start_ms, onset_ms, end of its last voiced window)
         self._deferred_start: tuple[int, float, float] | None = None
+        self._input_path = InputPath()  # noise suppression and echo cancellation (enhance.py)
         # transcription
         self._item_audio: dict[str, tuple[bytes, int]] = {}
         self._asr: dict[str, asyncio.Task[str]] = {}
@@ -636,6 +638,7 @@ class Conversation:
     async def close(self) -> None:
         """The connection is gone: stop every task (nothing more is sent)."""
         self.closed = True
+        self._input_path.close()
         if self._streaming is not None:
             self._streaming.close()
         tasks = [t for t in self._tasks if not t.done()]
@@ -833,6 +836,7 @@ class Conversation:
         if not raw:
             return
         mono = _decode_input(raw, self.session["input_audio_format"], self._channels)
+        mono = self._input_path.process(self.session, raw, mono)  # noise / echo (enhance.py)
         self._audio_appended = True
         rate = self._in_rate
         self._in_samples += len(mono) // 2
@@ -1400,6 +1404,7 @@ class Conversation:
         self, state: AudioItemState, end_ms: float, content_index: int = 0, reported_ms: float | None = None
     ) -> None:
         state.truncated_ms = end_ms
+        self._input_path.playout.stop()
         transcript = text_until(state.pieces, end_ms)
         vad = self._vad
         if vad is not None and vad.appended_text_after_truncation:
@@ -1916,11 +1921,13 @@ class Conversation:
         origin: float | None = None
         r = self._r(resp)
 
-        def audio_sent(samples: int) -> Callable[[], None]:
+        def audio_sent(samples: int, chunk: bytes = b"") -> Callable[[], None]:
             def done() -> None:
                 if state.playout_start is None:
                     state.playout_start = self.loop.time()
                 state.sent_samples += samples
+                if resp.output_format == "pcm16":
+                    self._input_path.sent(self.session, chunk, rendered.output_rate)
                 self._audio_produced = True
 
             return done
@@ -1947,7 +1954,7 @@ class Conversation:
             if chunk:
                 await self._send(
                     {"type": "response.audio.delta", **r, "delta": base64.b64encode(chunk).decode("ascii")},
-                    audio_sent(rendered.chunk_samples[i]),
+                    audio_sent(rendered.chunk_samples[i], chunk),
                 )
             if resp.timestamps:
                 for k in word_plan[i] if i < len(word_plan) else []:
