@@ -45,13 +45,16 @@ def wavs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     return paths
 
 
-async def one_turn(url: str, wav: Path) -> str:
-    """A server-VAD voice turn from a WAV; the assistant's transcript."""
+async def one_turn(url: str, wav: Path) -> tuple[str, str]:
+    """A server-VAD voice turn from a WAV; (what the user was heard saying, the assistant's answer)."""
     async with Session(SessionConfig.server_vad(), endpoint=url, api_key=KEY, dotenv=False) as s:
         s.stream(WavSource(wav, pace="fast", tail_silence_ms=1200))
         done = await s.wait_for("response.done", timeout=60)
+        await s.wait_for("conversation.item.input_audio_transcription.completed", timeout=30)
         assert done.response["status"] == "completed"
-        return " ".join(t.text for t in s.transcript if t.role == "assistant" and t.text)
+        heard = " ".join(t.text for t in s.transcript if t.role == "user" and t.text)
+        said = " ".join(t.text for t in s.transcript if t.role == "assistant" and t.text)
+        return heard, said
 
 
 async def test_two_workers_serve_two_concurrent_sessions_each_on_its_own_process(wavs: list[Path]) -> None:
@@ -62,9 +65,10 @@ async def test_two_workers_serve_two_concurrent_sessions_each_on_its_own_process
         answers = await asyncio.gather(one_turn(pool.url, wavs[0]), one_turn(pool.url, wavs[1]))
         await pool.wait_until(lambda: pool.connections == 0)
         stats = pool.worker_stats()
-    # each session got the answer to its own question (the reply depends on what was heard)
-    assert "weather" in answers[0].lower(), answers
-    assert answers[1].startswith("You said") and "weather" not in answers[1].lower(), answers
+    # each session got the answer to its own question (the emulator answers with what it heard)
+    (heard_a, said_a), (heard_b, said_b) = answers
+    assert heard_a and heard_b and heard_a != heard_b, answers
+    assert said_a == f'You said: "{heard_a}".' and said_b == f'You said: "{heard_b}".', answers
     # one connection on each worker process, as counted by the worker itself
     assert [(s["pid"], s["total"]) for s in stats] == [(pids[0], 1), (pids[1], 1)]
     # stopping the pool leaves no process behind
@@ -176,3 +180,38 @@ def test_cli_workers_serves_and_sigterm_stops_every_worker() -> None:
         if proc.stdout is not None:
             proc.stdout.close()
     assert all(gone(pid) for pid in workers)
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "pidfd_open"), reason="needs os.pidfd_open (Linux) to wait for a grandchild"
+)
+def test_workers_exit_when_the_parent_is_killed() -> None:
+    import select
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "voicelive_nb.emulator", "--port", "0", "--workers", "2", "--pace", "fast"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().startswith("ws://")
+        workers = children_of(proc.pid)
+        fds = [os.pidfd_open(pid) for pid in workers]
+        proc.kill()  # no chance to stop its workers: they see their pipe close and exit by themselves
+        proc.wait(timeout=10)
+        try:
+            pending = list(fds)
+            while pending:
+                ready, _, _ = select.select(pending, [], [], 30)
+                assert ready, f"workers {workers} still running 30 s after their parent was killed"
+                pending = [fd for fd in pending if fd not in ready]
+        finally:
+            for fd in fds:
+                os.close(fd)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
