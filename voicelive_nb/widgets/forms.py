@@ -876,7 +876,9 @@ class ConfigForm(W.VBox):  # type: ignore[misc]
             if _same(new, self._effective_server):
                 return
             self._effective_server = new
-            self._sync_widgets()
+            # hints only: the values stay as they are, so a value being typed (perhaps a refused
+            # one) is never replaced by the draft while the service's echo arrives
+            self._sync_widgets(values=False)
 
     def flush(self) -> bool:
         """Deliver a change waiting for its debounce now; True if there was one."""
@@ -1042,8 +1044,10 @@ class ConfigForm(W.VBox):  # type: ignore[misc]
                 return spec.type_defaults[current]
         return spec.default
 
-    def _sync_widgets(self) -> None:
-        """Make every widget show the draft (values, visibility, hints, errors); no on_change."""
+    def _sync_widgets(self, *, values: bool = True) -> None:
+        """Make every widget show the draft (values, visibility, hints, errors); no on_change.
+
+        ``values=False`` refreshes visibility, hints and errors only."""
         self._syncing = True
         try:
             error_at, error_text = self._config_error or ("", "")
@@ -1053,7 +1057,9 @@ class ConfigForm(W.VBox):  # type: ignore[misc]
                 if path not in self._parse_errors:
                     if isinstance(field, (_SelectorField, _ModeField)):
                         container_value = _lookup(self._draft, field.container)
-                        if isinstance(field, _SelectorField):
+                        if not values:
+                            pass
+                        elif isinstance(field, _SelectorField):
                             field.show_state(container_value, _lookup(self._draft, path))
                         else:
                             field.show_state(container_value)
@@ -1062,7 +1068,8 @@ class ConfigForm(W.VBox):  # type: ignore[misc]
                     else:
                         assert field.spec is not None
                         value, default = _lookup(self._draft, path), self._default(field.spec)
-                        field.show(value, default)
+                        if values:
+                            field.show(value, default)
                         hint = field.hint_for(value, default)
                         if value is UNSET:
                             hint = self._server_hint(path) or hint
