@@ -32,6 +32,7 @@ from voicelive_nb.emulator.enhance import (  # noqa: E402
     Denoiser,
     EchoCanceller,
     EnhanceUnavailable,
+    InputPath,
     Playout,
     split_stereo,
 )
@@ -134,6 +135,19 @@ def test_processors_keep_the_timeline_and_do_their_job() -> None:
     play.sent(b"\x01\x00\x02\x00")
     assert play.take(3) == b"\x01\x00\x02\x00\x00\x00"
     assert play.take(1) == b"\x00\x00"
+
+
+def test_default_input_is_untouched() -> None:
+    """A session that asks for neither gets its audio as sent, and no processor is made."""
+    path = InputPath()
+    session = {"input_audio_sampling_rate": RATE, "input_audio_format": "pcm16"}
+    mono = pcm(np.random.default_rng(2).normal(0, 2000, 4800))
+    assert path.process(session, mono, mono) is mono
+    path.sent(session, mono, RATE)  # not queued as a reference either
+    assert path.playout.take(4) == b"\x00" * 8
+    assert path._denoiser is None and path._canceller is None
+    denoised = path.process({**session, "input_audio_noise_reduction": NS}, mono, mono)
+    assert len(denoised) == len(mono) and denoised != mono
 
 
 def test_denoiser_delay_is_fixed_whatever_the_chunking() -> None:
