@@ -19,7 +19,7 @@ from voicelive_nb import Session, SessionConfig
 from voicelive_nb.audio.wav import WavSource, write_wav
 from voicelive_nb.emulator.server import run_emulator, start_in_thread
 from voicelive_nb.emulator.tts import synthesize
-from voicelive_nb.emulator.workers import WorkerPool
+from voicelive_nb.emulator.workers import WORKER_HEADER, WorkerPool
 from voicelive_nb.errors import ConfigError
 
 KEY = "test-key-0123456789abcdef"
@@ -88,6 +88,8 @@ async def test_a_dead_worker_is_reported_and_the_others_keep_serving(
         for _ in range(2):  # new connections all go to the worker still alive
             async with connect(pool.url + QUERY) as ws:
                 assert json.loads(await ws.recv())["type"] == "session.created"
+                assert ws.response is not None
+                assert ws.response.headers[WORKER_HEADER] == str(survivor)
         await pool.wait_until(lambda: pool.connections == 0)
         alive = [s for s in pool.worker_stats() if s["alive"]]
         assert [(s["pid"], s["total"]) for s in alive] == [(survivor, 2)]

@@ -51,6 +51,7 @@ from types import TracebackType
 from typing import Any
 
 from websockets.asyncio.server import ServerConnection, serve
+from websockets.http11 import Request, Response
 from websockets.server import ServerProtocol
 
 from ..errors import ConfigError, VoiceLiveError
@@ -58,10 +59,12 @@ from .limits import ConnectionRate, check_limit
 from .server import EmulatorServer
 from .session_defaults import is_loopback_host
 
-__all__ = ["WorkerError", "WorkerPool"]
+__all__ = ["WORKER_HEADER", "WorkerError", "WorkerPool"]
 
 logger = logging.getLogger("voicelive_nb.emulator.workers")
 
+#: Response header of the handshake naming the worker process that serves the connection.
+WORKER_HEADER = "x-voicelive-emulator-worker"
 _CONNECTION = b"C"
 _QUIT = b"Q"
 #: How long a refused client has to send its request line and headers before the 429/503 is sent.
@@ -106,10 +109,17 @@ class _WorkerServer(EmulatorServer):
             self._handle,
             sock=self._idle,
             process_request=self._process_request,
+            process_response=self._tag_response,
             max_size=self.max_message_bytes,
             compression=None,
             logger=logging.getLogger("voicelive_nb.emulator.websockets"),
         )
+
+    @staticmethod
+    def _tag_response(connection: ServerConnection, request: Request, response: Response) -> Response:
+        """Name the worker that served the handshake (``x-voicelive-emulator-worker: PID``), for debugging."""
+        response.headers[WORKER_HEADER] = str(os.getpid())
+        return response
 
     def adopt(self, sock: socket.socket, on_lost: Any) -> None:
         """Serve an accepted TCP connection (the handshake runs in the websockets server)."""
