@@ -217,3 +217,24 @@ def test_workers_exit_when_the_parent_is_killed() -> None:
             proc.wait()
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+async def test_a_lab_sweep_on_two_workers_scores_as_in_process() -> None:
+    from voicelive_nb.lab import Backend, speech_clip, sweep_async
+
+    clip = speech_clip(["Hello there.", "The quick brown fox."], [0.8], lead_s=0.3, tail_s=0.3)
+    grid = {"silence_duration_ms": [300, 500]}
+
+    async def scores(options: dict[str, object]) -> list[object]:
+        async with Backend("emulator", emulator_options=options) as backend:
+            result = await sweep_async(
+                [clip], grid, backend=backend, concurrency=2, progress=False, show_plan=False
+            )
+            server = backend._server.server
+            assert isinstance(server, WorkerPool) == ("workers" in options)
+            handed = [s["handed"] for s in server.worker_stats()] if "workers" in options else [1, 1]
+        assert all(run.complete for run in result.runs), [run.errors for run in result.runs]
+        assert handed == [1, 1]  # one configuration's session on each worker
+        return [run.score.summary() if run.score else None for run in result.runs]
+
+    assert await scores({"workers": 2}) == await scores({})
