@@ -888,10 +888,12 @@ class Conversation:
             if seg is None:  # VAD switched off by a handler below (cannot happen today, be safe)
                 return
             for ev in seg.push(p):
+                # the enhancer's fixed delay taken off, so times stay on the audio the client sent
+                delay = self._input_path.delay_ms(self.session)
                 if isinstance(ev, VadSpeechStarted):
-                    await self._on_vad_start(ev.audio_start_ms, seg.position_ms)
+                    await self._on_vad_start(max(0, ev.audio_start_ms - delay), seg.position_ms)
                 elif isinstance(ev, VadSpeechStopped):
-                    await self._on_vad_stop(ev.audio_end_ms)
+                    await self._on_vad_stop(max(0, ev.audio_end_ms - delay))
             deferred = self._deferred_start
             if deferred is not None and seg.in_speech:
                 start_ms, onset_ms, voiced_end_ms = deferred

@@ -220,6 +220,16 @@ class InputPath:
         self._denoiser: Denoiser | None = None
         self._canceller: EchoCanceller | None = None
 
+    def delay_ms(self, session: Any) -> int:
+        """How late the processed audio is (fixed once running): 10 ms once the echo canceller
+        runs, the denoiser's ``LATENCY_MS`` plus RNNoise's 20 ms with noise suppression."""
+        delay = 0
+        if session.get("input_audio_echo_cancellation") and self._canceller is not None:
+            delay += 10
+        if session.get("input_audio_noise_reduction"):
+            delay += LATENCY_MS + 20
+        return delay
+
     def server_reference(self, session: Any) -> bool:
         ec = session.get("input_audio_echo_cancellation")
         return bool(ec) and ec.get("reference_source", "server") == "server"
@@ -242,13 +252,18 @@ class InputPath:
         rate = int(session["input_audio_sampling_rate"])
         out = mono
         if ec:
-            if self._canceller is None or self._canceller.sample_rate != rate:
-                self._canceller = EchoCanceller(rate)
             if int(ec.get("channels", 1)) == 2 and session["input_audio_format"] == "pcm16":
                 reference = split_stereo(raw)[1]
             else:
                 reference = self.playout.take(len(mono) // 2)
-            out = self._canceller.process(out, reference)
+            # nothing has been played yet: no echo to remove, the input passes as it came (the
+            # canceller starts with the first sound of the reference and runs from then on)
+            if self._canceller is None and any(reference):
+                self._canceller = EchoCanceller(rate)
+            if self._canceller is not None and self._canceller.sample_rate != rate:
+                self._canceller = EchoCanceller(rate)
+            if self._canceller is not None:
+                out = self._canceller.process(out, reference)
         if nr:
             if self._denoiser is None or self._denoiser.sample_rate != rate:
                 self._denoiser = Denoiser(rate)
