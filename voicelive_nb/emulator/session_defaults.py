@@ -192,19 +192,7 @@ def default_turn_detection(td_type: str = "server_vad", api_version: str | None 
     """
     modern = _modern(api_version)
     if td_type == "server_vad" and api_version == "v1":  # the GA shape keeps 300/200 after an update
-        return {
-            "type": "server_vad",
-            "threshold": 0.5,
-            "prefix_padding_ms": 300,
-            "silence_duration_ms": 200,
-            "create_response": True,
-            "interrupt_response": True,
-            "idle_timeout_ms": None,
-            "speech_duration_ms": None,
-            "end_of_utterance_detection": None,
-            "auto_truncate": False,
-            "appended_text_after_truncation": None,
-        }
+        return initial_turn_detection()
     if td_type == "semantic_vad":
         return {
             "type": "semantic_vad",
