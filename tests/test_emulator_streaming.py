@@ -12,6 +12,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import threading
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -252,3 +253,32 @@ async def test_a_looping_question_with_short_pauses_hears_a_whole_reply_every_tu
     assert statuses == ["completed"] * turns, statuses
     assert all(audio_by_response.get(d["id"], 0) >= 1 for d in done[:turns])
     assert sink.total_ms > turns * 500  # the replies were played, not only received
+
+
+async def test_an_utterance_cancelled_while_its_decoder_is_being_made_gives_it_back() -> None:
+    # under load, taking a decoder from the pool on a worker thread can outlast the utterance
+    # (a clear, a new speech_started, a close): the decoder must still come back to the pool
+    from voicelive_nb.emulator.streaming_asr import StreamingRecognizer
+
+    pool = DecoderPool(1)
+    entered, release = threading.Event(), threading.Event()
+    loop = asyncio.get_running_loop()
+
+    def held(fn: Any, *args: Any) -> Any:
+        entered.set()
+        release.wait(30)
+        return fn(*args)
+
+    async def run_blocking(fn: Any, *args: Any) -> Any:
+        return await loop.run_in_executor(None, held, fn, *args)
+
+    async def on_delta(item_id: str, delta: str) -> None:
+        pass
+
+    recognizer = StreamingRecognizer(run_blocking, on_delta, pool=pool)
+    recognizer.start("item_1", None, 24000, b"")
+    assert await loop.run_in_executor(None, entered.wait, 30)
+    recognizer.cancel()  # the utterance is gone while its decoder is still being made
+    release.set()
+    await wait_until(lambda: pool.created == 1 and pool.lent == 0)
+    assert pool.free == 1

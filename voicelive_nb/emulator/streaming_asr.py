@@ -309,6 +309,34 @@ class _PoolExhausted(Exception):
     pass
 
 
+class _Claim:
+    """A decoder being taken from the pool on a worker thread, which its utterance may give up
+    (cancelled) before it arrives: whichever side comes second gives the decoder back."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._given_up = False
+        self._stream: RecognitionStream | None = None
+
+    def make(self, *args: Any) -> RecognitionStream:
+        """On the worker thread: a :class:`RecognitionStream` (released at once if given up)."""
+        stream = RecognitionStream(*args)
+        with self._lock:
+            self._stream = stream
+            given_up = self._given_up
+        if given_up:
+            stream.abandon()
+        return stream
+
+    def give_up(self) -> None:
+        """On the loop: the utterance no longer wants the decoder."""
+        with self._lock:
+            self._given_up = True
+            stream = self._stream
+        if stream is not None:
+            _abandon_in_thread(stream)
+
+
 class _Utterance:
     """The asyncio side of one streaming utterance: a single consumer feeds the decoder in order."""
 
@@ -345,12 +373,19 @@ class _Utterance:
 
     async def _run(self) -> str | None:
         owner = self.owner
+        claim = _Claim()
         try:
-            stream = await owner.run_blocking(
-                RecognitionStream, owner.pool, self.phrases, self.rate, owner.cmn
+            stream: RecognitionStream = await owner.run_blocking(
+                claim.make, owner.pool, self.phrases, self.rate, owner.cmn
             )
         except _PoolExhausted:
             return None  # decoded after the turn instead
+        except asyncio.CancelledError:
+            # cancelled while a worker thread takes a decoder from the pool (slow under load; the
+            # first decoder takes a second to build): the decoder goes back once it is made, or
+            # it would stay lent for ever and the pool shrink by one with every such utterance
+            claim.give_up()
+            raise
         try:
             while True:
                 await self._wake.wait()
@@ -451,5 +486,10 @@ class StreamingRecognizer:
 
     def abandon_later(self, stream: RecognitionStream) -> None:
         """Give the decoder back on a worker thread (after any feed still running there)."""
-        # a thread of its own, not the loop's executor: this also runs while the loop shuts down
-        threading.Thread(target=stream.abandon, name="voicelive-asr-release", daemon=True).start()
+        _abandon_in_thread(stream)
+
+
+def _abandon_in_thread(stream: RecognitionStream) -> None:
+    """Give the decoder back on a worker thread (after any feed still running there)."""
+    # a thread of its own, not the loop's executor: this also runs while the loop shuts down
+    threading.Thread(target=stream.abandon, name="voicelive-asr-release", daemon=True).start()
