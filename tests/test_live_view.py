@@ -195,6 +195,31 @@ def frame(mic: float = 0.0, t_now: float = 1.0) -> LiveFrame:
     return LiveFrame(env.tobytes(), env.tobytes(), b"", t_now, t_now, t_now, True, "")
 
 
+def test_a_stall_while_a_source_streams_draws_no_gap_into_the_mic_lane() -> None:
+    # on a loaded machine the engine can pause for a few hundred ms while a file or the microphone
+    # is streaming: that audio is sent without a gap, so the view must not pad silence into it
+    from voicelive_nb.audio.memory import ArraySource
+
+    session = Session(SessionConfig.server_vad(), endpoint="ws://127.0.0.1:9", api_key="k", dotenv=False)
+    monitor = SessionMonitor(window_s=4.0, on_frame=lambda f: None).bind(session)
+    session.source = ArraySource(bytes(4800), 24000)  # streaming: source_done not set
+    tone = (np.sin(np.arange(480) / 5) * 10000).astype(np.int16).tobytes()
+    t = time.monotonic()
+    monitor.on_input(tone)
+    stalled = monitor.tick(now=t + 0.5)
+    assert stalled is not None
+    mic = np.frombuffer(stalled.mic, "<f4").reshape(2, POINTS)
+    assert mic[1, -1] > 0.1  # the tone is still the newest audio: no silence padded after it
+    monitor.on_input(tone)  # the late frame lands right after the first one
+    session.source_done.set()  # the source has ended: a pause is now silence at the source
+    ended = monitor.tick(now=time.monotonic() + 1.2)
+    assert ended is not None
+    mic = np.frombuffer(ended.mic, "<f4").reshape(2, POINTS)
+    assert mic[1, -1] == 0.0
+    loud = np.flatnonzero(mic[1] > 0.1)
+    assert len(loud) and loud[-1] - loud[0] + 1 == len(loud)  # both blocks side by side, no gap
+
+
 def test_updates_travel_as_binary_buffers_and_only_when_data_changed(capture: list[CapturingComm]) -> None:
     view = LiveView()
     [c] = [made for made in capture if made is view.comm]  # (its Layout has a comm too)

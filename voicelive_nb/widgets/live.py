@@ -56,6 +56,10 @@ log = logging.getLogger("voicelive_nb.widgets.live")
 MIN_INTERVAL_S = 0.045
 #: No input for this long: the mic lane is padded with silence up to now.
 PAD_AFTER_S = 0.12
+#: ... unless the session is still streaming a source (a microphone, a file): its next frames are
+#: on their way and a longer pause is this process being starved (a loaded machine), not silence
+#: at the source; padding then would draw a gap into speech that was sent without one.
+PAD_AFTER_WHILE_STREAMING_S = 0.75
 #: Seconds the live view shows by default: a whole turn (question, pause, spoken answer) fits.
 DEFAULT_WINDOW_S = 24.0
 #: Window lengths offered by the panel (any positive length works with ``set_window``).
@@ -341,9 +345,14 @@ class SessionMonitor:
         for call in calls[-100:]:
             self.timeline.tool_call(call, only_known=True)  # this connection's calls only
 
+    def _streaming(self) -> bool:
+        session = self._session()
+        done = getattr(session, "source_done", None)
+        return done is not None and getattr(session, "source", None) is not None and not done.is_set()
+
     def _advance_lanes(self, now: float) -> None:
         gap = now - self._mic_t
-        if gap > PAD_AFTER_S:
+        if gap > PAD_AFTER_S and (gap > PAD_AFTER_WHILE_STREAMING_S or not self._streaming()):
             want = min(round(gap * self._input_rate), self.mic.points * self.mic.samples_per_bucket)
             want -= self._mic_surplus
             if want > 0:
