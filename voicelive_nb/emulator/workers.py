@@ -55,8 +55,8 @@ from websockets.http11 import Request, Response
 from websockets.server import ServerProtocol
 
 from ..errors import ConfigError, VoiceLiveError
+from .endpoint import EmulatorServer
 from .limits import ConnectionRate, check_limit
-from .server import EmulatorServer
 from .session_defaults import is_loopback_host
 
 __all__ = ["WORKER_HEADER", "WorkerError", "WorkerPool"]

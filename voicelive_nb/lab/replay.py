@@ -50,8 +50,9 @@ from urllib.parse import urlsplit
 from ..analysis.vad_scoring import BoundaryMapping, DetectedTurn, VadScore, percentile, score_turns
 from ..errors import ConfigError, ConnectionClosed, ServerError, TransportError, VoiceLiveError, WaitTimeout
 from ..protocol.config import UNSET, SessionConfig
+from .inputs import as_config, as_truth, optional_pandas
 from .testsets import Clip, as_clip
-from .truth import Truth, load_truth
+from .truth import Truth
 
 log = logging.getLogger("voicelive_nb.lab")
 
@@ -234,19 +235,10 @@ def score_table(rows: Sequence[tuple[str, Mapping[str, Any]]], index: str = "cli
         ordered.update({k: summary.get(k) for k in KEY_SCORE_COLUMNS})
         ordered.update({k: v for k, v in summary.items() if k not in ordered})
         records.append(ordered)
-    pd = _pandas()
+    pd = optional_pandas()
     if pd is None:
         return records
     return pd.DataFrame(records).set_index(index)
-
-
-def _pandas() -> Any:
-    """pandas if it is installed (tables are lists of dicts without it), else None."""
-    try:
-        import pandas  # type: ignore[import-untyped]
-    except ImportError:
-        return None
-    return pandas
 
 
 def _r(value: float | None, digits: int = 1) -> float | None:
@@ -291,7 +283,7 @@ class ReplayResult:
 
     def rescore(self, truth: Truth | str | Path | Sequence[Sequence[float]], **options: float) -> VadScore:
         """Score against another truth (``min_overlap``, ``collar_ms`` as in :func:`score_turns`)."""
-        t = _as_truth(truth)
+        t = as_truth(truth)
         assert t is not None
         return score_turns(t.spans_ms, [turn.detected for turn in self.turns], **options)
 
@@ -340,14 +332,14 @@ class ReplayResult:
         if unknown:
             raise ValueError(f"unknown turn column(s) {unknown}; columns: {', '.join(every)}")
         rows = [{c: row[c] for c in chosen} for row in rows]
-        pd = _pandas()
+        pd = optional_pandas()
         if pd is None:
             return rows
         return pd.DataFrame(rows, columns=chosen).set_index("index")
 
     def plot(self, **kwargs: Any) -> Any:
-        """Waveform, truth and the service's spans (see :func:`voicelive_nb.plots.lab_figures.plot_replay`)."""
-        from ..plots.lab_figures import plot_replay
+        """Waveform, truth and the service's spans (see :func:`voicelive_nb.lab.figures.plot_replay`)."""
+        from .figures import plot_replay
 
         return plot_replay(self, **kwargs)
 
@@ -478,22 +470,6 @@ class Backend:
 
 
 # --------------------------------------------------------------------------------- configuration
-
-
-def _as_config(config: SessionConfig | Mapping[str, Any] | None) -> SessionConfig:
-    if config is None:
-        return SessionConfig.server_vad()
-    if isinstance(config, SessionConfig):
-        return config
-    return SessionConfig.from_dict(dict(config))
-
-
-def _as_truth(truth: Truth | str | Path | Sequence[Sequence[float]] | None) -> Truth | None:
-    if truth is None or isinstance(truth, Truth):
-        return truth
-    if isinstance(truth, (str, Path)):
-        return load_truth(truth)
-    return Truth.from_spans(truth)
 
 
 def _replay_config(config: SessionConfig, responses: bool, transcription: bool) -> SessionConfig:
@@ -812,8 +788,8 @@ async def replay_async(
     Pass a started ``backend`` to reuse one emulator for many replays.
     """
     clip = as_clip(audio, sample_rate, name=name)
-    t = _as_truth(truth) if truth is not None else clip.truth
-    cfg = _as_config(config)
+    t = as_truth(truth) if truth is not None else clip.truth
+    cfg = as_config(config)
     policy = retry or RetryPolicy()
     jitter = rng or random.Random()
     options: dict[str, Any] = {
@@ -827,11 +803,11 @@ async def replay_async(
     }
     if backend is None:
         async with Backend(endpoint, api_key, pace=pace) as own:
-            return await _with_retries(own, clip, cfg, t, options, policy, jitter)
-    return await _with_retries(backend, clip, cfg, t, options, policy, jitter)
+            return await replay_with_retries(own, clip, cfg, t, options, policy, jitter)
+    return await replay_with_retries(backend, clip, cfg, t, options, policy, jitter)
 
 
-async def _with_retries(
+async def replay_with_retries(
     backend: Backend,
     clip: Clip,
     config: SessionConfig,
@@ -841,6 +817,7 @@ async def _with_retries(
     rng: random.Random,
     on_retry: Callable[[int, float, BaseException], None] | None = None,
 ) -> ReplayResult:
+    """One replay, retried on rate limits as ``policy`` says (shared with the sweep, which adds ``on_retry``)."""
     attempt = 0
     while True:
         try:

@@ -51,6 +51,7 @@ from typing import Any
 from ..analysis.vad_scoring import SUMMARY_FIELDS, VadScore, rank_key
 from ..errors import ConfigError, VoiceLiveError
 from ..protocol.config import SessionConfig
+from .inputs import as_config, as_truth, optional_pandas
 from .quota import QuotaLimiter, QuotaLimits, estimate_tokens, rate_limit_pause_s
 from .replay import (
     KEY_SCORE_COLUMNS,
@@ -58,12 +59,9 @@ from .replay import (
     Pace,
     ReplayResult,
     RetryPolicy,
-    _as_config,
-    _as_truth,
-    _pandas,
-    _with_retries,
     boundary_mapping,
     is_rate_limited,
+    replay_with_retries,
 )
 from .store import ResultStore, audio_hash, config_hash, run_key
 from .testsets import Clip, as_clip
@@ -451,7 +449,7 @@ class SweepResult:
         """The ranked table (see :meth:`ranked_rows`): the knobs and the columns that matter
         first, best first; a pandas DataFrame indexed by ``config`` (a list of dicts without pandas)."""
         rows = self.ranked_rows(metric)
-        pd = _pandas()
+        pd = optional_pandas()
         if pd is None:
             return rows
         return pd.DataFrame(rows).set_index("config")
@@ -580,7 +578,7 @@ class SweepResult:
     def turn_frame(self) -> Any:
         """:meth:`turn_rows` as a DataFrame indexed by ``config`` (a list of dicts without pandas)."""
         rows = self.turn_rows()
-        pd = _pandas()
+        pd = optional_pandas()
         return rows if pd is None else pd.DataFrame(rows).set_index("config")
 
     def frontier(self) -> list[int]:
@@ -605,7 +603,7 @@ class SweepResult:
             {"figure": k, "sweep": figs["sweep"][k], "silence_baseline": figs["silence_baseline"][k]}
             for k in figs["sweep"]
         ]
-        pd = _pandas()
+        pd = optional_pandas()
         return rows if pd is None else pd.DataFrame(rows).set_index("figure")
 
     def chosen_eot(self, cutoff_budget: float = 0.05) -> int | None:
@@ -647,13 +645,13 @@ class SweepResult:
     def plot_frontier(self, chosen: int | None = None, **kwargs: Any) -> Any:
         """False cut-offs against latency: every configuration, the frontier, the silence baseline
         and ``chosen`` highlighted (default :meth:`chosen_eot`)."""
-        from ..plots.lab_figures import plot_eot_frontier
+        from .figures import plot_eot_frontier
 
         return plot_eot_frontier(self, chosen=chosen, **kwargs)
 
     def plot_turn_scatter(self, **kwargs: Any) -> Any:
         """Per configuration: false cut-off rate against p50 latency, labelled by knobs."""
-        from ..plots.lab_figures import plot_turn_scatter
+        from .figures import plot_turn_scatter
 
         return plot_turn_scatter(self, **kwargs)
 
@@ -663,14 +661,14 @@ class SweepResult:
         return p
 
     def plot_heatmap(self, x: str, y: str, **kwargs: Any) -> Any:
-        """Heatmaps of F1 and boundary error over two knobs (see :func:`~voicelive_nb.plots.lab_figures.plot_sweep_heatmap`)."""
-        from ..plots.lab_figures import plot_sweep_heatmap
+        """Heatmaps of F1 and boundary error over two knobs (see :func:`~voicelive_nb.lab.figures.plot_sweep_heatmap`)."""
+        from .figures import plot_sweep_heatmap
 
         return plot_sweep_heatmap(self, x, y, **kwargs)
 
     def plot_timelines(self, configs: Sequence[int] | None = None, clip: int = 0, **kwargs: Any) -> Any:
         """Timelines of chosen configurations against the truth (default: the best three)."""
-        from ..plots.lab_figures import plot_sweep_timelines
+        from .figures import plot_sweep_timelines
 
         return plot_sweep_timelines(self, configs, clip=clip, **kwargs)
 
@@ -795,7 +793,7 @@ def _as_clips(wavs: Clip | str | Path | Sequence[Clip | str | Path], truth: Any)
             and len(truth) == len(clips)
             and all(t is None or isinstance(t, (Truth, str, Path)) for t in truth)
         )
-        truths = [_as_truth(t) for t in truth] if per_clip else [_as_truth(truth)] * len(clips)
+        truths = [as_truth(t) for t in truth] if per_clip else [as_truth(truth)] * len(clips)
         clips = [
             c if t is None else Clip(c.pcm16, c.sample_rate, t, c.name)
             for c, t in zip(clips, truths, strict=True)
@@ -858,7 +856,7 @@ async def sweep_async(
     service one with the published defaults is always used.
     """
     clips = _as_clips(wavs, truth)
-    base_cfg = _as_config(base)
+    base_cfg = as_config(base)
     grid_lists = {
         k: list(v) if isinstance(v, Iterable) and not isinstance(v, (str, bytes)) else [v]
         for k, v in (grid or {}).items()
@@ -942,7 +940,7 @@ async def sweep_async(
 
     async def replay_job(run: ConfigRun, clip: Clip) -> ReplayResult:
         if quota is None:
-            return await _with_retries(be, clip, run.config, clip.truth, options, policy, rng)
+            return await replay_with_retries(be, clip, run.config, clip.truth, options, policy, rng)
         tokens = estimate_tokens(
             clip.duration_s + _tail_ms(run.config, tail_ms) / 1000.0, 1 if responses else 0
         )
@@ -951,7 +949,7 @@ async def sweep_async(
             await quota.acquire(tokens)
             postfix.pop("waiting", None)
             try:
-                replayed = await _with_retries(be, clip, run.config, clip.truth, options, no_retry, rng)
+                replayed = await replay_with_retries(be, clip, run.config, clip.truth, options, no_retry, rng)
             except Exception as exc:
                 if not is_rate_limited(exc) or attempt >= policy.max_retries:
                     raise
@@ -1055,7 +1053,7 @@ def plan_sweep(
     """What :func:`sweep` would send, without sending anything (with ``results``: how many
     sessions the results store already has)."""
     clips = _as_clips(wavs, truth)
-    configs = expand_grid(grid or {}, _as_config(base))
+    configs = expand_grid(grid or {}, as_config(base))
     be = backend or Backend(endpoint, pace=pace)
     if concurrency is None:
         concurrency = DEFAULT_SERVICE_CONCURRENCY if be.is_service else DEFAULT_EMULATOR_CONCURRENCY
@@ -1112,7 +1110,7 @@ def start_sweep(
             if backend is not None
             else Backend(options.get("endpoint"), pace=options.get("pace")).label
         )
-        total = len(clips) * len(expand_grid(grid or {}, _as_config(options.get("base"))))
+        total = len(clips) * len(expand_grid(grid or {}, as_config(options.get("base"))))
         progress = _progress(total, True, f"sweep on {label}") or False
     coro = sweep_async(clips, grid, handle=handle, show_plan=False, progress=progress, **options)
     handle._future = get_engine().submit(coro)

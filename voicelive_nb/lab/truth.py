@@ -37,12 +37,19 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ..analysis.vad_scoring import BoundaryMapping, normalize_spans
 
-if TYPE_CHECKING:
-    from .replay import ReplayResult
+
+class _SpeechOfReplay(Protocol):
+    """What :meth:`Truth.from_result` reads of a ``ReplayResult`` (a protocol: replay imports this module)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def speech_spans_s(self) -> list[tuple[float, float]]: ...
+
 
 __all__ = [
     "TRUTH_SUFFIXES",
@@ -103,7 +110,7 @@ class Truth:
         return cls(tuple(merged), source, tuple(merged_ids))
 
     @classmethod
-    def from_result(cls, result: ReplayResult) -> Truth:
+    def from_result(cls, result: _SpeechOfReplay) -> Truth:
         """The speech spans of a replay, mapped (padding and silence window removed)."""
         return cls(tuple(result.speech_spans_s), source=f"replay of {result.name}")
 

@@ -28,7 +28,8 @@ from typing import Any
 
 from ..errors import OptionalDependencyMissing, WaitTimeout
 from ..protocol.config import SessionConfig
-from .replay import Backend, Pace, ReplayResult, _as_config, _as_truth, replay_async
+from .inputs import as_config, as_truth
+from .replay import Backend, Pace, ReplayResult, replay_async
 from .sweep import apply_knobs
 from .testsets import Clip, as_clip
 from .truth import Truth
@@ -66,8 +67,8 @@ class VadLab:
         from ..engine import get_engine
 
         w = _widgets()
-        self.clip = as_clip(audio, sample_rate, truth=_as_truth(truth))
-        self.base = _as_config(config)
+        self.clip = as_clip(audio, sample_rate, truth=as_truth(truth))
+        self.base = as_config(config)
         self.debounce_s = debounce_s
         self.figsize = figsize
         self.result: ReplayResult | None = None
@@ -202,7 +203,7 @@ class VadLab:
         self, audio: Clip | str | Path | bytes, *, truth: Any = None, sample_rate: int | None = None
     ) -> None:
         """Switch to another recording and replay it."""
-        self.clip = as_clip(audio, sample_rate, truth=_as_truth(truth))
+        self.clip = as_clip(audio, sample_rate, truth=as_truth(truth))
         self.rerun()
 
     # ------------------------------------------------------------------ scheduling (main thread → engine)
@@ -272,7 +273,7 @@ class VadLab:
                     self._idle.set()
 
     def _render(self, result: ReplayResult) -> bytes:
-        from ..plots.lab_figures import plot_replay
+        from .figures import plot_replay
 
         fig = plot_replay(result, figsize=self.figsize)
         png: bytes = fig.to_png()

@@ -25,7 +25,6 @@ from __future__ import annotations
 import io
 import math
 import os
-import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -144,8 +143,12 @@ def _from_events(session: Any) -> _Data:
 
 
 def _monitor_for(source: Any) -> Any:
-    live = sys.modules.get("voicelive_nb.widgets.live")  # only if a live view was ever used
-    return None if live is None else live.monitor_for(source)
+    """The live view's monitor of ``source`` (its audio as heard), if a live view watched it."""
+    try:
+        from ..widgets.live import monitor_for
+    except ImportError:  # no anywidget: there was never a live view
+        return None
+    return monitor_for(source)
 
 
 def _recording_dir(session: Any) -> Path | None:

@@ -522,7 +522,7 @@ def _session_repr(kind: str, session: object) -> str:
     in ``.session``.
     """
     try:
-        from .wire import is_ga_session, session_from_wire  # wire imports this module
+        from .session_wire import is_ga_session, session_from_wire  # imports no event class: no cycle
 
         if not isinstance(session, Mapping):
             return f"<{kind} session={_short(session)}>"

@@ -136,7 +136,7 @@ def _delta(
     for key in old.keys() | new.keys():
         path = f"{prefix}.{key}" if prefix else key
         a, b = old.get(key, UNSET), new.get(key, UNSET)
-        if _same(a, b):
+        if same_value(a, b):
             continue
         if path in objects and isinstance(a, dict) and isinstance(b, dict):
             sub = _delta(a, b, objects, path)
@@ -147,12 +147,12 @@ def _delta(
     return out
 
 
-def _same(a: Any, b: Any) -> bool:
+def same_value(a: Any, b: Any) -> bool:
     """JSON equality that does not confuse ``true`` with ``1``."""
     if isinstance(a, Mapping) and isinstance(b, Mapping):
-        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+        return a.keys() == b.keys() and all(same_value(a[k], b[k]) for k in a)
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+        return len(a) == len(b) and all(same_value(x, y) for x, y in zip(a, b, strict=True))
     if isinstance(a, bool) or isinstance(b, bool):
         return type(a) is type(b) and a == b
     return bool(a == b)
@@ -445,7 +445,7 @@ class _DropdownField(_Field):
 
     def label_of(self, value: Any) -> str:
         for label, item in self.values.items():
-            if item is value or (not isinstance(item, type(UNSET)) and _same(item, value)):
+            if item is value or (not isinstance(item, type(UNSET)) and same_value(item, value)):
                 return label
         return next(iter(self.values))
 
@@ -873,7 +873,7 @@ class ConfigForm(W.VBox):  # type: ignore[misc]
         service's value beside it (``service default: en-US-…``)."""
         with self._lock:
             new = json.loads(json.dumps(dict(session), default=str))
-            if _same(new, self._effective_server):
+            if same_value(new, self._effective_server):
                 return
             self._effective_server = new
             # hints only: the values stay as they are, so a value being typed (perhaps a refused
@@ -992,7 +992,7 @@ class ConfigForm(W.VBox):  # type: ignore[misc]
         self._config_error = None
         self._valid = new
         self._draft = new.to_dict()
-        return None if _same(new.to_dict(), before) else new
+        return None if same_value(new.to_dict(), before) else new
 
     def _locate(self, field: str, changed: str | None) -> str:
         path = re.sub(r"\[\d+\]", "", field)

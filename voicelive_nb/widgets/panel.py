@@ -21,7 +21,6 @@ Threads (see design.md, "The threading model"):
 from __future__ import annotations
 
 import html
-import importlib
 import logging
 import threading
 import time
@@ -34,7 +33,7 @@ import ipywidgets as W  # type: ignore[import-untyped]
 from ..auth import Secret, load_settings
 from ..errors import ConfigError
 from ..protocol.config import SessionConfig
-from .forms import ConfigForm, _same, widget_tree
+from .forms import ConfigForm, same_value, widget_tree
 from .log import EventLog, TranscriptView
 from .tools import ToolsView
 
@@ -552,7 +551,7 @@ class SessionPanel(W.VBox):  # type: ignore[misc]
         if form is None or config is self._synced_config or form.pending or form.errors:
             return  # never over what the user is typing (a pending change, a refused value)
         self._synced_config = config
-        if not _same(config.to_dict(), form.config.to_dict()):
+        if not same_value(config.to_dict(), form.config.to_dict()):
             form.set_config(config)
 
     # ------------------------------------------------------------------ devices
@@ -560,7 +559,8 @@ class SessionPanel(W.VBox):  # type: ignore[misc]
     def _device_pickers(self) -> tuple[Any, Any, Any]:
         ok, reason, devices = True, "", []
         try:
-            device = importlib.import_module("voicelive_nb.audio.device")
+            from ..audio import device
+
             ok, reason = device.audio_available()
             if ok:
                 devices = list(device.list_devices())
@@ -610,7 +610,7 @@ class SessionPanel(W.VBox):  # type: ignore[misc]
         device and both ``mic`` and ``speaker`` are ``"auto"``; the user can switch either way."""
         self._kernel_specs: tuple[Any, Any] = (self.session.mic_spec, self.session.speaker_spec)
         try:
-            browser = importlib.import_module("voicelive_nb.audio.browser")
+            from ..audio import browser
         except Exception as exc:  # anywidget missing: only the kernel's devices
             log.info("panel: browser audio unavailable: %s", exc)
             return W.ToggleButtons(
@@ -716,7 +716,7 @@ class SessionPanel(W.VBox):  # type: ignore[misc]
 
     def _attach_live_view(self) -> None:
         try:
-            module = importlib.import_module("voicelive_nb.widgets.live")
+            from . import live as module
         except ImportError as exc:
             self.live_slot.children = (
                 W.HTML(f'<span style="color:#777">live view not available: {html.escape(str(exc))}</span>'),
