@@ -72,7 +72,13 @@ from .errors import (
     WaitTimeout,
 )
 from .protocol.codec import decode_server_event, encode_audio_append, event_to_dict
-from .protocol.config import SERVER_ONLY_KEYS, SessionConfig, config_warnings
+from .protocol.config import (
+    CLIENT_EC_FEATURE,
+    SERVER_ONLY_KEYS,
+    SessionConfig,
+    client_echo_reference_problem,
+    config_warnings,
+)
 from .protocol.events import ProtocolWarning, ResponseAudioDelta
 from .protocol.state import SessionProtocol
 from .protocol.wire import (
@@ -184,6 +190,10 @@ class Session:
             agent=agent,
             dotenv=dotenv,
         )
+        if _client_ec(config):
+            problem = client_echo_reference_problem(self.settings.api_version)
+            if problem is not None:
+                raise ConfigError("api_version", self.settings.api_version, problem)
         #: ``"preview"`` (dated api-versions) or ``"ga"`` (``api-version=v1``, or ``wire_shape=``).
         self.wire_shape: str = shape_for_api_version(self.settings.api_version, wire_shape)
         #: Model-aware advice about the configuration (logged at WARNING when it opens or updates).
@@ -287,6 +297,8 @@ class Session:
         """Connect, configure, and start streaming the source (if any)."""
         if self.status not in ("idle",):
             raise VoiceLiveError(f"session cannot be opened again (status: {self.status})")
+        if self.source is not None:
+            self._check_reference_source(self.source)
         self.status = "connecting"
         self._stack = contextlib.AsyncExitStack()
         try:
@@ -321,7 +333,7 @@ class Session:
             api_version=self.settings.api_version,
             model=self.settings.model,
             agent=self.settings.agent,
-            query=self._query,
+            query=self._connect_query(),
         )
         moved: dict[str, str] = {}
         bare, in_query = query_to_headers(url)
@@ -362,6 +374,32 @@ class Session:
             )
             self._recorder.note("connected", url=self.url)
         self._reader = asyncio.get_running_loop().create_task(self._read_loop(), name="voicelive-reader")
+
+    def _connect_query(self) -> dict[str, str]:
+        """The extra query parameters: the caller's, plus the client echo reference feature."""
+        query = dict(self._query)
+        if _client_ec(self.config):
+            features = [f.strip() for f in query.get("features", "").split(",") if f.strip()]
+            if CLIENT_EC_FEATURE not in features:
+                features.append(CLIENT_EC_FEATURE)
+            query["features"] = ",".join(features)
+        return query
+
+    def _check_reference_source(self, source: AudioSource) -> None:
+        """With client-reference echo cancellation the source must give stereo (mic, reference)."""
+        if not _client_ec(self.config):
+            return
+        if not getattr(source, "reference_available", False) or not callable(
+            getattr(source, "reference_frames", None)
+        ):
+            why = getattr(source, "reference_problem", None)
+            raise ConfigError(
+                "input_audio_echo_cancellation.reference_source",
+                "client",
+                f"a source that gives the echo reference ({type(source).__name__} "
+                f"{why or 'cannot'}): MicrophoneSource(reference=speaker) with a SpeakerSink, or an "
+                "EchoRoom; or use server echo cancellation",
+            )
 
     async def _configure(self) -> None:
         try:
@@ -545,8 +583,10 @@ class Session:
         await self._transport.send(encode_audio_append(pcm16))
         self.bytes_sent += len(pcm16)
         self.frames_sent += 1
-        for tap in self.input_taps:
-            _call_tap(tap, pcm16)
+        if self.input_taps:
+            mono = _channel0(pcm16) if _client_ec(self.config) else pcm16
+            for tap in self.input_taps:
+                _call_tap(tap, mono)
         if self._recorder is not None:
             self._recorder.record_sent(
                 {"type": "input_audio_buffer.append", "audio": base64.b64encode(pcm16).decode("ascii")}
@@ -559,6 +599,12 @@ class Session:
         (``update(instructions="Be brief")``). Only what differs is sent.
         """
         new = updated_config(self.config, config, changes)
+        if _client_ec(new) != _client_ec(self.config) and self._transport is not None:
+            raise ConfigError(
+                "input_audio_echo_cancellation.reference_source",
+                "client" if _client_ec(new) else "server",
+                "the reference source chosen when the session opened (it is fixed for the session)",
+            )
         delta = self.config.diff(new)
         self.config = new
         self._check_config()
@@ -673,6 +719,7 @@ class Session:
 
     def stream(self, source: AudioSource) -> asyncio.Task[None]:
         """Start streaming ``source`` in the background (replaces a running stream)."""
+        self._check_reference_source(source)
         if self._pump is not None and not self._pump.done():
             self._pump.cancel()
         self.source = source
@@ -683,7 +730,12 @@ class Session:
 
     async def _pump_audio(self, source: AudioSource) -> None:
         try:
-            async for frame in source.frames(self.config.input_sample_rate, self.frame_ms):
+            rate = self.config.input_sample_rate
+            if _client_ec(self.config):
+                frames = source.reference_frames(rate, self.frame_ms)  # type: ignore[attr-defined]
+            else:
+                frames = source.frames(rate, self.frame_ms)
+            async for frame in frames:
                 await self.append_audio(frame)
         finally:
             self.source_done.set()
@@ -1097,6 +1149,16 @@ def _call_tap(tap: Callable[..., None], *args: Any) -> None:
         tap(*args)
     except Exception:  # a broken meter must not stop the audio
         log.exception("audio tap %r failed", tap)
+
+
+def _client_ec(config: Any) -> bool:
+    """Whether ``config`` sends the echo reference (any config-like object; a plain one does not)."""
+    return getattr(config, "client_echo_reference", False) is True
+
+
+def _channel0(stereo: bytes) -> bytes:
+    """The microphone channel of interleaved (mic, reference) PCM16: what meters and views show."""
+    return memoryview(stereo[: len(stereo) // 4 * 4]).cast("H")[0::2].tobytes()
 
 
 def _to_pcm16(audio: bytes, fmt: str) -> bytes:

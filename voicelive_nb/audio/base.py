@@ -57,3 +57,9 @@ class AudioSink(Protocol):
 # Optional sink methods, used when present (real-time sinks have them):
 #   end_of_item(item_id) -> None   the item's audio is complete: play its tail now
 #   queued_ms() -> int             audio written and not yet played (half-duplex muting, meters)
+#
+# Optional source members for client-reference echo cancellation (SessionConfig.with_client_echo_reference()):
+#   reference_available: bool      whether reference_frames can run (a mic needs its speaker attached)
+#   reference_frames(sample_rate, frame_ms) -> AsyncIterator[bytes]
+#                                  stereo interleaved PCM16 frames (4 bytes a sample pair): channel 0
+#                                  the microphone, channel 1 what the speaker played at that moment

@@ -23,7 +23,7 @@ import numpy.typing as npt
 
 from ..errors import AudioError, ConfigError
 
-__all__ = ["PlayoutBuffer", "PlayoutTracker", "RingBuffer"]
+__all__ = ["PlayoutBuffer", "PlayoutTracker", "ReferenceRing", "RingBuffer", "interleave"]
 
 Array = npt.NDArray[Any]
 
@@ -296,3 +296,143 @@ class PlayoutBuffer:
     @property
     def current_item(self) -> str | None:
         return self.tracker.current_item
+
+
+class ReferenceRing:
+    r"""What the speaker handed to the device, kept by the time it reaches the DAC (pure core).
+
+    Client-reference echo cancellation needs, for every microphone sample, what the speaker
+    was playing when that sample was captured. PortAudio says both: each output callback's
+    ``outputBufferDacTime`` (when its first frame will be played) and each input callback's
+    ``inputBufferAdcTime`` (when its first frame was captured), on one clock. So the speaker
+    :meth:`write`\ s each block at ``dac_time`` and the microphone :meth:`read`\ s the same
+    stretch of time back at ``adc_time``; times are seconds, converted to absolute sample
+    positions at ``sample_rate``.
+
+    Stream times jitter by a fraction of a block, so a block that lands within ``snap_frames``
+    of where the previous one ended is taken as contiguous (no sample repeated or lost); a
+    larger jump is a resync (counted in ``resyncs``; a forward gap reads as silence). Positions
+    never written, or older than ``capacity_frames``, read as silence: nothing played.
+
+    No lock, no clock, no allocation in :meth:`write` (it runs in the output callback).
+    """
+
+    def __init__(self, sample_rate: int, capacity_frames: int, *, snap_frames: int | None = None) -> None:
+        if sample_rate <= 0:
+            raise ConfigError("sample_rate", sample_rate, "a positive rate in Hz such as 24000")
+        if capacity_frames <= 0:
+            raise ConfigError("capacity_frames", capacity_frames, "a positive number of frames")
+        self.sample_rate = sample_rate
+        self.capacity = capacity_frames
+        #: Largest jump (frames) between consecutive blocks still taken as contiguous (4 ms default).
+        self.snap_frames = sample_rate * 4 // 1000 if snap_frames is None else snap_frames
+        self._buf: Array = np.zeros(capacity_frames, dtype=np.int16)
+        self._start: int | None = None  # oldest position held
+        self._end: int | None = None  # one past the newest position written
+        self._read_next: int | None = None
+        self.resyncs = 0
+        """Writes that did not continue where the previous one ended (beyond ``snap_frames``)."""
+        self.read_resyncs = 0
+        """Reads that did not continue where the previous one ended."""
+        self.frames_written = 0
+
+    @property
+    def span(self) -> tuple[int, int] | None:
+        """``(first, end)`` absolute positions held, or ``None`` before the first write."""
+        if self._start is None or self._end is None:
+            return None
+        return self._start, self._end
+
+    def position(self, t: float) -> int:
+        """The absolute sample position of stream time ``t`` (seconds)."""
+        return round(t * self.sample_rate)
+
+    def write(self, samples: Array, dac_time: float) -> int:
+        """Keep ``samples`` (1-D, or 2-D ``(frames, channels)``: channel 0) as played from
+        ``dac_time`` on; return the absolute position they were stored at."""
+        block = samples[:, 0] if samples.ndim == 2 else samples
+        n = block.shape[0]
+        pos = round(dac_time * self.sample_rate)
+        end = self._end
+        if end is None or self._start is None:
+            self._start = pos
+        elif abs(pos - end) <= self.snap_frames:
+            pos = end
+        else:
+            self.resyncs += 1
+            if end < pos < end + self.capacity:
+                self._fill_zero(end, pos)  # a gap in the output: nothing played there
+            elif pos >= end + self.capacity:
+                self._start = pos
+            else:  # back in time: the new block is what plays from pos on
+                self._start = min(self._start, pos)
+        cap = self.capacity
+        if n > cap:
+            block = block[n - cap :]
+            pos += n - cap
+            n = cap
+        start = pos % cap
+        first = min(n, cap - start)
+        self._buf[start : start + first] = block[:first]
+        if first < n:
+            self._buf[: n - first] = block[first:n]
+        self._end = pos + n
+        if self._start < self._end - cap:
+            self._start = self._end - cap
+        self.frames_written += n
+        return pos
+
+    def _fill_zero(self, begin: int, end: int) -> None:
+        cap = self.capacity
+        for p in range(begin, end, cap):
+            k = min(end - p, cap)
+            s = p % cap
+            first = min(k, cap - s)
+            self._buf[s : s + first] = 0
+            if first < k:
+                self._buf[: k - first] = 0
+
+    def read_into(self, out: Array, adc_time: float) -> int:
+        """Fill ``out`` (1-D int16) with what played from ``adc_time`` on; return the frames
+        that were held (the rest is silence: not played, or too old)."""
+        n = out.shape[0]
+        pos = round(adc_time * self.sample_rate)
+        nxt = self._read_next
+        if nxt is not None:
+            if abs(pos - nxt) <= self.snap_frames:
+                pos = nxt
+            else:
+                self.read_resyncs += 1
+        self._read_next = pos + n
+        return self.read_at(out, pos)
+
+    def read_at(self, out: Array, pos: int) -> int:
+        """Fill ``out`` with the samples held at absolute positions ``pos ..``; return how many were held."""
+        n = int(out.shape[0])
+        out[:] = 0
+        if self._start is None or self._end is None or n == 0:
+            return 0
+        lo = max(pos, self._start)
+        hi = min(pos + n, self._end)
+        if hi <= lo:
+            return 0
+        cap = self.capacity
+        k = hi - lo
+        s = lo % cap
+        first = min(k, cap - s)
+        o = lo - pos
+        out[o : o + first] = self._buf[s : s + first]
+        if first < k:
+            out[o + first : o + k] = self._buf[: k - first]
+        return k
+
+
+def interleave(channel0: Array, channel1: Array) -> bytes:
+    """Two mono int16 signals of one length as interleaved stereo PCM16 little-endian bytes
+    (channel 0 first): the client-reference input format (mic, reference)."""
+    if channel0.shape != channel1.shape or channel0.ndim != 1:
+        raise AudioError(f"channels must be 1-D of one length, got {channel0.shape} and {channel1.shape}")
+    out = np.empty(2 * channel0.shape[0], dtype="<i2")
+    out[0::2] = channel0
+    out[1::2] = channel1
+    return out.tobytes()

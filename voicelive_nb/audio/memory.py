@@ -6,6 +6,11 @@
   everything "plays" the moment it is written; with ``realtime=True`` it models a speaker
   that plays at real-time speed on an injectable clock, so barge-in truncation (what was
   really heard when the user interrupted) can be tested without a sound card.
+- :class:`EchoRoom` puts a speaker and a microphone in one room: what the session plays comes
+  back into the microphone delayed, attenuated and dulled (the acoustic echo of a laptop with
+  no headphones), and :meth:`EchoRoom.reference_frames` adds, as channel 1, what the speaker
+  played at each moment (client-reference echo cancellation), all on the microphone's sample
+  clock, so it runs with ``pace="fast"``.
 
 :class:`PcmSource` is the paced framing shared with :class:`~voicelive_nb.audio.wav.WavSource`.
 """
@@ -23,10 +28,19 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import AudioError, ConfigError
-from .buffers import PlayoutTracker
+from .buffers import PlayoutTracker, interleave
 from .format import float_to_pcm16, resample
 
-__all__ = ["ArraySource", "BufferSink", "Flush", "Pace", "PcmSource", "SilenceSource"]
+__all__ = [
+    "ArraySource",
+    "BufferSink",
+    "EchoRoom",
+    "Flush",
+    "Pace",
+    "PcmSource",
+    "RoomSpeaker",
+    "SilenceSource",
+]
 
 Pace = Literal["realtime", "fast"]
 _PACES = ("realtime", "fast")
@@ -443,3 +457,219 @@ class BufferSink:
 
     def close(self) -> None:
         self.closed = True
+
+
+class RoomSpeaker:
+    """The speaker of an :class:`EchoRoom` (an :class:`~voicelive_nb.audio.base.AudioSink`).
+
+    It plays on the room's clock: each microphone frame the room produces takes as many
+    samples from this queue as it holds (silence when empty). ``played_ms`` is what left the
+    queue so far, ``clear`` drops the rest (barge-in), ``clears`` counts flushes.
+    """
+
+    def __init__(self, room: EchoRoom) -> None:
+        self._room = room
+        self.sample_rate: int | None = None
+        self._queue = bytearray()
+        self._tracker: PlayoutTracker | None = None
+        self.clears = 0
+        self.closed = False
+        #: Item id -> the room's sample (microphone timeline) at which it began to play.
+        self.started_at: dict[str, int] = {}
+
+    def open(self, sample_rate: int) -> None:
+        if sample_rate <= 0:
+            raise ConfigError("sample_rate", sample_rate, "a positive rate in Hz such as 24000")
+        if self.sample_rate is not None and self.sample_rate != sample_rate:
+            raise AudioError(f"room speaker already opened at {self.sample_rate} Hz, not {sample_rate} Hz")
+        self.sample_rate = sample_rate
+        if self._tracker is None:
+            self._tracker = PlayoutTracker(self._room.sample_rate or sample_rate)
+
+    def write(self, item_id: str, pcm16: bytes) -> None:
+        if self._tracker is None or self.sample_rate is None:
+            raise AudioError("room speaker is not open; call open(sample_rate) first")
+        if self.closed:
+            raise AudioError("room speaker is closed")
+        if len(pcm16) % 2:
+            raise AudioError(f"pcm16 audio must have an even number of bytes, got {len(pcm16)}")
+        room_rate = self._tracker.sample_rate
+        data = resample(bytes(pcm16), self.sample_rate, room_rate) if room_rate != self.sample_rate else pcm16
+        self._queue += data
+        self._tracker.add(item_id, len(data) // 2)
+
+    def take(self, samples: int) -> npt.NDArray[np.int16]:
+        """The next ``samples`` the speaker plays (the room's clock advanced by that much)."""
+        out = np.zeros(samples, dtype=np.int16)
+        k = min(samples, len(self._queue) // 2)
+        if k:
+            assert self._tracker is not None
+            head = self._tracker.current_item
+            if head is not None and head not in self.started_at:
+                self.started_at[head] = self._room.samples
+            out[:k] = np.frombuffer(bytes(self._queue[: 2 * k]), dtype="<i2")
+            del self._queue[: 2 * k]
+            self._tracker.consume(k)
+        return out
+
+    def end_of_item(self, item_id: str) -> None:
+        """Nothing to do: the room has no jitter buffer (it plays what it holds)."""
+
+    def clear(self) -> None:
+        self._queue.clear()
+        if self._tracker is not None:
+            self._tracker.clear()
+        self.clears += 1
+
+    def played_ms(self, item_id: str) -> int:
+        return self._tracker.played_ms(item_id) if self._tracker is not None else 0
+
+    def queued_ms(self) -> int:
+        tracker = self._tracker
+        return 0 if tracker is None else tracker.queued_frames() * 1000 // tracker.sample_rate
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class EchoRoom:
+    """A microphone that hears the session's own speaker, in memory (see the module doc).
+
+    ``EchoRoom(mic)`` wraps any mono source (an :class:`ArraySource` of the user's speech, a
+    :class:`SilenceSource`…). Use the room as the session's source and ``room.speaker`` as its
+    sink. Each microphone frame of ``n`` samples advances the room's clock by ``n``: the speaker
+    plays ``n`` samples, and the frame becomes ``mic + echo``, where the echo is what the speaker
+    played ``delay_ms`` earlier, ``gain_db`` quieter, through a ``smooth``-tap moving average
+    (a dull room). :meth:`frames` yields that mono signal (no or server echo cancellation);
+    :meth:`reference_frames` yields it as channel 0 of stereo frames with channel 1 what the
+    speaker played at that sample (client-reference echo cancellation). ``reference_shift_ms``
+    moves the reference later (positive) or earlier, to show what a misaligned reference does.
+
+    ``played`` and ``heard`` keep the last ``keep_s`` seconds of the speaker output and of
+    channel 0, sample-aligned, for analysis. One ``frames``/``reference_frames`` iterator at a time.
+    """
+
+    def __init__(
+        self,
+        mic: Any,
+        *,
+        delay_ms: float = 50.0,
+        gain_db: float = -12.0,
+        smooth: int = 4,
+        reference_shift_ms: float = 0.0,
+        keep_s: float = 120.0,
+    ) -> None:
+        _check_ms("delay_ms", delay_ms)
+        if not -120 <= gain_db <= 20:
+            raise ConfigError("gain_db", gain_db, "-120 to 20 (dB of echo relative to the speaker)")
+        if not isinstance(smooth, int) or smooth < 1:
+            raise ConfigError("smooth", smooth, "a whole number of taps, 1 or more (1: no filtering)")
+        if abs(reference_shift_ms) > 1000:
+            raise ConfigError("reference_shift_ms", reference_shift_ms, "-1000 to 1000 milliseconds")
+        self.mic = mic
+        self.delay_ms = delay_ms
+        self.gain_db = gain_db
+        self.smooth = smooth
+        self.reference_shift_ms = reference_shift_ms
+        self.keep_s = keep_s
+        self.sample_rate: int | None = None
+        self.speaker = RoomSpeaker(self)
+        self.reference_available = True
+        self._history = np.zeros(0, dtype=np.int16)  # played samples, newest last
+        self.played = bytearray()
+        self.heard = bytearray()
+        self.samples = 0
+        """The room's clock: microphone samples produced so far."""
+        self._tick: asyncio.Event | None = None
+        self._closed = False
+
+    async def wait_until(self, condition: Callable[[EchoRoom], bool], timeout: float = 30.0) -> None:
+        """Wait (checking after every frame the room produces) until ``condition(room)`` holds,
+        e.g. ``room.wait_until(lambda r: r.speaker.queued_ms() == 0)``; :class:`TimeoutError` after ``timeout``."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not condition(self):
+            if self._tick is None:
+                self._tick = asyncio.Event()
+            tick = self._tick
+            left = deadline - loop.time()
+            if left <= 0:
+                raise TimeoutError(f"echo room: condition not met within {timeout:g} s")
+            try:
+                await asyncio.wait_for(tick.wait(), left)
+            except asyncio.TimeoutError:
+                continue
+            if tick is self._tick:
+                self._tick = None
+
+    async def wait_samples(self, samples: int, timeout: float = 30.0) -> None:
+        """Wait until the room's clock has advanced by ``samples`` from now."""
+        target = self.samples + samples
+        await self.wait_until(lambda room: room.samples >= target, timeout)
+
+    def _echo_and_reference(self, n: int) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int16]]:
+        """Advance the clock by ``n``: the echo reaching the mic and the reference for those samples."""
+        assert self.sample_rate is not None
+        rate = self.sample_rate
+        played = self.speaker.take(n)
+        delay = round(self.delay_ms * rate / 1000)
+        shift = round(self.reference_shift_ms * rate / 1000)
+        need = n + delay + self.smooth - 1 + max(0, shift)
+        hist = np.concatenate([self._history, played])
+        if len(hist) < need:
+            hist = np.concatenate([np.zeros(need - len(hist), dtype=np.int16), hist])
+        self._history = hist[-(need - n) :] if need > n else hist[:0]
+        end = len(hist)  # hist[end - n + i] is what plays at sample i of this frame
+        seg = hist[end - n - delay - self.smooth + 1 : end - delay].astype(np.float64)
+        echo = np.convolve(seg, np.ones(self.smooth) / self.smooth, mode="valid")
+        echo *= 10 ** (self.gain_db / 20)
+        if shift >= 0:  # a late reference shows what played ``shift`` samples earlier
+            ref = hist[end - n - shift : end - shift].copy()
+        else:  # an early one would need what is not played yet: the future part is silence
+            ref = np.zeros(n, dtype=np.int16)
+            ahead = -shift
+            if ahead < n:
+                ref[: n - ahead] = hist[end - n + ahead : end]
+        self._keep(self.played, played)
+        return echo, ref.astype(np.int16)
+
+    def _keep(self, store: bytearray, samples: npt.NDArray[Any]) -> None:
+        store += samples.astype("<i2").tobytes()
+        limit = 2 * round(self.keep_s * (self.sample_rate or 24000))
+        if len(store) > limit:
+            del store[: len(store) - limit]
+
+    async def _mixed(self, sample_rate: int, frame_ms: int, stereo: bool) -> AsyncIterator[bytes]:
+        if self.sample_rate is not None and self.sample_rate != sample_rate:
+            raise AudioError(f"echo room runs at {self.sample_rate} Hz, not {sample_rate} Hz")
+        self.sample_rate = sample_rate
+        async for frame in self.mic.frames(sample_rate, frame_ms):
+            if self._closed:
+                return
+            mic = np.frombuffer(frame[: len(frame) // 2 * 2], dtype="<i2")
+            if self.speaker._tracker is None:  # the session opens its sink at the first reply audio
+                echo = np.zeros(len(mic))
+                ref = np.zeros(len(mic), dtype=np.int16)
+                self._keep(self.played, ref)
+            else:
+                echo, ref = self._echo_and_reference(len(mic))
+            heard = np.clip(np.rint(mic.astype(np.float64) + echo), -32768, 32767).astype(np.int16)
+            self._keep(self.heard, heard)
+            self.samples += len(heard)
+            if self._tick is not None:
+                self._tick.set()
+            yield interleave(heard, ref) if stereo else heard.astype("<i2").tobytes()
+
+    def frames(self, sample_rate: int, frame_ms: int = 20) -> AsyncIterator[bytes]:
+        """Mono frames: the microphone plus the speaker's echo."""
+        _frame_samples(sample_rate, frame_ms)
+        return self._mixed(sample_rate, frame_ms, stereo=False)
+
+    def reference_frames(self, sample_rate: int, frame_ms: int = 20) -> AsyncIterator[bytes]:
+        """Stereo frames: channel 0 as :meth:`frames`, channel 1 what the speaker played then."""
+        _frame_samples(sample_rate, frame_ms)
+        return self._mixed(sample_rate, frame_ms, stereo=True)
+
+    async def aclose(self) -> None:
+        self._closed = True
+        await self.mic.aclose()

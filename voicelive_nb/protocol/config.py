@@ -34,6 +34,7 @@ from typing import Any, ClassVar, Final, Literal, TypeAlias, TypeVar, cast
 from ..errors import ConfigError
 
 __all__ = [
+    "CLIENT_EC_FEATURE",
     "ECHO_ONLY_KEYS",
     "FIELD_SPECS",
     "SERVER_ONLY_KEYS",
@@ -53,6 +54,7 @@ __all__ = [
     "TurnDetection",
     "Unset",
     "Voice",
+    "client_echo_reference_problem",
     "config_warnings",
     "field_spec",
     "field_specs",
@@ -1026,6 +1028,31 @@ class EchoCancellation(_WireObject):
             )
 
 
+#: The preview feature that lets the client send the echo reference (URL ``features=``).
+CLIENT_EC_FEATURE: Final = "client_ec_reference:true"
+#: The first dated api-version with client-reference echo cancellation (REF0715); ``v1`` (GA) has it too.
+CLIENT_EC_FIRST_API_VERSION: Final = "2026-07-15"
+
+
+def client_echo_reference_problem(api_version: str) -> str | None:
+    """Why ``api_version`` cannot carry client-reference echo cancellation, or ``None`` if it can.
+
+    Documented from ``2026-07-15`` on (and for ``v1``); the earlier dated versions, previews
+    included, do not know ``reference_source``/``channels``."""
+    version = api_version.strip().lower()
+    if version == "v1" or version.startswith("v1-"):
+        return None
+    date = version[:10]
+    if len(date) == 10 and date[4] == "-" and date[7] == "-" and date.replace("-", "").isdigit():
+        if date >= CLIENT_EC_FIRST_API_VERSION:
+            return None
+        return (
+            f"api-version {api_version} has no client-reference echo cancellation; "
+            f"use {CLIENT_EC_FIRST_API_VERSION} or later (or v1), or server echo cancellation"
+        )
+    return None  # an unknown form: let the service decide
+
+
 @dataclass(frozen=True, kw_only=True, repr=False)
 class InputTranscription(_WireObject):
     """``input_audio_transcription``; ``custom_speech`` is for azure-speech, ``phrase_list`` for
@@ -1510,6 +1537,25 @@ class SessionConfig(_WireObject):
             return 8000
         rate = self.input_audio_sampling_rate
         return rate if isinstance(rate, int) else 24000
+
+    def with_client_echo_reference(self, on: bool = True) -> SessionConfig:
+        """This config with client-reference echo cancellation on (or, ``on=False``, back to
+        server echo cancellation): ``input_audio_echo_cancellation`` becomes
+        ``{type: server_echo_cancellation, reference_source: client, channels: 2}``. A
+        :class:`~voicelive_nb.session.Session` on it adds the feature flag
+        ``client_ec_reference:true`` to the connection and streams stereo frames (channel 0 the
+        microphone, channel 1 what the speaker played then) from a source that can give them."""
+        if on:
+            ec = EchoCancellation(type="server_echo_cancellation", reference_source="client", channels=2)
+        else:
+            ec = EchoCancellation(type="server_echo_cancellation")
+        return self.replace(input_audio_echo_cancellation=ec)
+
+    @property
+    def client_echo_reference(self) -> bool:
+        """Whether the client sends the echo reference (stereo input, the feature flag)."""
+        ec = self.input_audio_echo_cancellation
+        return isinstance(ec, EchoCancellation) and ec.reference_source == "client"
 
     @property
     def input_channels(self) -> int:
