@@ -27,6 +27,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..protocol import vocabulary
+
 __all__ = [
     "DEFAULT_SESSION_MAX_S",
     "INPUT_FORMATS",
@@ -47,43 +49,26 @@ __all__ = [
 #: Voice Live reports ``expires_at`` 30 minutes after connect (Azure OpenAI Realtime's cap).
 DEFAULT_SESSION_MAX_S = 30 * 60
 
-OPENAI_VOICES = ("alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse", "marin", "cedar")
-REALTIME_NATIVE_VOICES = (
-    "aarti", "andrew", "ava", "denise", "diya", "elsa", "florian", "francisca", "meera", "ximena",
-    "xiaoxiao", "yunxi",
-)  # fmt: skip
-INPUT_FORMATS = ("pcm16", "g711_ulaw", "g711_alaw")
-OUTPUT_FORMATS = ("pcm16", "pcm16_8000hz", "pcm16_16000hz", "g711_ulaw", "g711_alaw")
-PCM16_INPUT_RATES = (8000, 16000, 24000)
-MODALITIES = ("text", "audio", "animation", "avatar")
-AZURE_VAD_TYPES = ("azure_semantic_vad", "azure_semantic_vad_en", "azure_semantic_vad_multilingual")
-TURN_DETECTION_TYPES = ("server_vad", *AZURE_VAD_TYPES, "semantic_vad")
+# what the service accepts is data shared with the client's config (protocol/vocabulary.py)
+OPENAI_VOICES = vocabulary.OPENAI_VOICES
+REALTIME_NATIVE_VOICES = vocabulary.REALTIME_NATIVE_VOICES
+INPUT_FORMATS = vocabulary.INPUT_AUDIO_FORMATS
+OUTPUT_FORMATS = vocabulary.OUTPUT_AUDIO_FORMATS
+PCM16_INPUT_RATES = vocabulary.SAMPLING_RATES
+MODALITIES = vocabulary.MODALITIES
+AZURE_VAD_TYPES = vocabulary.AZURE_VAD_TYPES
+TURN_DETECTION_TYPES = vocabulary.TURN_DETECTION_TYPES
 #: OpenAI ``semantic_vad`` has no acoustic knobs; the emulator maps ``eagerness`` to a silence window.
 SEMANTIC_VAD_SILENCE_MS = {"low": 1500, "medium": 800, "auto": 800, "high": 300}
 #: Extra end-of-turn wait that stands in for the semantic end-of-utterance model, by
 #: ``threshold_level`` (a lower level declares the utterance complete more readily).
 EOU_EXTRA_WAIT_MS = {"low": 0, "default": 200, "medium": 200, "high": 400}
-EOU_MODELS = ("semantic_detection_v1", "semantic_detection_v1_en", "semantic_detection_v1_multilingual")
-TRANSCRIPTION_MODELS = (
-    "whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-transcribe", "gpt-4o-transcribe-diarize", "azure-speech",
-    "gpt-realtime-whisper",
-    "mai-transcribe", "mai-transcribe-1", "mai-transcribe-2",
-)  # fmt: skip
-NOISE_REDUCTION_TYPES = ("azure_deep_noise_suppression", "near_field", "far_field")
-REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
-INCLUDE_OPTIONS = (
-    "item.input_audio_transcription.logprobs",
-    "item.input_audio_transcription.phrases",
-    "file_search_call.results",
-)
-VOICE_REQUIRED = {
-    "openai": ("name",),
-    "azure-standard": ("name",),
-    "azure-custom": ("name", "endpoint_id"),
-    "azure-personal": ("name", "model"),
-    "avatar-voice-sync": ("model",),
-    "azure-realtime-native": ("name",),
-}
+EOU_MODELS = vocabulary.EOU_MODELS
+TRANSCRIPTION_MODELS = vocabulary.TRANSCRIPTION_MODELS
+NOISE_REDUCTION_TYPES = vocabulary.NOISE_REDUCTION_TYPES
+REASONING_EFFORTS = vocabulary.REASONING_EFFORTS
+INCLUDE_OPTIONS = vocabulary.INCLUDE_OPTIONS
+VOICE_REQUIRED = vocabulary.VOICE_REQUIRED
 VOICE_OPTIONAL = (
     "temperature", "custom_lexicon_url", "custom_text_normalization_url", "prefer_locales", "locale", "style",
     "pitch", "rate", "volume",
@@ -444,6 +429,8 @@ def _validate_voice(value: Any) -> Any:
         _need_str(voice["name"], f"{param}.name", OPENAI_VOICES)
     if vtype == "azure-realtime-native":
         _need_str(voice["name"], f"{param}.name", REALTIME_NATIVE_VOICES)
+    if vtype in ("azure-personal", "avatar-voice-sync"):
+        _need_str(voice["model"], f"{param}.model", vocabulary.PERSONAL_VOICE_MODELS)
     if "temperature" in voice:
         _need_number(voice["temperature"], f"{param}.temperature", 0.0, 1.0)
     return dict(voice)
@@ -458,7 +445,7 @@ def _validate_eou(value: Any, param: str) -> dict[str, Any] | None:
     out: dict[str, Any] = {"model": model}
     if "threshold_level" in eou:
         out["threshold_level"] = _need_str(
-            eou["threshold_level"], f"{param}.threshold_level", ("low", "medium", "high", "default")
+            eou["threshold_level"], f"{param}.threshold_level", vocabulary.EOU_THRESHOLD_LEVELS
         )
     elif "threshold" in eou:  # legacy shape: a probability; reported as the default level
         _need_number(eou["threshold"], f"{param}.threshold", 0.0, 1.0)
@@ -517,7 +504,7 @@ def _validate_turn_detection(value: Any, api_version: str | None) -> dict[str, A
         elif key == "appended_text_after_truncation":
             td[key] = _need_str(raw, p)
         elif key == "eagerness":
-            td[key] = _need_str(raw, p, tuple(SEMANTIC_VAD_SILENCE_MS))
+            td[key] = _need_str(raw, p, vocabulary.SEMANTIC_VAD_EAGERNESS)
     if td.get("auto_truncate") and not td.get("interrupt_response"):
         raise SessionError(
             "invalid_value",
@@ -557,9 +544,9 @@ def _validate_echo_cancellation(
     if ec is None:
         return None
     _check_keys(ec, ("type", "reference_source", "channels"), param)
-    _need_str(ec.get("type"), f"{param}.type", ("server_echo_cancellation",))
+    _need_str(ec.get("type"), f"{param}.type", vocabulary.ECHO_CANCELLATION_TYPES)
     source = _need_str(
-        ec.get("reference_source", "server"), f"{param}.reference_source", ("server", "client")
+        ec.get("reference_source", "server"), f"{param}.reference_source", vocabulary.ECHO_REFERENCE_SOURCES
     )
     channels = int(_need_number(ec.get("channels", 1), f"{param}.channels", 1, 2, integer=True))
     if source == "server" and channels == 2:

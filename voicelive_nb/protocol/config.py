@@ -32,6 +32,7 @@ from types import MappingProxyType
 from typing import Any, ClassVar, Final, Literal, TypeAlias, TypeVar, cast
 
 from ..errors import ConfigError
+from . import vocabulary
 
 __all__ = [
     "CLIENT_EC_FEATURE",
@@ -129,105 +130,28 @@ def _same(a: Any, b: Any) -> bool:
 # Vocabulary (reference §3.3–3.6)
 # --------------------------------------------------------------------------------------------
 
-TURN_DETECTION_TYPES: Final = (
-    "server_vad",
-    "azure_semantic_vad",
-    "azure_semantic_vad_en",
-    "azure_semantic_vad_multilingual",
-    "semantic_vad",
-)
-_AZURE_VAD: Final = ("azure_semantic_vad", "azure_semantic_vad_en", "azure_semantic_vad_multilingual")
+# the values themselves are data in .vocabulary, shared with the emulator's validation
+TURN_DETECTION_TYPES: Final = vocabulary.TURN_DETECTION_TYPES
+_AZURE_VAD: Final = vocabulary.AZURE_VAD_TYPES
 _CLASSIC_VAD: Final = ("server_vad", *_AZURE_VAD)
-_MULTILINGUAL_VAD_LANGUAGES: Final = ("en", "es", "fr", "it", "de", "ja", "pt", "zh", "ko", "hi")
-
-VOICE_TYPES: Final = (
-    "openai",
-    "azure-standard",
-    "azure-custom",
-    "azure-personal",
-    "avatar-voice-sync",
-    "azure-realtime-native",
-)
-_AZURE_VOICES: Final = ("azure-standard", "azure-custom", "azure-personal", "avatar-voice-sync")
-_NAMED_VOICES: Final = ("openai", "azure-standard", "azure-custom", "azure-personal", "azure-realtime-native")
-OPENAI_VOICES: Final = (
-    "alloy",
-    "ash",
-    "ballad",
-    "coral",
-    "echo",
-    "sage",
-    "shimmer",
-    "verse",
-    "marin",
-    "cedar",
-)
-REALTIME_NATIVE_VOICES: Final = (
-    "aarti",
-    "andrew",
-    "ava",
-    "denise",
-    "diya",
-    "elsa",
-    "florian",
-    "francisca",
-    "meera",
-    "ximena",
-    "xiaoxiao",
-    "yunxi",
-)
-PERSONAL_VOICE_MODELS: Final = (
-    "DragonLatestNeural",
-    "PhoenixLatestNeural",
-    "PhoenixV2Neural",
-    "DragonHDOmniLatestNeural",
-    "MAI-Voice-1",
-)
-_VOICE_REQUIRED: Final[Mapping[str, tuple[str, ...]]] = {
-    "openai": ("name",),
-    "azure-standard": ("name",),
-    "azure-custom": ("name", "endpoint_id"),
-    "azure-personal": ("name", "model"),
-    "avatar-voice-sync": ("model",),
-    "azure-realtime-native": ("name",),
-}
-
-EOU_MODELS: Final = (
-    "semantic_detection_v1",
-    "semantic_detection_v1_en",
-    "semantic_detection_v1_multilingual",
-)
-TRANSCRIPTION_MODELS: Final = (
-    "azure-speech",
-    "whisper-1",
-    "gpt-4o-transcribe",
-    "gpt-4o-mini-transcribe",
-    "gpt-4o-transcribe-diarize",
-    "mai-transcribe",
-    "mai-transcribe-1",
-    "mai-transcribe-2",
-    "gpt-realtime-whisper",  # reported by the live GA service (shared real traffic)
-)
-_OPENAI_TRANSCRIBERS: Final = (
-    "whisper-1",
-    "gpt-4o-transcribe",
-    "gpt-4o-mini-transcribe",
-    "gpt-4o-transcribe-diarize",
-    "gpt-realtime-whisper",
-)
-INPUT_AUDIO_FORMATS: Final = ("pcm16", "g711_ulaw", "g711_alaw")
-OUTPUT_AUDIO_FORMATS: Final = ("pcm16", "pcm16_8000hz", "pcm16_16000hz", "g711_ulaw", "g711_alaw")
-SAMPLING_RATES: Final = (8000, 16000, 24000)
-MODALITIES: Final = ("text", "audio", "animation", "avatar")
-_G711: Final = ("g711_ulaw", "g711_alaw")
-_OUTPUT_RATES: Final[Mapping[str, int]] = {
-    "pcm16": 24000,
-    "pcm16_8000hz": 8000,
-    "pcm16_16000hz": 16000,
-    "g711_ulaw": 8000,
-    "g711_alaw": 8000,
-}
-_INTERIM_TYPES: Final = ("static_interim_response", "llm_interim_response")
+_MULTILINGUAL_VAD_LANGUAGES: Final = vocabulary.MULTILINGUAL_VAD_LANGUAGES
+VOICE_TYPES: Final = vocabulary.VOICE_TYPES
+_AZURE_VOICES: Final = vocabulary.AZURE_VOICE_TYPES
+_NAMED_VOICES: Final = vocabulary.NAMED_VOICE_TYPES
+OPENAI_VOICES: Final = vocabulary.OPENAI_VOICES
+REALTIME_NATIVE_VOICES: Final = vocabulary.REALTIME_NATIVE_VOICES
+PERSONAL_VOICE_MODELS: Final = vocabulary.PERSONAL_VOICE_MODELS
+_VOICE_REQUIRED: Final = vocabulary.VOICE_REQUIRED
+EOU_MODELS: Final = vocabulary.EOU_MODELS
+TRANSCRIPTION_MODELS: Final = vocabulary.TRANSCRIPTION_MODELS
+_OPENAI_TRANSCRIBERS: Final = vocabulary.OPENAI_TRANSCRIBERS
+INPUT_AUDIO_FORMATS: Final = vocabulary.INPUT_AUDIO_FORMATS
+OUTPUT_AUDIO_FORMATS: Final = vocabulary.OUTPUT_AUDIO_FORMATS
+SAMPLING_RATES: Final = vocabulary.SAMPLING_RATES
+MODALITIES: Final = vocabulary.MODALITIES
+_G711: Final = vocabulary.G711_FORMATS
+_OUTPUT_RATES: Final = vocabulary.OUTPUT_FORMAT_RATES
+_INTERIM_TYPES: Final = vocabulary.INTERIM_RESPONSE_TYPES
 _ALIASES: Final[Mapping[str, str]] = {
     "max_output_tokens": "max_response_output_tokens",
     "interim-response": "interim_response",
@@ -405,7 +329,7 @@ FIELD_SPECS: Final[tuple[FieldSpec, ...]] = (
         "how soon the model ends the turn",
         ("semantic_vad",),
         default="auto",
-        choices=("auto", "low", "medium", "high"),
+        choices=vocabulary.SEMANTIC_VAD_EAGERNESS,
     ),
     _td("create_response", "bool", "start a response when a turn ends", default=True),
     _td("interrupt_response", "bool", "user speech cancels the current response", default=True),
@@ -424,7 +348,7 @@ FIELD_SPECS: Final[tuple[FieldSpec, ...]] = (
         "choice",
         "lower ends the utterance more readily",
         "default",
-        choices=("low", "medium", "high", "default"),
+        choices=vocabulary.EOU_THRESHOLD_LEVELS,
     ),
     # an int field in forms; a number in the reference (1000.0 is accepted): EndOfUtteranceDetection
     FieldSpec(f"{_EOU}.timeout_ms", "int", "longest wait for more speech, ms", 1000, **_MS),
@@ -444,7 +368,7 @@ FIELD_SPECS: Final[tuple[FieldSpec, ...]] = (
         "input_audio_noise_reduction.type",
         "choice",
         "noise reduction model (near/far_field: gpt-realtime only)",
-        choices=("azure_deep_noise_suppression", "near_field", "far_field"),
+        choices=vocabulary.NOISE_REDUCTION_TYPES,
         required=True,
     ),
     FieldSpec(
@@ -455,7 +379,7 @@ FIELD_SPECS: Final[tuple[FieldSpec, ...]] = (
         "choice",
         "echo cancellation model",
         "server_echo_cancellation",
-        choices=("server_echo_cancellation",),
+        choices=vocabulary.ECHO_CANCELLATION_TYPES,
         required=True,
     ),
     FieldSpec(
@@ -463,7 +387,7 @@ FIELD_SPECS: Final[tuple[FieldSpec, ...]] = (
         "choice",
         "echo reference: what the server played, or a second input channel",
         "server",
-        choices=("server", "client"),
+        choices=vocabulary.ECHO_REFERENCE_SOURCES,
     ),
     FieldSpec(
         "input_audio_echo_cancellation.channels",
@@ -522,7 +446,7 @@ FIELD_SPECS: Final[tuple[FieldSpec, ...]] = (
         "reasoning_effort",
         "choice",
         "reasoning models only",
-        choices=("none", "minimal", "low", "medium", "high", "xhigh"),
+        choices=vocabulary.REASONING_EFFORTS,
     ),
     FieldSpec(_IR, "object", "filler speech while the answer is slow; null disables", nullable=True),
     FieldSpec(
@@ -615,11 +539,7 @@ FIELD_SPECS: Final[tuple[FieldSpec, ...]] = (
         "include",
         "list",
         "extra data in server events",
-        choices=(
-            "item.input_audio_transcription.logprobs",
-            "item.input_audio_transcription.phrases",
-            "file_search_call.results",
-        ),
+        choices=vocabulary.INCLUDE_OPTIONS,
     ),
     FieldSpec("metadata", "object", "string pairs for logs: at most 16, keys ≤ 64 chars, values ≤ 512"),
 )
