@@ -51,6 +51,10 @@ def main(argv: list[str] | None = None) -> int:
         from .lab.cli import main as sweep_main
 
         return sweep_main(argv[1:])
+    if argv[:1] == ["barge-in"]:  # the barge-in lab (#17), with its own options
+        from .lab.barge_in_cli import main as barge_in_main
+
+        return barge_in_main(argv[1:])
     parser = argparse.ArgumentParser(
         prog="voicelive-nb", description="Azure AI Voice Live from notebooks and the shell."
     )
@@ -129,6 +133,9 @@ def main(argv: list[str] | None = None) -> int:
         "sweep", help="sweep VAD settings over WAV files against the truth (voicelive-nb sweep --help)"
     )
 
+    sub.add_parser(
+        "barge-in", help="false and missed barge-ins under echo cancellation (voicelive-nb barge-in --help)"
+    )
     sub.add_parser("info", help="versions, audio devices and the configured endpoint")
 
     args = parser.parse_args(argv)
