@@ -89,7 +89,7 @@ from .protocol.wire import (
     shape_for_api_version,
 )
 from .tools import Tool, ToolCall, ToolRunner
-from .transport import Transport, build_url, describe_close, query_to_headers, redact_url
+from .transport import Transport, build_url, describe_close, query_to_headers, redact_url, wait_bounded
 
 log = logging.getLogger("voicelive_nb.session")
 
@@ -494,7 +494,7 @@ class Session:
         cancelled = False
         bound = max(self.close_timeout_s, 0.1)
         try:
-            await asyncio.wait_for(self.tools.aclose(), bound)
+            await wait_bounded(self.tools.aclose(), bound)
         except asyncio.CancelledError:
             cancelled = True
         except Exception as exc:
@@ -526,7 +526,7 @@ class Session:
                 self._reader.cancel()
         if self.source is not None and self.close_audio:
             try:
-                await asyncio.wait_for(self.source.aclose(), bound)
+                await wait_bounded(self.source.aclose(), bound)
             except asyncio.CancelledError:
                 cancelled = True
             except Exception as exc:
@@ -545,7 +545,7 @@ class Session:
         if self._stack is not None:
             stack, self._stack = self._stack, None
             try:
-                await asyncio.wait_for(stack.aclose(), bound + 5)
+                await wait_bounded(stack.aclose(), bound + 5)
             except asyncio.CancelledError:
                 cancelled = True
             except Exception as exc:

@@ -12,8 +12,8 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Awaitable, Mapping
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -181,6 +181,36 @@ def _frame_text(frame: Frame) -> str:
 _WEBSOCKETS_LOG = _RedactingWebsocketsLog(logging.getLogger("websockets.client"), {})
 
 
+T = TypeVar("T")
+
+
+async def wait_bounded(awaitable: Awaitable[T], timeout: float | None) -> T:
+    """``asyncio.wait_for`` that never loses the caller's cancellation.
+
+    Python 3.11's ``wait_for`` returns the result when the awaited operation finishes in the same
+    loop iteration as the caller is cancelled, and the ``CancelledError`` is lost (fixed in 3.12).
+    A cancelled sweep worker then went on and finished its replay (the pump's last send, the
+    session.update barrier, the handshake and the close were each such a wait). Here the caller's
+    cancellation always propagates (the operation is cancelled and awaited first); a timeout
+    cancels the operation and raises ``asyncio.TimeoutError``.
+    """
+    task = asyncio.ensure_future(awaitable)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=timeout)
+    except asyncio.CancelledError:
+        if not task.done():
+            task.cancel()
+            await asyncio.wait({task})
+        raise
+    if not done:
+        task.cancel()
+        await asyncio.wait({task})
+        if not task.cancelled() and task.exception() is None:
+            return task.result()  # finished while being cancelled: the result is not lost either
+        raise asyncio.TimeoutError
+    return task.result()
+
+
 class Transport:
     """One open WebSocket to the service (text frames of JSON), with deadlines on everything.
 
@@ -260,7 +290,7 @@ class Transport:
         install_log_redaction()
         shown = redact_url(url)
         try:
-            ws = await asyncio.wait_for(
+            ws = await wait_bounded(
                 connect(
                     url,
                     additional_headers=all_headers,
@@ -320,7 +350,7 @@ class Transport:
         if self.failure is not None:
             raise ConnectionClosed(None, self.failure)
         try:
-            await asyncio.wait_for(self._ws.send(text), self.send_timeout_s)
+            await wait_bounded(self._ws.send(text), self.send_timeout_s)
         except asyncio.TimeoutError:
             self._give_up(
                 f"the service stopped reading: a send was blocked for {self.send_timeout_s:g} s "
@@ -345,7 +375,7 @@ class Transport:
         self._stop_keepalive()
         self.closing = True
         try:
-            await asyncio.wait_for(self._ws.close(code, reason), self.close_timeout_s)
+            await wait_bounded(self._ws.close(code, reason), self.close_timeout_s)
         except asyncio.CancelledError:
             self.abort()
             raise
@@ -453,4 +483,12 @@ def describe_close(code: int | None, reason: str | None) -> str:
     return f"{label}: {reason}" if reason else label
 
 
-__all__ = ["MAX_MESSAGE_BYTES", "REALTIME_PATH", "Transport", "build_url", "describe_close", "redact_url"]
+__all__ = [
+    "MAX_MESSAGE_BYTES",
+    "REALTIME_PATH",
+    "Transport",
+    "build_url",
+    "describe_close",
+    "redact_url",
+    "wait_bounded",
+]
