@@ -35,10 +35,12 @@ writes ``docs/import-graph.md`` (the component arrows as a mermaid graph).
 from __future__ import annotations
 
 import ast
+import builtins
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -465,6 +467,72 @@ def stale_arrows(arrows: list[Import]) -> list[str]:
     ]
 
 
+#: Builtin exceptions that are protocol, not errors: iteration ends. (``SystemExit`` and the other
+#: non-``Exception`` classes are never checked; ``AttributeError`` in ``__getattr__`` is its contract.)
+ALLOWED_BUILTIN_RAISES = frozenset({"StopIteration", "StopAsyncIteration"})
+BUILTIN_EXCEPTIONS = frozenset(
+    name
+    for name, value in vars(builtins).items()
+    if isinstance(value, type) and issubclass(value, Exception)
+)
+
+
+def _raised_name(node: ast.Raise) -> str | None:
+    exc = node.exc.func if isinstance(node.exc, ast.Call) else node.exc
+    return exc.id if isinstance(exc, ast.Name) else None
+
+
+def _is_abstract(function: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    """Decorated ``@abstractmethod``, or a body that is only a docstring and the raise."""
+    if any(ast.unparse(d).split(".")[-1] == "abstractmethod" for d in function.decorator_list):
+        return True
+    body = [
+        stmt
+        for stmt in function.body
+        if not (isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant))
+    ]
+    return len(body) == 1 and isinstance(body[0], ast.Raise)
+
+
+def _raises_in(tree: ast.AST) -> Iterator[tuple[ast.Raise, ast.FunctionDef | ast.AsyncFunctionDef | None]]:
+    """Every ``raise`` with the function it is directly in (None at module or class level)."""
+
+    def visit(node: ast.AST, function: ast.FunctionDef | ast.AsyncFunctionDef | None) -> Iterator[Any]:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                yield from visit(child, child)
+            elif isinstance(child, ast.ClassDef):
+                yield from visit(child, None)
+            else:
+                if isinstance(child, ast.Raise):
+                    yield child, function
+                yield from visit(child, function)
+
+    yield from visit(tree, None)
+
+
+def builtin_raises(package: str, known: dict[str, Path]) -> list[str]:
+    """``raise ValueError(...)`` and kin: every error of the package derives from VoiceLiveError
+    (errors.py has subclasses that are also ValueError, TypeError, RuntimeError, KeyError...)."""
+    problems = []
+    for module, path in known.items():
+        for node, function in _raises_in(ast.parse(path.read_text(), str(path))):
+            name = _raised_name(node)
+            if name is None or name not in BUILTIN_EXCEPTIONS or name in ALLOWED_BUILTIN_RAISES:
+                continue  # a re-raise (``raise``, ``raise exc``) or one of the package's own classes
+            in_function = function.name if function is not None else ""
+            if name == "NotImplementedError" and function is not None and _is_abstract(function):
+                continue
+            if name == "AttributeError" and in_function == "__getattr__":
+                continue
+            problems.append(
+                f"{shown(path)}:{node.lineno}: {full(package, module)} raises the builtin {name}: raise a "
+                "VoiceLiveError subclass from voicelive_nb/errors.py (one that is also a "
+                f"{name} if callers catch that)"
+            )
+    return problems
+
+
 def check(root: Path, package: str = "voicelive_nb") -> dict[str, list[str]]:
     """Every rule's violations for the package at ``root``, by rule."""
     known, arrows = scan(root, package)
@@ -476,6 +544,7 @@ def check(root: Path, package: str = "voicelive_nb") -> dict[str, list[str]]:
         "privates": private_imports(package, known, arrows),
         "pure core": pure_core_externals(package, arrows),
         "emulator": emulator_imports(package, arrows),
+        "builtin raises": builtin_raises(package, known),
     }
 
 
@@ -638,6 +707,30 @@ VIOLATIONS = [
         "the emulator",
     ),
     ("module with no band", "gadgets.py", "", "voicelive_nb.gadgets has no band"),
+    (
+        "raise ValueError",
+        "protocol/events.py",
+        "def f(x):\n    raise ValueError(f'bad {x}')\n",
+        "builtin ValueError",
+    ),
+    (
+        "raise RuntimeError",
+        "session.py",
+        "class S:\n    def start(self):\n        raise RuntimeError\n",
+        "RuntimeError",
+    ),
+    (
+        "NotImplementedError in a method with a body",
+        "lab/figures.py",
+        "def g(x):\n    if x:\n        return 1\n    raise NotImplementedError\n",
+        "builtin NotImplementedError",
+    ),
+    (
+        "AttributeError outside __getattr__",
+        "lab/replay.py",
+        "def h():\n    raise AttributeError('x')\n",
+        "AttributeError",
+    ),
 ]
 
 
@@ -667,6 +760,30 @@ def test_checker_reports(tmp_path: Path, file: str, added: str, expected: str) -
     found = reports(write_package(tmp_path, files))
     assert any(expected in problem for problem in found), f"not reported: {expected!r}; reports: {found}"
     assert any(f"voicelive_nb/{file}" in problem for problem in found), found  # names the file
+
+
+def test_allowed_raises_are_not_reported(tmp_path: Path) -> None:
+    """Re-raises, the package's own errors, iteration's StopIteration, abstract methods, ``__getattr__``."""
+    files = dict(CLEAN)
+    files["protocol/events.py"] += (
+        "class Base:\n"
+        "    def value(self):\n"
+        '        """Subclasses say."""\n'
+        "        raise NotImplementedError\n"
+        "def f(exc):\n"
+        "    try:\n"
+        "        pass\n"
+        "    except OSError:\n"
+        "        raise\n"
+        "    raise exc\n"
+        "def g():\n"
+        "    raise VoiceLiveError('mine')\n"
+        "def h():\n"
+        "    raise StopIteration\n"
+        "def __getattr__(name):\n"
+        "    raise AttributeError(name)\n"
+    )
+    assert reports(write_package(tmp_path, files)) == []
 
 
 def test_type_only_stdlib_is_fine_in_the_pure_core(tmp_path: Path) -> None:

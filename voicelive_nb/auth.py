@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .errors import AuthenticationError, OptionalDependencyMissing
+from .errors import AuthenticationError, InvalidType, InvalidValue, OptionalDependencyMissing
 
 ENV_ENDPOINT = "AZURE_VOICE_LIVE_ENDPOINT"
 ENV_API_KEY = "AZURE_VOICE_LIVE_API_KEY"
@@ -48,7 +48,7 @@ class Secret:
 
     def __init__(self, value: str) -> None:
         if not isinstance(value, str) or not value:
-            raise ValueError("a secret must be a non-empty string")
+            raise InvalidValue("a secret must be a non-empty string")
         self._value = value
 
     def reveal(self) -> str:
@@ -72,7 +72,7 @@ class Secret:
         return hash(self._value)
 
     def __reduce__(self) -> Any:  # never pickle a secret into a file by accident
-        raise TypeError("Secret values cannot be pickled")
+        raise InvalidType("Secret values cannot be pickled")
 
 
 def read_dotenv(start: str | os.PathLike[str] | None = None) -> dict[str, str]:
@@ -235,7 +235,7 @@ class TokenCredentialAuth:
         clock: Callable[[], float] = time.time,
     ) -> None:
         if not callable(getattr(credential, "get_token", None)):
-            raise TypeError(
+            raise InvalidType(
                 "credential must have a get_token(*scopes) method (an azure-core TokenCredential)"
             )
         self._credential = credential

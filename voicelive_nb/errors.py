@@ -54,6 +54,29 @@ class ConfigError(VoiceLiveError, ValueError):
         super().__init__(text)
 
 
+class InvalidValue(VoiceLiveError, ValueError):
+    """A value given to this package is malformed or out of range (audio, labels, options).
+
+    Session configuration fields raise :class:`ConfigError` instead (which names the field);
+    this one is also a :class:`ValueError`, so ``except ValueError`` keeps working.
+    """
+
+
+class InvalidType(VoiceLiveError, TypeError):
+    """An argument of a type this package cannot use (also a :class:`TypeError`)."""
+
+
+class StateError(VoiceLiveError, RuntimeError):
+    """The call does not fit the object's state: already running, not started, closed, cancelled.
+
+    Also a :class:`RuntimeError`, as such errors were before.
+    """
+
+
+class NotFound(VoiceLiveError, KeyError):
+    """A key, item or name that is not there (also a :class:`KeyError`, for mapping-style lookups)."""
+
+
 class ProtocolError(VoiceLiveError):
     """A message could not be encoded or violates the Voice Live protocol."""
 

@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ..errors import InvalidType, InvalidValue
+
 __all__ = ["FLOOR_DBFS", "AudioHistory", "EnvelopeBuffer", "as_int16", "envelope", "place_segments"]
 
 Float32Array = npt.NDArray[np.float32]
@@ -36,11 +38,11 @@ def as_int16(pcm: bytes | bytearray | memoryview | npt.NDArray[np.int16]) -> Int
     """PCM16 little-endian bytes (or an int16 array) as an int16 array, without copying bytes."""
     if isinstance(pcm, np.ndarray):
         if pcm.dtype != np.int16:
-            raise TypeError(f"expected int16 samples, got dtype {pcm.dtype}")
+            raise InvalidType(f"expected int16 samples, got dtype {pcm.dtype}")
         return pcm.reshape(-1)
     view = memoryview(pcm).cast("B")
     if len(view) % 2:
-        raise ValueError(f"pcm16 audio must have an even number of bytes, got {len(view)}")
+        raise InvalidValue(f"pcm16 audio must have an even number of bytes, got {len(view)}")
     return np.frombuffer(view, dtype="<i2")
 
 
@@ -72,11 +74,11 @@ class EnvelopeBuffer:
 
     def __init__(self, sample_rate: int, window_s: float = 4.0, points: int = 800) -> None:
         if sample_rate <= 0:
-            raise ValueError(f"sample_rate must be positive, got {sample_rate}")
+            raise InvalidValue(f"sample_rate must be positive, got {sample_rate}")
         if points <= 0:
-            raise ValueError(f"points must be positive, got {points}")
+            raise InvalidValue(f"points must be positive, got {points}")
         if window_s <= 0:
-            raise ValueError(f"window_s must be positive, got {window_s}")
+            raise InvalidValue(f"window_s must be positive, got {window_s}")
         self.sample_rate = sample_rate
         self.points = points
         self.samples_per_bucket = max(1, round(sample_rate * window_s / points))
@@ -104,7 +106,7 @@ class EnvelopeBuffer:
         if n == 0:
             return
         if x.dtype != np.int16:
-            raise TypeError(f"expected int16 samples, got dtype {x.dtype}")
+            raise InvalidType(f"expected int16 samples, got dtype {x.dtype}")
         self.samples_pushed += n
         spb = self.samples_per_bucket
         if self._p_n:
@@ -296,7 +298,7 @@ class AudioHistory:
         self, max_s: float = 600.0, sample_rate: int = 24000, output_sample_rate: int = 24000
     ) -> None:
         if max_s <= 0:
-            raise ValueError(f"max_s must be positive, got {max_s}")
+            raise InvalidValue(f"max_s must be positive, got {max_s}")
         self.max_s = max_s
         self.sample_rate = sample_rate
         self.output_sample_rate = output_sample_rate

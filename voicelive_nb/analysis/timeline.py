@@ -69,6 +69,8 @@ from typing import Any, Literal, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from ..errors import InvalidValue
+
 __all__ = [
     "FAST_LEAD_S",
     "GAP_S",
@@ -847,7 +849,7 @@ def unpack(data: bytes) -> dict[str, Float32Array]:
     """The arrays of :meth:`Timeline.pack` back (for tests and other consumers)."""
     flat = np.frombuffer(data, dtype="<f4")
     if len(flat) < 8 or int(flat[0]) != PACK_VERSION:
-        raise ValueError("not a packed timeline (version 1)")
+        raise InvalidValue("not a packed timeline (version 1)")
     out: dict[str, Float32Array] = {}
     offset = 8
     for i, lane in enumerate(LANES):

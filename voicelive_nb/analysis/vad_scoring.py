@@ -55,6 +55,8 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from ..errors import InvalidValue
+
 __all__ = [
     "SUMMARY_FIELDS",
     "BoundaryMapping",
@@ -166,7 +168,7 @@ def percentile(values: Sequence[float], q: float) -> float | None:
     if not values:
         return None
     if not 0.0 <= q <= 100.0:
-        raise ValueError(f"percentile must be within 0 and 100, got {q}")
+        raise InvalidValue(f"percentile must be within 0 and 100, got {q}")
     ordered = sorted(values)
     pos = (len(ordered) - 1) * q / 100.0
     lo = math.floor(pos)
@@ -285,12 +287,12 @@ def normalize_spans(spans: Iterable[Sequence[float]]) -> list[Span]:
     cleaned: list[Span] = []
     for i, span in enumerate(spans):
         if len(span) != 2:
-            raise ValueError(f"span {i} must be [start, end], got {list(span)!r}")
+            raise InvalidValue(f"span {i} must be [start, end], got {list(span)!r}")
         start, end = float(span[0]), float(span[1])
         if not (math.isfinite(start) and math.isfinite(end)):
-            raise ValueError(f"span {i} must be finite numbers, got {list(span)!r}")
+            raise InvalidValue(f"span {i} must be finite numbers, got {list(span)!r}")
         if end <= start:
-            raise ValueError(f"span {i} ends before it starts: [{start}, {end}]")
+            raise InvalidValue(f"span {i} ends before it starts: [{start}, {end}]")
         cleaned.append((start, end))
     cleaned.sort()
     merged: list[Span] = []
@@ -335,9 +337,9 @@ def score_turns(
 ) -> VadScore:
     """Score ``turns`` against truth utterances ``truth_ms`` (``[start_ms, end_ms]`` each)."""
     if not 0.0 < min_overlap <= 1.0:
-        raise ValueError(f"min_overlap must be in (0, 1], got {min_overlap}")
+        raise InvalidValue(f"min_overlap must be in (0, 1], got {min_overlap}")
     if collar_ms < 0:
-        raise ValueError(f"collar_ms must be >= 0, got {collar_ms}")
+        raise InvalidValue(f"collar_ms must be >= 0, got {collar_ms}")
     truth = normalize_spans(truth_ms)
     spans = [t.span for t in turns]
 

@@ -17,6 +17,8 @@ import numpy as np
 import numpy.typing as npt
 import soxr
 
+from ..errors import InvalidValue
+
 __all__ = [
     "StreamResampler",
     "alaw_decode",
@@ -55,16 +57,16 @@ def bytes_per_ms(fmt: str, sample_rate: int) -> float:
         return int(match.group(1)) * 2 / 1000.0
     if name == "pcm16":
         if sample_rate <= 0:
-            raise ValueError(f"invalid sample rate: {sample_rate}; use a positive rate in Hz such as 24000")
+            raise InvalidValue(f"invalid sample rate: {sample_rate}; use a positive rate in Hz such as 24000")
         return sample_rate * 2 / 1000.0
-    raise ValueError(
+    raise InvalidValue(
         f"unknown audio format: {fmt!r}; use pcm16, pcm16_8000hz, pcm16_16000hz, g711_ulaw or g711_alaw"
     )
 
 
 def _as_int16(pcm16: bytes) -> npt.NDArray[np.int16]:
     if len(pcm16) % 2:
-        raise ValueError(f"pcm16 audio must have an even number of bytes, got {len(pcm16)}")
+        raise InvalidValue(f"pcm16 audio must have an even number of bytes, got {len(pcm16)}")
     return np.frombuffer(pcm16, dtype="<i2")
 
 
@@ -88,7 +90,7 @@ def resample(pcm16: bytes, from_rate: int, to_rate: int) -> bytes:
     """Resample a whole PCM16 mono signal with soxr (high quality); same rate returns the input."""
     samples = _as_int16(pcm16)
     if from_rate <= 0 or to_rate <= 0:
-        raise ValueError(f"invalid sample rates: {from_rate} -> {to_rate}; rates must be positive")
+        raise InvalidValue(f"invalid sample rates: {from_rate} -> {to_rate}; rates must be positive")
     if from_rate == to_rate or samples.size == 0:
         return bytes(pcm16)
     out = soxr.resample(samples.astype(np.float32) * _TO_FLOAT, from_rate, to_rate, quality="HQ")
@@ -106,7 +108,7 @@ class StreamResampler:
 
     def __init__(self, from_rate: int, to_rate: int) -> None:
         if from_rate <= 0 or to_rate <= 0:
-            raise ValueError(f"invalid sample rates: {from_rate} -> {to_rate}; rates must be positive")
+            raise InvalidValue(f"invalid sample rates: {from_rate} -> {to_rate}; rates must be positive")
         self.from_rate = from_rate
         self.to_rate = to_rate
         self._passthrough = from_rate == to_rate
@@ -228,9 +230,9 @@ def chunk(pcm16: bytes, sample_rate: int, frame_ms: int) -> list[bytes]:
     """Cut PCM16 into frames of ``frame_ms`` (the last one may be shorter); empty input → []."""
     frame_samples = sample_rate * frame_ms // 1000
     if frame_samples <= 0:
-        raise ValueError(f"frame of {frame_ms} ms at {sample_rate} Hz holds no samples")
+        raise InvalidValue(f"frame of {frame_ms} ms at {sample_rate} Hz holds no samples")
     if len(pcm16) % 2:
-        raise ValueError(f"pcm16 audio must have an even number of bytes, got {len(pcm16)}")
+        raise InvalidValue(f"pcm16 audio must have an even number of bytes, got {len(pcm16)}")
     step = frame_samples * 2
     return [pcm16[i : i + step] for i in range(0, len(pcm16), step)]
 
@@ -238,7 +240,7 @@ def chunk(pcm16: bytes, sample_rate: int, frame_ms: int) -> list[bytes]:
 def duration_ms(pcm16: bytes, sample_rate: int) -> float:
     """Duration of PCM16 mono audio in milliseconds."""
     if sample_rate <= 0:
-        raise ValueError(f"invalid sample rate: {sample_rate}")
+        raise InvalidValue(f"invalid sample rate: {sample_rate}")
     return (len(pcm16) // 2) * 1000.0 / sample_rate
 
 

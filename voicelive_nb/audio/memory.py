@@ -27,7 +27,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from ..errors import AudioError, ConfigError
+from ..errors import AudioError, ConfigError, WaitTimeout
 from .buffers import PlayoutTracker, interleave
 from .format import float_to_pcm16, resample
 
@@ -594,7 +594,7 @@ class EchoRoom:
             tick = self._tick
             left = deadline - loop.time()
             if left <= 0:
-                raise TimeoutError(f"echo room: condition not met within {timeout:g} s")
+                raise WaitTimeout(f"echo room: condition not met within {timeout:g} s")
             try:
                 await asyncio.wait_for(tick.wait(), left)
             except asyncio.TimeoutError:

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..audio.format import float_to_pcm16, resample, rms_dbfs
-from ..errors import OptionalDependencyMissing
+from ..errors import InvalidValue, OptionalDependencyMissing
 
 __all__ = ["MODEL_RATE", "Transcriber", "normalize_phrase"]
 
@@ -107,7 +107,7 @@ class Transcriber:
                 if words and tuple(words) not in kept:
                     kept.append(tuple(words))
             if not kept:
-                raise ValueError(f"none of the phrases has a word the recogniser knows: {phrases!r}")
+                raise InvalidValue(f"none of the phrases has a word the recogniser knows: {phrases!r}")
             key = tuple(" ".join(words) for words in kept)
             search = _SEARCHES.get(key)
             if search is None:

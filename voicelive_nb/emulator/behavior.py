@@ -43,7 +43,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from ..errors import ConfigError
+from ..errors import ConfigError, InvalidValue
 
 __all__ = [
     "FILLER_WORDS",
@@ -134,7 +134,7 @@ class VadSegmenter:
         self, settings: VadSettings | None = None, window_ms: float = 32.0, offset_ms: float = 0.0
     ) -> None:
         if not window_ms > 0:
-            raise ValueError(f"window_ms must be positive, got {window_ms}")
+            raise InvalidValue(f"window_ms must be positive, got {window_ms}")
         self._settings = settings if settings is not None else VadSettings()
         self._window_ms = float(window_ms)
         self._offset_ms = float(offset_ms)

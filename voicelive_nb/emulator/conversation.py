@@ -71,6 +71,7 @@ from typing import Any, Literal, Protocol, TypeVar
 
 import numpy as np
 
+from ..errors import NotFound, StateError
 from . import session_defaults as sd
 from . import toolcalls as tc
 from .behavior import VadSegmenter, VadSettings, VadSpeechStarted, VadSpeechStopped, release_threshold
@@ -343,7 +344,7 @@ class ItemStore:
             if existing["id"] == previous_item_id:
                 self._items.insert(idx + 1, item)
                 return previous_item_id
-        raise KeyError(previous_item_id)
+        raise NotFound(previous_item_id)
 
     def delete(self, item_id: str) -> bool:
         for idx, existing in enumerate(self._items):
@@ -1075,7 +1076,7 @@ class Conversation:
     async def _transcribe(self, item_id: str) -> str:
         audio, rate = self._item_audio.get(item_id, (b"", self._in_rate))
         if not self.options.transcription:
-            raise RuntimeError("transcription is switched off in this emulator (transcription=False)")
+            raise StateError("transcription is switched off in this emulator (transcription=False)")
         tr_cfg = self.session.get("input_audio_transcription") or {}
         phrases = tr_cfg.get("phrase_list") or None
         key = tuple(phrases) if phrases else None

@@ -39,6 +39,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from ..errors import InvalidValue, StateError
 from .conversation import Conversation, ConversationOptions, EmulatorStats, Event, Reply, error_event, new_id
 from .limits import (
     MAX_CONNECTION_S,
@@ -379,16 +380,16 @@ class EmulatorServer:
         tokens_per_minute: int = TOKENS_PER_MINUTE,
     ) -> None:
         if pace not in ("realtime", "fast"):
-            raise ValueError(f"invalid pace {pace!r}; use 'realtime' or 'fast'")
+            raise InvalidValue(f"invalid pace {pace!r}; use 'realtime' or 'fast'")
         if not is_loopback_host(host):
             if not allow_remote:
-                raise ValueError(
+                raise InvalidValue(
                     f"refusing to listen on {host!r}: the emulator binds loopback only unless allow_remote=True"
                 )
             if not api_key:
-                raise ValueError(f"listening on {host!r} needs an api_key so that strangers cannot use it")
+                raise InvalidValue(f"listening on {host!r} needs an api_key so that strangers cannot use it")
         if chunk_ms <= 0 or chunk_ms > 1000:
-            raise ValueError(f"invalid chunk_ms {chunk_ms}; use 20 to 1000")
+            raise InvalidValue(f"invalid chunk_ms {chunk_ms}; use 20 to 1000")
         check_limit("max_connection_s", max_connection_s, integer=False)
         if session_max_s is not None:  # the older name of max_connection_s
             check_limit("session_max_s", session_max_s, integer=False)
@@ -441,7 +442,7 @@ class EmulatorServer:
 
     async def start(self) -> None:
         if self._server is not None:
-            raise RuntimeError("the emulator is already running")
+            raise StateError("the emulator is already running")
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=self._threads, thread_name_prefix="voicelive-emulator"
         )

@@ -22,6 +22,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import InvalidValue
+
 __all__ = [
     "MAX_CONNECTIONS_PER_MINUTE",
     "MAX_CONNECTION_S",
@@ -48,7 +50,7 @@ def check_limit(name: str, value: Any, *, integer: bool) -> None:
     ok = isinstance(value, int) if integer else isinstance(value, (int, float))
     if isinstance(value, bool) or not ok or not (value > 0 and math.isfinite(value)):
         kind = "a positive integer" if integer else "a positive number of seconds"
-        raise ValueError(f"invalid {name} {value!r}; use {kind}")
+        raise InvalidValue(f"invalid {name} {value!r}; use {kind}")
 
 
 @dataclass(frozen=True)

@@ -50,7 +50,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from ..audio.wav import read_wav
-from ..errors import AudioError, VoiceLiveError
+from ..errors import AudioError, InvalidValue, StateError, VoiceLiveError
 from .conversation import decode_client_frame, error_event
 from .session_defaults import is_loopback_host
 
@@ -244,7 +244,7 @@ class ReplayServer:
 
     def __init__(self, trace: TraceSource, host: str = "127.0.0.1", port: int = 0) -> None:
         if not is_loopback_host(host):
-            raise ValueError(f"refusing to listen on {host!r}: the replay server binds loopback only")
+            raise InvalidValue(f"refusing to listen on {host!r}: the replay server binds loopback only")
         self.trace = load_trace(trace)
         if not self.trace:
             raise ReplayError(
@@ -263,7 +263,7 @@ class ReplayServer:
 
     async def start(self) -> None:
         if self._server is not None:
-            raise RuntimeError("the replay server is already running")
+            raise StateError("the replay server is already running")
         self._server = await serve(
             self._handle,
             self.host,

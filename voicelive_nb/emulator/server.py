@@ -12,6 +12,7 @@ import asyncio
 import threading
 from typing import Any, Literal, overload
 
+from ..errors import StateError
 from .conversation import Reply
 from .endpoint import ConnectParams, EmulatorServer, Faults, HandshakeRejected, parse_connect_request
 from .replay import ReplayServer, TraceSource
@@ -144,7 +145,7 @@ class BackgroundEmulator:
     def server(self) -> Any:
         """The :class:`EmulatorServer` (or :class:`~.workers.WorkerPool` with ``workers=N``)."""
         if self._server is None:
-            raise RuntimeError("the emulator is not running; call start()")
+            raise StateError("the emulator is not running; call start()")
         return self._server
 
     @property

@@ -27,6 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import InvalidValue
 from ..protocol import vocabulary
 
 __all__ = [
@@ -211,7 +212,7 @@ def default_turn_detection(td_type: str = "server_vad", api_version: str | None 
             "remove_filler_words": False,
         }
     else:
-        raise ValueError(f"unknown turn_detection type {td_type!r}")
+        raise InvalidValue(f"unknown turn_detection type {td_type!r}")
     td.update(create_response=True, interrupt_response=True, auto_truncate=False, idle_timeout_ms=None)
     return td
 

@@ -46,7 +46,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from ..audio.format import StreamResampler, float_to_pcm16
-from ..errors import OptionalDependencyMissing
+from ..errors import InvalidValue, OptionalDependencyMissing
 from .asr import DITHER_LSB, MODEL_RATE, SILENCE_DBFS, normalize_phrase
 
 __all__ = [
@@ -124,7 +124,7 @@ class DecoderPool:
 
     def __init__(self, size: int = DEFAULT_POOL_SIZE) -> None:
         if size < 1:
-            raise ValueError(f"invalid decoder pool size {size}; use 1 or more")
+            raise InvalidValue(f"invalid decoder pool size {size}; use 1 or more")
         self.size = size
         self._lock = threading.Lock()
         self._free: list[_PooledDecoder] = []
@@ -226,7 +226,7 @@ class RecognitionStream:
         try:
             search = pooled.search_for(phrases)
             if phrases and search is None:
-                raise ValueError(f"none of the phrases has a word the recogniser knows: {list(phrases)!r}")
+                raise InvalidValue(f"none of the phrases has a word the recogniser knows: {list(phrases)!r}")
             d = pooled.decoder
             d.activate_search(search)
             # cepstral mean: the model's default, or what the connection's last utterance ended with

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..audio.format import float_to_pcm16, pcm16_to_float, resample
-from ..errors import OptionalDependencyMissing
+from ..errors import InvalidValue, OptionalDependencyMissing, StateError
 
 __all__ = [
     "SpeechAudio",
@@ -121,7 +121,7 @@ class _ESpeak:
         data_path = espeakng_loader.get_data_path().encode()
         rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 100, data_path, 0)
         if rate <= 0:
-            raise RuntimeError(f"espeak-ng failed to initialise (data at {data_path.decode()!r})")
+            raise StateError(f"espeak-ng failed to initialise (data at {data_path.decode()!r})")
         self.lib = lib
         self.sample_rate = int(rate)
         self.voice: str | None = None
@@ -146,7 +146,7 @@ class _ESpeak:
     ) -> tuple[np.ndarray[Any, np.dtype[np.int16]], list[tuple[int, int, int, int]]]:
         if voice != self.voice:
             if self.lib.espeak_SetVoiceByName(voice.encode()) != _EE_OK:
-                raise ValueError(f"unknown espeak-ng voice: {voice!r}; try 'en-us' or 'en'")
+                raise InvalidValue(f"unknown espeak-ng voice: {voice!r}; try 'en-us' or 'en'")
             self.voice = voice
             self.rate_wpm = None  # a voice change resets the rate
         if wpm != self.rate_wpm:
@@ -159,7 +159,7 @@ class _ESpeak:
         blocks, events = self._blocks, self._events
         self._blocks, self._events = [], []
         if err != _EE_OK:
-            raise RuntimeError(f"espeak-ng could not synthesise the text (error {err})")
+            raise StateError(f"espeak-ng could not synthesise the text (error {err})")
         audio = np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.int16)
         return audio, events
 
@@ -210,9 +210,9 @@ def synthesize(
     :class:`~voicelive_nb.errors.OptionalDependencyMissing` without ``espeakng-loader``.
     """
     if sample_rate <= 0:
-        raise ValueError(f"invalid sample rate: {sample_rate}")
+        raise InvalidValue(f"invalid sample rate: {sample_rate}")
     if words_per_minute <= 0:
-        raise ValueError(f"invalid speaking rate: {words_per_minute} words per minute")
+        raise InvalidValue(f"invalid speaking rate: {words_per_minute} words per minute")
     if not text.strip():
         return SpeechAudio(b"", sample_rate, [])
     with _LOCK:
@@ -249,7 +249,7 @@ def speech_with_pauses(
     sentence in the returned audio, exact to the sample.
     """
     if len(pauses_s) != max(len(sentences) - 1, 0):
-        raise ValueError(
+        raise InvalidValue(
             f"need {max(len(sentences) - 1, 0)} pauses for {len(sentences)} sentences, got {len(pauses_s)}"
         )
     parts: list[np.ndarray[Any, np.dtype[np.int16]]] = []
@@ -301,7 +301,7 @@ def add_noise(pcm16: bytes, snr_db: float, seed: int = 0, sample_rate: int = 240
     x = pcm16_to_float(pcm16)
     speech_rms = _active_rms(x, sample_rate)
     if speech_rms == 0.0:
-        raise ValueError("the audio is silent, so a signal-to-noise ratio is undefined; use white_noise()")
+        raise InvalidValue("the audio is silent, so a signal-to-noise ratio is undefined; use white_noise()")
     noise_rms = speech_rms / (10.0 ** (snr_db / 20.0))
     noise = np.random.default_rng(seed).standard_normal(x.size) * noise_rms
     return float_to_pcm16(x + noise)

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..audio.format import StreamResampler
-from ..errors import OptionalDependencyMissing
+from ..errors import InvalidValue, OptionalDependencyMissing
 
 __all__ = ["MODEL_RATE", "WINDOW_SAMPLES", "SpeechProbability"]
 
@@ -42,7 +42,7 @@ class SpeechProbability:
 
     def __init__(self, input_rate: int) -> None:
         if input_rate <= 0:
-            raise ValueError(f"invalid input sample rate: {input_rate}; use 24000, 16000 or 8000")
+            raise InvalidValue(f"invalid input sample rate: {input_rate}; use 24000, 16000 or 8000")
         silero = _load_silero()
         self.input_rate = input_rate
         self._vad = silero(MODEL_RATE)

@@ -54,7 +54,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.http11 import Request, Response
 from websockets.server import ServerProtocol
 
-from ..errors import ConfigError, VoiceLiveError
+from ..errors import ConfigError, StateError, VoiceLiveError
 from .endpoint import EmulatorServer
 from .limits import ConnectionRate, check_limit
 from .session_defaults import is_loopback_host
@@ -94,7 +94,7 @@ class _WorkerServer(EmulatorServer):
 
     async def start(self) -> None:
         if self._server is not None:
-            raise RuntimeError("the emulator is already running")
+            raise StateError("the emulator is already running")
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=self._threads, thread_name_prefix="voicelive-emulator"
         )
@@ -393,7 +393,7 @@ class WorkerPool:
 
     async def start(self) -> None:
         if self._listener is not None:
-            raise RuntimeError("the emulator is already running")
+            raise StateError("the emulator is already running")
         loop = asyncio.get_running_loop()
         self._loop = loop
         self._stopping = False

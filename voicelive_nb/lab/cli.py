@@ -48,6 +48,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..errors import InvalidValue
+
 __all__ = ["build_parser", "main", "parse_grid"]
 
 
@@ -71,9 +73,9 @@ def parse_grid(items: Sequence[str]) -> dict[str, list[Any]]:
         name, sep, values = item.partition("=")
         name = name.strip()
         if not sep or not name or not values.strip():
-            raise ValueError(f"--grid expects NAME=V1,V2,... (e.g. threshold=0.3,0.5), got {item!r}")
+            raise InvalidValue(f"--grid expects NAME=V1,V2,... (e.g. threshold=0.3,0.5), got {item!r}")
         if name in grid:
-            raise ValueError(f"--grid {name} is given twice; list all its values in one --grid")
+            raise InvalidValue(f"--grid {name} is given twice; list all its values in one --grid")
         grid[name] = [_value(v) for v in values.split(",") if v.strip()]
     return grid
 

@@ -28,7 +28,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ..errors import OptionalDependencyMissing, VoiceLiveError
+from ..errors import InvalidValue, OptionalDependencyMissing, VoiceLiveError
 from .truth import Truth
 
 try:
@@ -263,11 +263,11 @@ def plot_timelines(
 ) -> Any:
     """Replays of one clip (e.g. one per configuration) stacked under its waveform and truth."""
     if not results:
-        raise ValueError("plot_timelines needs at least one replay")
+        raise InvalidValue("plot_timelines needs at least one replay")
     t = truth or results[0].truth
     names = list(labels) if labels is not None else [_knob_text(r.config) for r in results]
     if len(names) != len(results):
-        raise ValueError(f"got {len(names)} labels for {len(results)} replays")
+        raise InvalidValue(f"got {len(names)} labels for {len(results)} replays")
     rows = len(results) + (1 if t is not None else 0)
     size = figsize or (10.0, 1.6 + 0.45 * rows)
     fig = LabFigure(figsize=size, dpi=dpi, layout="constrained")
@@ -315,7 +315,7 @@ def plot_sweep_timelines(
         knobs = ", ".join(f"{k}={v}" for k, v in run.knobs.items())
         labels.append(f"#{index} {knobs}" if knobs else f"#{index}")
     if not replays:
-        raise ValueError("none of the chosen configurations was replayed on that clip")
+        raise InvalidValue("none of the chosen configurations was replayed on that clip")
     kwargs.setdefault("title", f"{result.clips[clip].name}: chosen configurations against the truth")
     return plot_timelines(replays, labels=labels, **kwargs)
 
@@ -364,7 +364,7 @@ def plot_sweep_heatmap(
     """
     for knob in (x, y):
         if knob not in result.grid:
-            raise ValueError(
+            raise InvalidValue(
                 f"{knob!r} is not a knob of this sweep; knobs: {', '.join(result.grid) or 'none'}"
             )
     xs, ys = result.grid[x], result.grid[y]

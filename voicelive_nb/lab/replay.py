@@ -48,7 +48,15 @@ from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from ..analysis.vad_scoring import BoundaryMapping, DetectedTurn, VadScore, percentile, score_turns
-from ..errors import ConfigError, ConnectionClosed, ServerError, TransportError, VoiceLiveError, WaitTimeout
+from ..errors import (
+    ConfigError,
+    ConnectionClosed,
+    InvalidValue,
+    ServerError,
+    TransportError,
+    VoiceLiveError,
+    WaitTimeout,
+)
 from ..protocol.config import UNSET, SessionConfig
 from .inputs import as_config, as_truth, optional_pandas
 from .testsets import Clip, as_clip
@@ -330,7 +338,7 @@ class ReplayResult:
         chosen = every if columns is None else ["index", *(c for c in columns if c != "index")]
         unknown = [c for c in chosen if c not in every]
         if unknown:
-            raise ValueError(f"unknown turn column(s) {unknown}; columns: {', '.join(every)}")
+            raise InvalidValue(f"unknown turn column(s) {unknown}; columns: {', '.join(every)}")
         rows = [{c: row[c] for c in chosen} for row in rows]
         pd = optional_pandas()
         if pd is None:

@@ -49,7 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from ..analysis.vad_scoring import SUMMARY_FIELDS, VadScore, rank_key
-from ..errors import ConfigError, VoiceLiveError
+from ..errors import ConfigError, InvalidValue, VoiceLiveError, WaitTimeout
 from ..protocol.config import SessionConfig
 from .inputs import as_config, as_truth, optional_pandas
 from .quota import QuotaLimiter, QuotaLimits, estimate_tokens, rate_limit_pause_s
@@ -772,7 +772,7 @@ class SweepHandle:
         try:
             return self._future.result(timeout=timeout)
         except concurrent.futures.TimeoutError:
-            raise TimeoutError(f"the sweep is still running after {timeout:g} s") from None
+            raise WaitTimeout(f"the sweep is still running after {timeout:g} s") from None
         except KeyboardInterrupt:
             self.cancel()
             return self._future.result(timeout=60)
@@ -785,7 +785,7 @@ class SweepHandle:
 def _as_clips(wavs: Clip | str | Path | Sequence[Clip | str | Path], truth: Any) -> list[Clip]:
     items = [wavs] if isinstance(wavs, (Clip, str, Path)) else list(wavs)
     if not items:
-        raise ValueError("a sweep needs at least one clip or WAV file")
+        raise InvalidValue("a sweep needs at least one clip or WAV file")
     clips = [as_clip(w) for w in items]
     if truth is not None:
         per_clip = (
@@ -800,7 +800,7 @@ def _as_clips(wavs: Clip | str | Path | Sequence[Clip | str | Path], truth: Any)
         ]
     missing = [c.name for c in clips if c.truth is None]
     if missing:
-        raise ValueError(
+        raise InvalidValue(
             f"no truth for {', '.join(missing)}: pass truth= (a label file, a Truth or [[start_s, end_s], ...]) "
             "or put NAME.json / NAME.csv / NAME.txt next to each WAV"
         )

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ..audio.format import float_to_pcm16, pcm16_to_float, resample
+from ..errors import InvalidType, InvalidValue
 from .truth import Truth, find_truth, save_truth
 
 __all__ = [
@@ -50,9 +51,9 @@ class Clip:
 
     def __post_init__(self) -> None:
         if self.sample_rate <= 0:
-            raise ValueError(f"invalid sample rate: {self.sample_rate}")
+            raise InvalidValue(f"invalid sample rate: {self.sample_rate}")
         if len(self.pcm16) % 2:
-            raise ValueError(f"pcm16 audio must have an even number of bytes, got {len(self.pcm16)}")
+            raise InvalidValue(f"pcm16 audio must have an even number of bytes, got {len(self.pcm16)}")
 
     @property
     def duration_s(self) -> float:
@@ -103,10 +104,10 @@ def as_clip(
         clip = Clip(pcm, rate, find_truth(audio), Path(audio).stem)
     elif isinstance(audio, (bytes, bytearray, memoryview)):
         if sample_rate is None:
-            raise ValueError("raw PCM16 audio needs sample_rate")
+            raise InvalidValue("raw PCM16 audio needs sample_rate")
         clip = Clip(bytes(audio), sample_rate, None, "audio")
     else:
-        raise TypeError(f"expected a Clip, a WAV path or PCM16 bytes, got {type(audio).__name__}")
+        raise InvalidType(f"expected a Clip, a WAV path or PCM16 bytes, got {type(audio).__name__}")
     if truth is not None:
         clip = replace(clip, truth=truth)
     if name is not None:
@@ -145,7 +146,7 @@ def speech_clip(
         words_per_minute=words_per_minute,
     )
     if turns is not None and len(turns) != len(sentences):
-        raise ValueError(
+        raise InvalidValue(
             f"speech_clip needs one turn id per sentence: {len(sentences)} sentences, {len(turns)} ids"
         )
     return Clip(pcm, sample_rate, Truth.from_spans(spans, source="speech_with_pauses", turns=turns), name)
@@ -164,7 +165,7 @@ def _noise_like(noise: Clip | bytes | None, n: int, sample_rate: int, seed: int)
     else:
         src = pcm16_to_float(bytes(noise)).astype(np.float64)
     if src.size == 0 or not np.any(src):
-        raise ValueError("the noise is empty or silent")
+        raise InvalidValue("the noise is empty or silent")
     reps = -(-n // src.size)
     start = int(np.random.default_rng(seed).integers(0, src.size))
     looped = np.tile(np.roll(src, -start), reps)[:n]
@@ -199,7 +200,7 @@ def mix_noise(
     x = pcm16_to_float(clip.pcm16).astype(np.float64)
     level = _active_rms(x, clip.sample_rate)
     if level == 0.0:
-        raise ValueError("the clip is silent, so a signal-to-noise ratio is undefined")
+        raise InvalidValue("the clip is silent, so a signal-to-noise ratio is undefined")
     n = _noise_like(noise, x.size, clip.sample_rate, seed)
     n_rms = float(np.sqrt(np.mean(n**2)))
     scaled = n * (level / (10.0 ** (snr_db / 20.0)) / n_rms)
@@ -223,9 +224,9 @@ def insert_pause(
     silence window shorter than the pause will cut; with ``split=True`` it becomes two.
     """
     if pause_s < 0:
-        raise ValueError(f"pause_s must be >= 0, got {pause_s}")
+        raise InvalidValue(f"pause_s must be >= 0, got {pause_s}")
     if not 0 <= at_s <= clip.duration_s:
-        raise ValueError(f"at_s must be within the clip (0 to {clip.duration_s:.3f} s), got {at_s}")
+        raise InvalidValue(f"at_s must be within the clip (0 to {clip.duration_s:.3f} s), got {at_s}")
     cut = 2 * round(at_s * clip.sample_rate)
     gap = bytes(2 * round(pause_s * clip.sample_rate))
     pcm = clip.pcm16[:cut] + gap + clip.pcm16[cut:]
@@ -250,7 +251,7 @@ def insert_pause(
 def excerpt(clip: Clip, start_s: float, end_s: float, *, name: str | None = None) -> Clip:
     """The part of ``clip`` from ``start_s`` to ``end_s``; utterances cut at the edges are cut too."""
     if not 0 <= start_s < end_s:
-        raise ValueError(f"need 0 <= start_s < end_s, got {start_s} and {end_s}")
+        raise InvalidValue(f"need 0 <= start_s < end_s, got {start_s} and {end_s}")
     a = round(start_s * clip.sample_rate)
     b = min(round(end_s * clip.sample_rate), len(clip.pcm16) // 2)
     t0, t1 = a / clip.sample_rate, b / clip.sample_rate
@@ -274,14 +275,14 @@ def concat(
     without truth makes the result's truth None (unknown).
     """
     if not clips:
-        raise ValueError("concat needs at least one clip")
+        raise InvalidValue("concat needs at least one clip")
     rate = sample_rate or clips[0].sample_rate
     if isinstance(pauses_s, (int, float)):
         pauses = [float(pauses_s)] * (len(clips) - 1)
     else:
         pauses = [float(p) for p in pauses_s]
     if len(pauses) != len(clips) - 1:
-        raise ValueError(f"need {len(clips) - 1} pauses for {len(clips)} clips, got {len(pauses)}")
+        raise InvalidValue(f"need {len(clips) - 1} pauses for {len(clips)} clips, got {len(pauses)}")
     parts: list[bytes] = []
     spans: list[tuple[float, float]] = []
     known = True

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..analysis.vad_scoring import BoundaryMapping, normalize_spans
+from ..errors import InvalidValue
 
 
 class _SpeechOfReplay(Protocol):
@@ -90,14 +91,14 @@ class Truth:
         """From ``[start, end]`` pairs in seconds (``unit="s"``) or milliseconds (``unit="ms"``);
         ``turns``: a turn id per pair (overlapping spans merge and keep the first one's id)."""
         if unit not in ("s", "ms"):
-            raise ValueError(f"unit must be 's' or 'ms', got {unit!r}")
+            raise InvalidValue(f"unit must be 's' or 'ms', got {unit!r}")
         scale = 1.0 if unit == "s" else 0.001
         pairs = [(float(a) * scale, float(b) * scale) for a, b in (_pair(s, i) for i, s in enumerate(spans))]
         if turns is None:
             return cls(tuple(normalize_spans(pairs)), source)
         ids = [str(t) for t in turns]
         if len(ids) != len(pairs):
-            raise ValueError(f"truth needs one turn id per span: {len(pairs)} spans, {len(ids)} turn ids")
+            raise InvalidValue(f"truth needs one turn id per span: {len(pairs)} spans, {len(ids)} turn ids")
         normalize_spans(pairs)  # the same validation, with the same messages
         merged: list[tuple[float, float]] = []
         merged_ids: list[str] = []
@@ -141,7 +142,7 @@ def _pair(span: Any, index: int) -> tuple[float, float]:
         start, end = span
         return float(start), float(end)
     except (TypeError, ValueError):
-        raise ValueError(f"truth span {index} must be [start, end] in seconds, got {span!r}") from None
+        raise InvalidValue(f"truth span {index} must be [start, end] in seconds, got {span!r}") from None
 
 
 def _sniff(text: str) -> str:
@@ -172,31 +173,31 @@ def parse_truth(text: str, format: str | None = None, *, source: str = "") -> Tr
         return _parse_textgrid(text, source)
     if fmt == "rttm":
         return _parse_rttm(text, source)
-    raise ValueError(f"unknown truth format {format!r}; use {', '.join(FORMATS)}")
+    raise InvalidValue(f"unknown truth format {format!r}; use {', '.join(FORMATS)}")
 
 
 def _parse_json(text: str, source: str) -> Truth:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ValueError(f"truth {source or 'text'} is not valid JSON: {exc}") from None
+        raise InvalidValue(f"truth {source or 'text'} is not valid JSON: {exc}") from None
     if isinstance(data, dict):
         if "speech_s" in data:
             spans = data["speech_s"]
         elif "speech_ms" in data:
             return Truth.from_spans(data["speech_ms"], unit="ms", source=source)
         else:
-            raise ValueError(f'truth {source or "JSON"} needs a "speech_s" list of [start, end] pairs')
+            raise InvalidValue(f'truth {source or "JSON"} needs a "speech_s" list of [start, end] pairs')
     else:
         spans = data
     if not isinstance(spans, list):
-        raise ValueError(f'truth {source or "JSON"}: "speech_s" must be a list of [start, end] pairs')
+        raise InvalidValue(f'truth {source or "JSON"}: "speech_s" must be a list of [start, end] pairs')
     turns = data.get("turns") if isinstance(data, dict) else None
     if turns is None and spans and all(isinstance(x, (list, tuple)) and len(x) == 3 for x in spans):
         turns = [x[2] for x in spans]
         spans = [x[:2] for x in spans]
     if turns is not None and not isinstance(turns, list):
-        raise ValueError(f'truth {source or "JSON"}: "turns" must be a list with one turn id per span')
+        raise InvalidValue(f'truth {source or "JSON"}: "turns" must be a list with one turn id per span')
     return Truth.from_spans(spans, source=source, turns=turns)
 
 
@@ -231,10 +232,10 @@ def _parse_csv(text: str, source: str) -> Truth:
     turns: list[str] = []
     for n, row in enumerate(rows, start=first_row):
         if len(row) <= max(start_col, end_col):
-            raise ValueError(f"truth {source or 'CSV'} row {n}: expected start,end, got {row!r}")
+            raise InvalidValue(f"truth {source or 'CSV'} row {n}: expected start,end, got {row!r}")
         a, b = _number(row[start_col]), _number(row[end_col])
         if a is None or b is None:
-            raise ValueError(f"truth {source or 'CSV'} row {n}: start and end must be numbers, got {row!r}")
+            raise InvalidValue(f"truth {source or 'CSV'} row {n}: start and end must be numbers, got {row!r}")
         spans.append((a, b))
         if turn_col is not None:
             turns.append(row[turn_col].strip() if len(row) > turn_col else "")
@@ -250,9 +251,9 @@ def _parse_audacity(text: str, source: str) -> Truth:
         a = _number(cells[0]) if cells else None
         b = _number(cells[1]) if len(cells) > 1 else None
         if a is None or b is None:
-            raise ValueError(f"truth {source or 'label file'} line {n}: expected start<TAB>end[<TAB>label]")
+            raise InvalidValue(f"truth {source or 'label file'} line {n}: expected start<TAB>end[<TAB>label]")
         if b <= a:
-            raise ValueError(
+            raise InvalidValue(
                 f"truth {source or 'label file'} line {n}: a point label ({a} s) has no span; "
                 "use region labels for speech"
             )
@@ -307,7 +308,7 @@ def _parse_textgrid(text: str, source: str) -> Truth:
     # header: "ooTextFile", "TextGrid", xmin, xmax, then the tier count (size)
     strings = [t for t in tokens[:2] if t.startswith('"')]
     if len(strings) < 2 or strings[1][1:] != "TextGrid":
-        raise ValueError(f"truth {where} is not a Praat TextGrid (no 'Object class = \"TextGrid\"')")
+        raise InvalidValue(f"truth {where} is not a Praat TextGrid (no 'Object class = \"TextGrid\"')")
     pos = 2
     try:
         pos += 2  # xmin, xmax
@@ -331,10 +332,12 @@ def _parse_textgrid(text: str, source: str) -> Truth:
                 items.append((a, b, label))
             tiers.append((kind, name, items))
     except (IndexError, ValueError):
-        raise ValueError(f"truth {where}: the TextGrid is truncated or malformed near value {pos}") from None
+        raise InvalidValue(
+            f"truth {where}: the TextGrid is truncated or malformed near value {pos}"
+        ) from None
     intervals = [t for t in tiers if t[0] == "IntervalTier"]
     if not intervals:
-        raise ValueError(f"truth {where}: the TextGrid has no interval tier with speech")
+        raise InvalidValue(f"truth {where}: the TextGrid has no interval tier with speech")
     turn_tier = next((t for t in intervals if t[1].strip().lower() in _TURN_TIERS), None)
     speech_tier = next((t for t in intervals if t[1].strip().lower() in _SPEECH_TIERS), None)
     if speech_tier is None:
@@ -361,7 +364,7 @@ def _parse_rttm(text: str, source: str) -> Truth:
         onset = _number(cells[3]) if len(cells) > 4 else None
         dur = _number(cells[4]) if len(cells) > 4 else None
         if onset is None or dur is None:
-            raise ValueError(
+            raise InvalidValue(
                 f"truth {source or 'RTTM'} line {n}: expected SPEAKER file channel onset duration ..., got {line!r}"
             )
         if dur <= 0:
@@ -389,7 +392,7 @@ def load_truth(path: str | Path, format: str | None = None) -> Truth:
     try:
         text = p.read_text(encoding="utf-8-sig")
     except OSError as exc:
-        raise ValueError(f"cannot read truth file {p}: {exc.strerror or exc}") from None
+        raise InvalidValue(f"cannot read truth file {p}: {exc.strerror or exc}") from None
     return parse_truth(text, format or _format_for(p), source=str(p))
 
 
@@ -409,7 +412,7 @@ def save_truth(path: str | Path, truth: Truth | Iterable[Sequence[float]], forma
     elif fmt == "audacity":
         text = "".join(f"{a:.6f}\t{b:.6f}\tspeech\n" for a, b in t.spans_s)
     else:
-        raise ValueError(f"unknown truth format {fmt!r}; use json, csv or audacity")
+        raise InvalidValue(f"unknown truth format {fmt!r}; use json, csv or audacity")
     p.write_text(text, encoding="utf-8")
     return p
 
@@ -449,7 +452,7 @@ def reference_truth(
         label = str(audio)
     else:
         if sample_rate is None:
-            raise ValueError("reference_truth needs sample_rate for raw PCM16 audio")
+            raise InvalidValue("reference_truth needs sample_rate for raw PCM16 audio")
         pcm, rate = bytes(audio), sample_rate
         label = "audio"
     probs = SpeechProbability(rate)

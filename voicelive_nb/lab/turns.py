@@ -62,6 +62,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..analysis.vad_scoring import percentile
+from ..errors import InvalidValue
 
 __all__ = [
     "CUTOFF_BUDGETS",
@@ -141,9 +142,9 @@ def label_pauses(
 ) -> list[Pause]:
     """The pauses after each span (sorted spans), each a hold or an end of turn (module doc)."""
     if turns is not None and len(turns) != len(spans_ms):
-        raise ValueError(f"one turn id per span: {len(spans_ms)} spans, {len(turns)} turn ids")
+        raise InvalidValue(f"one turn id per span: {len(spans_ms)} spans, {len(turns)} turn ids")
     if eot_gap_ms < 0:
-        raise ValueError(f"eot_gap_ms must be 0 or more, got {eot_gap_ms}")
+        raise InvalidValue(f"eot_gap_ms must be 0 or more, got {eot_gap_ms}")
     out: list[Pause] = []
     for i, (_, end) in enumerate(spans_ms):
         if i + 1 == len(spans_ms):

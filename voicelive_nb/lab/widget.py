@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import OptionalDependencyMissing, WaitTimeout
+from ..errors import InvalidValue, OptionalDependencyMissing, WaitTimeout
 from ..protocol.config import SessionConfig
 from .inputs import as_config, as_truth
 from .replay import Backend, Pace, ReplayResult, replay_async
@@ -196,7 +196,7 @@ class VadLab:
         for name, value in knobs.items():
             control = getattr(self, name if name != "type" else "vad_type", None)
             if control not in self._controls:
-                raise ValueError(f"unknown knob {name!r}; knobs: {', '.join(self.knobs)}")
+                raise InvalidValue(f"unknown knob {name!r}; knobs: {', '.join(self.knobs)}")
             control.value = value
 
     def load(

@@ -41,6 +41,7 @@ from matplotlib.ticker import FuncFormatter, MultipleLocator
 
 from ..analysis.meters import as_int16, envelope, place_segments
 from ..analysis.timeline import TOOL_FAILED_STATUSES, Timeline, format_clock, recorded_output_items
+from ..errors import InvalidType, InvalidValue
 
 __all__ = ["SessionFigure", "plot_session", "plot_vad"]
 
@@ -189,7 +190,7 @@ def _gather_data(source: Any) -> _Data:
     if hasattr(source, "add_listener") and hasattr(source, "session"):  # a NotebookSession
         session = source.session
         if session is None:
-            raise ValueError("the session has not been started: nothing to plot yet")
+            raise InvalidValue("the session has not been started: nothing to plot yet")
         directory = _recording_dir(session)
         if directory is not None:
             return _from_recording(Recording.load(directory))
@@ -205,7 +206,7 @@ def _gather_data(source: Any) -> _Data:
         if monitor is not None and monitor.session is source:
             return _from_monitor(monitor)
         return _from_events(source)
-    raise TypeError(
+    raise InvalidType(
         f"cannot plot {type(source).__name__}: pass a NotebookSession, a Session, a Recording, "
         "a recording directory or a Timeline"
     )

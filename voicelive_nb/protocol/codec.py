@@ -21,7 +21,7 @@ import json
 from collections.abc import Mapping
 from typing import Any, Final, Literal, overload
 
-from ..errors import ProtocolError
+from ..errors import InvalidType, InvalidValue, ProtocolError
 from .events import (
     CLIENT_EVENTS,
     EMPTY,
@@ -49,7 +49,7 @@ _NO_NULLS: Final[frozenset[str]] = frozenset()
 
 
 def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
+    raise InvalidValue(f"{name} is not valid JSON")
 
 
 #: Standard JSON only: NaN and Infinity are refused on the way in, as on the way out.
@@ -59,7 +59,7 @@ _DECODER: Final = json.JSONDecoder(parse_constant=_reject_constant)
 def _json_default(value: object) -> Any:
     if isinstance(value, Mapping):  # read-only mappings (MappingProxyType, EMPTY) as objects
         return dict(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+    raise InvalidType(f"{type(value).__name__} is not JSON serializable")
 
 
 _ENCODER: Final = json.JSONEncoder(

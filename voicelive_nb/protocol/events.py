@@ -34,7 +34,7 @@ from copy import copy as _copy
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Final, TypeVar, Union, get_args, get_origin, get_type_hints
 
-from ..errors import ProtocolError
+from ..errors import InvalidType, NotFound, ProtocolError
 
 __all__ = [
     "CLIENT_EVENTS",
@@ -149,7 +149,7 @@ class _EmptyMapping(Mapping[str, Any]):
     __slots__ = ()
 
     def __getitem__(self, key: str) -> Any:
-        raise KeyError(key)
+        raise NotFound(key)
 
     def __iter__(self) -> Iterator[str]:
         return iter(())
@@ -1226,7 +1226,7 @@ def _allowed_types(annotation: object) -> tuple[frozenset[type] | None, bool]:
         return frozenset({dict}), False
     if base is Sequence or base is list:
         return frozenset({list}), False
-    raise TypeError(f"no JSON type for annotation {annotation!r}")
+    raise InvalidType(f"no JSON type for annotation {annotation!r}")
 
 
 def _build_fields(cls: type[Event]) -> tuple[FieldSpec, ...]:

@@ -28,7 +28,7 @@ import json
 from collections.abc import Mapping
 from typing import Any, Final, cast
 
-from ..errors import ConfigError, ProtocolError
+from ..errors import ConfigError, InvalidType, ProtocolError
 from .events import SERVER_EVENT_ALIASES, ClientEvent, Event
 
 __all__ = [
@@ -183,4 +183,4 @@ def _default(value: object) -> Any:
         return dict(value)
     if isinstance(value, tuple):
         return list(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+    raise InvalidType(f"{type(value).__name__} is not JSON serializable")

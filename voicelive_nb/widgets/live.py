@@ -47,6 +47,7 @@ import traitlets
 
 from ..analysis.meters import AudioHistory, EnvelopeBuffer, envelope, place_segments
 from ..analysis.timeline import Timeline, recorded_output_items
+from ..errors import StateError
 
 __all__ = ["DEFAULT_WINDOW_S", "LiveFrame", "LiveView", "SessionMonitor", "format_time", "monitor_for"]
 
@@ -176,7 +177,7 @@ class SessionMonitor:
         """Follow a NotebookSession (taps move to each new Session; ticks from its listener)."""
         with self.lock:
             if self._active:
-                raise RuntimeError("this monitor is already attached; detach() first")
+                raise StateError("this monitor is already attached; detach() first")
             self._notebook = weakref.ref(notebook_session)
             self._active = True
             _MONITORS[notebook_session] = self
