@@ -67,7 +67,9 @@ def texts(cell: Any) -> str:
     return "".join(parts)
 
 
-@pytest.mark.parametrize("name", ["01_quickstart.ipynb", "02_vad_lab.ipynb", "03_tools.ipynb"])
+@pytest.mark.parametrize(
+    "name", ["01_quickstart.ipynb", "02_vad_lab.ipynb", "03_tools.ipynb", "04_barge_in_lab.ipynb"]
+)
 def test_run_all_on_a_fresh_machine(name: str, tmp_path: Path) -> None:
     # a copy in an empty folder: no my_recording.wav, no .env next to it
     shutil.copy(NOTEBOOKS / name, tmp_path / name)
@@ -87,6 +89,15 @@ def test_run_all_on_a_fresh_machine(name: str, tmp_path: Path) -> None:
         assert "count_missing({'column': 'price'}) -> 3  [completed]" in everything
         assert "assistant: Count missing says: 3" in everything
         assert "checked" in everything and "each ended, in order: True" in everything
+    elif name == "04_barge_in_lab.ipynb":
+        assert "the lab runs on: the built-in emulator" in everything
+        assert "the text matches the table: True" in everything
+        (client,) = [line for line in everything.splitlines() if line.strip().startswith("client_ref_ec:")]
+        assert "(0 from echo), 0 of 2 interruptions missed" in client, client
+        assert (
+            everything.count("image/png") == 0
+            and sum("image/png" in o.get("data", {}) for c in code for o in c.get("outputs", [])) == 4
+        )  # a figure per condition
     else:
         assert "heard the question: True" in everything
         assert "what is the weather like today" in everything

@@ -14,6 +14,9 @@
 * :mod:`~voicelive_nb.lab.store`: finished replays kept in SQLite (``sweep(..., results=DIR)``),
   so a sweep resumes instead of starting over.
 * :mod:`~voicelive_nb.lab.quota`: new connections and tokens per minute kept within budget.
+* :mod:`~voicelive_nb.lab.barge_in`: :func:`barge_in_lab` — scripted interruptions, backchannels
+  and noises over the assistant's replies in an echoing room, compared across echo cancellation
+  conditions (false and missed barge-ins, stop time, truncate error, audio lost).
 
 How the service's spans are mapped onto the truth, and what each score means, is documented
 in :mod:`voicelive_nb.analysis.vad_scoring`.
@@ -24,6 +27,15 @@ from __future__ import annotations
 from typing import Any
 
 from ..analysis.vad_scoring import BoundaryMapping, VadScore, score_turns
+from .barge_in import (
+    CONDITIONS,
+    BargeInResult,
+    Condition,
+    Cue,
+    barge_in_lab,
+    default_script,
+    no_speech_script,
+)
 from .quota import QuotaLimiter, QuotaLimits
 from .replay import EMULATOR, Backend, RateLimited, ReplayResult, RetryPolicy, Turn, replay, replay_async
 from .store import ResultStore
@@ -33,11 +45,15 @@ from .truth import Truth, find_truth, load_truth, parse_truth, reference_truth, 
 from .turns import TurnScore, budget_figures, label_pauses, pareto_frontier, score_stops, silence_baseline
 
 __all__ = [
+    "CONDITIONS",
     "EMULATOR",
     "Backend",
+    "BargeInResult",
     "BoundaryMapping",
     "Clip",
+    "Condition",
     "ConfigRun",
+    "Cue",
     "QuotaLimiter",
     "QuotaLimits",
     "RateLimited",
@@ -52,14 +68,17 @@ __all__ = [
     "TurnScore",
     "VadLab",
     "VadScore",
+    "barge_in_lab",
     "budget_figures",
     "concat",
+    "default_script",
     "excerpt",
     "find_truth",
     "insert_pause",
     "label_pauses",
     "load_truth",
     "mix_noise",
+    "no_speech_script",
     "pareto_frontier",
     "parse_truth",
     "plan_sweep",
