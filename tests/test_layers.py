@@ -471,9 +471,7 @@ def stale_arrows(arrows: list[Import]) -> list[str]:
 #: non-``Exception`` classes are never checked; ``AttributeError`` in ``__getattr__`` is its contract.)
 ALLOWED_BUILTIN_RAISES = frozenset({"StopIteration", "StopAsyncIteration"})
 BUILTIN_EXCEPTIONS = frozenset(
-    name
-    for name, value in vars(builtins).items()
-    if isinstance(value, type) and issubclass(value, Exception)
+    name for name, value in vars(builtins).items() if isinstance(value, type) and issubclass(value, Exception)
 )
 
 
