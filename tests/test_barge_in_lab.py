@@ -88,7 +88,7 @@ def test_the_table_and_a_figure_per_condition(lab: BargeInResult) -> None:
     assert fig.to_png()[:4] == b"\x89PNG"
 
 
-def test_a_late_reference_brings_the_echo_back() -> None:
+def test_a_misaligned_reference_brings_the_echo_back() -> None:
     """The lab sees what a misaligned reference does (beyond the canceller's 100 ms filter)."""
     script = [Cue("none"), Cue("none")]
     r = barge_in_lab(script, ["client_ref_ec"], progress=False, pace="fast", reference_shift_ms=-200)
