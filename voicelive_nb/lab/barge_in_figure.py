@@ -47,6 +47,9 @@ def timeline_figure(result: Any, *, figsize: tuple[float, float] = (11, 4.2), dp
         t, db = _envelope(pcm, rate)
         if len(t):
             ax_audio.plot(t, db, lw=0.8, color=colour, label=label)
+    warmup_s = getattr(result, "scored_from", 0) / rate
+    if warmup_s > 0:  # the unscored warm-up replies (the canceller converging)
+        ax_audio.axvspan(0, warmup_s, color="0.92", zorder=0, label="warm-up (not scored)")
     ax_audio.set_ylim(-80, 0)
     ax_audio.set_ylabel("dBFS")
     row = result.row()
