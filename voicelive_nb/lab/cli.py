@@ -28,7 +28,11 @@ to stdout).
 ``--resume`` reuses the replays already there and runs only what is missing (after a crash, a
 kill or Ctrl-C). ``--eot-gap-ms`` sets the end-of-turn gap for truths without turn ids;
 ``--connections-per-min`` and ``--tokens-per-min`` the quota scheduler's budgets (default, against
-a service: 30 and 120,000). The JSON written has ``results`` (one per configuration: ``config`` with the knobs, ``session``
+a service: 30 and 120,000). ``--price audio_minute=P`` / ``--price tokens_1m=P`` (and
+``--price currency=USD``) price the plan's cost estimate; without a price the cost is unknown
+(none is built in). The plan (printed first, and ``plan`` in the JSON) has the audio seconds,
+connections, estimated tokens, the least wall time under the quota and the cost; ``usage`` in
+the JSON is what the sweep used (tokens the server reported, connections, audio). The JSON written has ``results`` (one per configuration: ``config`` with the knobs, ``session``
 for ``session.update``, ``f1``, ``precision``, ``recall``, ``start_error_ms_median``,
 ``end_error_ms_median``, the p90 errors, false starts, cut-offs, merged, …, the end-of-turn
 fields ``false_cutoff_rate``, ``latency_ms_p50``/``p90``, ``holds``, ``eots``, ``frontier``) and
@@ -78,6 +82,30 @@ def parse_grid(items: Sequence[str]) -> dict[str, list[Any]]:
             raise InvalidValue(f"--grid {name} is given twice; list all its values in one --grid")
         grid[name] = [_value(v) for v in values.split(",") if v.strip()]
     return grid
+
+
+def parse_prices(items: Sequence[str]) -> dict[str, Any] | None:
+    """``["audio_minute=0.1", "currency=USD"]`` → a checked prices mapping (None when empty)."""
+    if not items:
+        return None
+    from .quota import check_prices
+
+    prices: dict[str, Any] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise InvalidValue(
+                f"--price {item!r}: use NAME=VALUE (audio_minute=0.1, tokens_1m=40, currency=USD)"
+            )
+        name = name.strip()
+        if name == "currency":
+            prices[name] = value.strip()
+            continue
+        try:
+            prices[name] = float(value)
+        except ValueError:
+            raise InvalidValue(f"--price {name}: {value!r} is not a number") from None
+    return check_prices(prices)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -148,6 +176,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--tokens-per-min", type=int, default=None, metavar="N", help="quota: tokens per minute"
     )
+    parser.add_argument(
+        "--price",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a price for the plan's cost estimate: audio_minute=P (per minute of audio sent), "
+        "tokens_1m=P (per million tokens), currency=LABEL; repeatable (default: cost unknown)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
     return parser
@@ -212,6 +248,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         except ValueError as exc:
             return fail(str(exc))
+    try:
+        prices = parse_prices(args.price)
+    except ValueError as exc:
+        return fail(str(exc))
     endpoint = args.endpoint or "emulator"
     options: dict[str, Any] = {
         "truth": truth,
@@ -224,6 +264,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "results": args.results,
         "resume": args.resume,
         "limits": limits,
+        "prices": prices,
     }
     if args.eot_gap_ms is not None:
         options["eot_gap_ms"] = args.eot_gap_ms

@@ -17,11 +17,18 @@ small manual clock and sees exactly when it lets connections through.
 Token estimate (:func:`estimate_tokens`): input audio is counted at :data:`AUDIO_TOKENS_PER_S`
 tokens per second (the realtime models' rate of about one token per 100 ms), responses at
 :data:`RESPONSE_TOKENS` each when asked for. It is an estimate for planning, not a bill.
+
+Cost (:func:`estimate_cost`): only from prices the caller gives (``prices={"audio_minute": 0.1}``
+per minute of audio sent, and/or ``{"tokens_1m": 40.0}`` per million tokens, optionally
+``"currency"``). No price is built in: none is published in the project's reference, so
+without ``prices`` the cost is "unknown", never a guess.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
+import re
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -37,9 +44,15 @@ __all__ = [
     "RESPONSE_TOKENS",
     "QuotaLimiter",
     "QuotaLimits",
+    "check_prices",
+    "estimate_cost",
     "estimate_tokens",
     "rate_limit_pause_s",
+    "retry_after_s",
 ]
+
+#: The price keys :func:`check_prices` accepts (per minute of audio sent, per million tokens).
+PRICE_KEYS = ("audio_minute", "tokens_1m")
 
 DEFAULT_CONNECTIONS_PER_MIN = 30
 DEFAULT_TOKENS_PER_MIN = 120_000
@@ -50,6 +63,54 @@ RESPONSE_TOKENS = 400
 def estimate_tokens(send_s: float, responses: int = 0) -> int:
     """Estimated tokens of ``send_s`` seconds of input audio and ``responses`` responses."""
     return round(send_s * AUDIO_TOKENS_PER_S) + responses * RESPONSE_TOKENS
+
+
+def check_prices(prices: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """``prices`` validated (None stays None): ``audio_minute`` and/or ``tokens_1m``, each a
+    number of 0 or more, plus an optional ``currency`` label; a ConfigError names a bad key."""
+    if prices is None:
+        return None
+    if not isinstance(prices, Mapping):
+        raise ConfigError("prices", prices, "a mapping such as {'audio_minute': 0.1} or {'tokens_1m': 40}")
+    out: dict[str, Any] = {}
+    for key, value in prices.items():
+        if key == "currency":
+            out[key] = str(value)
+            continue
+        if key not in PRICE_KEYS:
+            raise ConfigError(f"prices.{key}", value, f"one of {', '.join(PRICE_KEYS)} or currency")
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not (math.isfinite(value) and value >= 0)
+        ):
+            raise ConfigError(f"prices.{key}", value, "a finite price of 0 or more")
+        out[key] = float(value)
+    if not any(k in out for k in PRICE_KEYS):
+        raise ConfigError("prices", dict(prices), f"at least one of {', '.join(PRICE_KEYS)}")
+    return out
+
+
+def estimate_cost(send_s: float, tokens: int, prices: Mapping[str, Any] | None) -> float | None:
+    """The cost of ``send_s`` seconds of audio and ``tokens`` tokens at ``prices`` (None without)."""
+    if not prices:
+        return None
+    return send_s / 60.0 * float(prices.get("audio_minute", 0.0)) + tokens / 1e6 * float(
+        prices.get("tokens_1m", 0.0)
+    )
+
+
+_RETRY_AFTER = re.compile(r"retry[ -]after:?\s*(\d+(?:\.\d+)?)\s*s", re.IGNORECASE)
+
+
+def retry_after_s(exc: BaseException) -> float | None:
+    """How long a refusal asked to wait: an exception's ``retry_after_s`` attribute, or a
+    "retry after N s" in its message (the emulator's 429 body says so); None when it does not say."""
+    value = getattr(exc, "retry_after_s", None)
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
+        return float(value)
+    found = _RETRY_AFTER.search(str(exc))
+    return float(found.group(1)) if found else None
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ import contextlib
 import dataclasses
 import itertools
 import json
+import logging
 import random
 import threading
 import time
@@ -52,7 +53,15 @@ from ..analysis.vad_scoring import SUMMARY_FIELDS, VadScore, rank_key
 from ..errors import ConfigError, InvalidValue, VoiceLiveError, WaitTimeout
 from ..protocol.config import SessionConfig
 from .inputs import as_config, as_truth, optional_pandas
-from .quota import QuotaLimiter, QuotaLimits, estimate_tokens, rate_limit_pause_s
+from .quota import (
+    QuotaLimiter,
+    QuotaLimits,
+    check_prices,
+    estimate_cost,
+    estimate_tokens,
+    rate_limit_pause_s,
+    retry_after_s,
+)
 from .replay import (
     KEY_SCORE_COLUMNS,
     Backend,
@@ -94,6 +103,8 @@ __all__ = [
     "sweep",
     "sweep_async",
 ]
+
+log = logging.getLogger("voicelive_nb.lab")
 
 NOISE = "input_audio_noise_reduction"
 
@@ -188,6 +199,8 @@ class SweepPlan:
     tokens: int = 0  #: estimated tokens (:func:`~voicelive_nb.lab.quota.estimate_tokens`)
     limits: QuotaLimits | None = None  #: the quota scheduler's budgets, when one is used
     reused: int = 0  #: sessions found in the results store (not run again)
+    #: prices the user gave (:func:`~voicelive_nb.lab.quota.check_prices`); None: the cost is unknown
+    prices: Mapping[str, Any] | None = None
 
     @property
     def sessions(self) -> int:
@@ -214,6 +227,31 @@ class SweepPlan:
         return self.audio_s + self.tail_s
 
     @property
+    def connections(self) -> int:
+        """New connections the sweep opens (one per session to run; a retried 429 opens one more)."""
+        return self.to_run
+
+    @property
+    def tokens_to_run(self) -> int:
+        """Estimated tokens of the sessions that will run (the store's are not spent again)."""
+        return round(self.tokens * self.to_run / max(1, self.sessions))
+
+    @property
+    def cost(self) -> float | None:
+        """Estimated cost of the sessions to run at the user's ``prices``; None when no price was
+        given (no price is assumed: none is published in the project's reference)."""
+        return estimate_cost(
+            self.send_s * self.to_run / max(1, self.sessions), self.tokens_to_run, self.prices
+        )
+
+    def cost_text(self) -> str:
+        cost = self.cost
+        if cost is None:
+            return "cost unknown (pass prices={'audio_minute': ...} or {'tokens_1m': ...})"
+        currency = str((self.prices or {}).get("currency", "")).strip()
+        return f"~{cost:,.2f}{' ' + currency if currency else ''}"
+
+    @property
     def estimated_wall_s(self) -> float | None:
         """Real-time pacing: the larger of audio ÷ concurrency and what the quotas allow (a lower
         bound); None when sent as fast as possible."""
@@ -236,12 +274,17 @@ class SweepPlan:
                 f"; quota: {self.limits.connections} connections and {self.limits.tokens:,} tokens "
                 f"per {self.limits.window_s:g} s"
             )
+        head += f"; {self.connections} new connections, ~{self.tokens_to_run:,} tokens to spend"
+        if self.limits is not None:
+            head += f", at least {self.quota_wall_s:.0f} s under the quota"
         if self.is_service:
             est = self.estimated_wall_s or 0.0
             head += (
                 f"; this sends {self.send_s / 60:.1f} min of audio to the service, "
                 f"taking at least {est / 60:.1f} min"
             )
+        if self.is_service or self.prices is not None:
+            head += f"; {self.cost_text()}"
         return head
 
     def as_dict(self) -> dict[str, Any]:
@@ -260,6 +303,11 @@ class SweepPlan:
             "reused": self.reused,
             "to_run": self.to_run,
             "estimated_wall_s": None if self.estimated_wall_s is None else round(self.estimated_wall_s, 1),
+            "connections": self.connections,
+            "tokens_to_run": self.tokens_to_run,
+            "quota_wall_s": round(self.quota_wall_s, 1),
+            "cost": None if self.cost is None else round(self.cost, 4),
+            "prices": None if self.prices is None else _jsonable(self.prices),
             "limits": None
             if self.limits is None
             else {
@@ -283,6 +331,7 @@ def _plan(
     *,
     responses: bool = False,
     limits: QuotaLimits | None = None,
+    prices: Mapping[str, Any] | None = None,
 ) -> SweepPlan:
     audio = sum(c.duration_s for c in clips) * len(configs)
     tail = sum(_tail_ms(cfg, tail_ms) / 1000.0 for _, cfg in configs) * len(clips)
@@ -298,6 +347,7 @@ def _plan(
         concurrency=concurrency,
         tokens=estimate_tokens(audio + tail, turns if responses else 0),
         limits=limits,
+        prices=check_prices(prices),
     )
 
 
@@ -551,6 +601,32 @@ class SweepResult:
             "cancelled": self.cancelled,
             "wall_s": round(self.wall_s, 3),
             "eot": {**self.eot_figures(), "frontier": self.frontier(), "chosen": self.chosen_eot()},
+            "usage": self.usage(),
+        }
+
+    def usage(self) -> dict[str, Any]:
+        """What the sweep used, next to what its plan estimated: tokens the server reported
+        (``response.done`` usage; 0 when no response was asked for), connections opened
+        (sessions plus rate-limited retries), seconds of audio sent, wall time. Replays reused
+        from the results store count as they were when first run (``reused`` says how many)."""
+        ran = [r for run in self.runs for r in run.replays if r is not None]
+        tokens = 0
+        for replay in ran:
+            for _, ev in replay.events:
+                if ev.get("type") == "response.done":
+                    got = (ev.get("response") or {}).get("usage") or {}
+                    total = got.get("total_tokens") if isinstance(got, Mapping) else None
+                    if isinstance(total, (int, float)) and not isinstance(total, bool):
+                        tokens += int(total)
+        return {
+            "tokens": tokens,
+            "estimated_tokens": self.plan.tokens,
+            "connections": sum(1 + r.retries for r in ran),
+            "sessions": len(ran),
+            "reused": sum(run.reused for run in self.runs),
+            "send_s": round(sum((r.audio_ms + r.tail_ms) / 1000.0 for r in ran), 3),
+            "estimated_send_s": round(self.plan.send_s, 3),
+            "wall_s": round(self.wall_s, 3),
         }
 
     # ------------------------------------------------------------------ end of turn
@@ -727,6 +803,12 @@ class SweepHandle:
         self.plan: SweepPlan | None = None
         self.done_jobs = 0
         self.total_jobs = 0
+        #: rate-limit refusals backed off from (every worker held), and what holds them right now
+        self.backoffs = 0
+        self.waiting = ""
+        #: the most replays in flight at once
+        self.peak_in_flight = 0
+        self.in_flight = 0
 
     @property
     def cancelled(self) -> bool:
@@ -779,7 +861,9 @@ class SweepHandle:
 
     def __repr__(self) -> str:
         state = "cancelled" if self.cancelled else ("done" if self.done() else "running")
-        return f"<SweepHandle {state} {self.done_jobs}/{self.total_jobs} sessions>"
+        extra = f", {self.backoffs} back-offs" if self.backoffs else ""
+        extra += f", waiting {self.waiting}" if self.waiting else ""
+        return f"<SweepHandle {state} {self.done_jobs}/{self.total_jobs} sessions{extra}>"
 
 
 def _as_clips(wavs: Clip | str | Path | Sequence[Clip | str | Path], truth: Any) -> list[Clip]:
@@ -844,6 +928,7 @@ async def sweep_async(
     eot_gap_ms: float = DEFAULT_EOT_GAP_MS,
     limits: QuotaLimits | None = None,
     limiter: QuotaLimiter | None = None,
+    prices: Mapping[str, Any] | None = None,
 ) -> SweepResult:
     """Replay every configuration of ``grid`` over every clip; see the module doc.
 
@@ -853,7 +938,13 @@ async def sweep_async(
     replay is kept there at once and, with ``resume`` (default), stored replays are reused.
     ``eot_gap_ms``: the end-of-turn gap for truths without turn ids (:mod:`voicelive_nb.lab.turns`).
     ``limits`` / ``limiter``: the quota scheduler (:mod:`voicelive_nb.lab.quota`); against a
-    service one with the published defaults is always used.
+    service one with the published defaults is always used. A refusal for a rate limit (HTTP 429,
+    an error or close naming a rate limit) holds every worker for what it asked (its "retry
+    after", else the ``retry`` policy's back-off) and then runs the replay again; the progress
+    bar and ``handle.backoffs`` / ``handle.waiting`` show it.
+    ``prices``: for the plan's cost estimate (:func:`~voicelive_nb.lab.quota.check_prices`).
+    Every (configuration, clip) pair is one job of a single queue, so ``concurrency`` sessions
+    run at once however few configurations there are.
     """
     clips = _as_clips(wavs, truth)
     base_cfg = as_config(base)
@@ -871,8 +962,17 @@ async def sweep_async(
         raise ConfigError("concurrency", concurrency, "1 or more sessions at a time")
     quota = limiter or (QuotaLimiter(limits) if (limits is not None or be.is_service) else None)
     plan = _plan(
-        configs, clips, be, concurrency, tail_ms, responses=responses, limits=quota.limits if quota else None
+        configs,
+        clips,
+        be,
+        concurrency,
+        tail_ms,
+        responses=responses,
+        limits=quota.limits if quota else None,
+        prices=prices,
     )
+    # without a scheduler, a limiter that never limits still makes a back-off hold every worker
+    backoff = quota or QuotaLimiter(QuotaLimits(connections=10**9, tokens=10**12))
     runs = [
         ConfigRun(i, knobs, cfg, [None] * len(clips), eot_gap_ms=eot_gap_ms)
         for i, (knobs, cfg) in enumerate(configs)
@@ -929,52 +1029,65 @@ async def sweep_async(
     if bar is not None and reused:
         bar.update(reused)
         bar.set_postfix(postfix, refresh=True)
-    if quota is not None and bar is not None:
 
-        def show_wait(delay: float, why: str) -> None:
-            postfix["waiting"] = f"{delay:.1f} s ({why})"
+    def show_wait(delay: float, why: str) -> None:
+        h.waiting = f"{delay:.1f} s ({why})"
+        if bar is not None:
+            postfix["waiting"] = h.waiting
             bar.set_postfix(postfix, refresh=True)
 
-        quota.on_wait = show_wait
+    backoff.on_wait = show_wait
     started = time.monotonic()
 
     async def replay_job(run: ConfigRun, clip: Clip) -> ReplayResult:
-        if quota is None:
-            return await replay_with_retries(be, clip, run.config, clip.truth, options, policy, rng)
         tokens = estimate_tokens(
             clip.duration_s + _tail_ms(run.config, tail_ms) / 1000.0, 1 if responses else 0
         )
         attempt = 0
         while True:
-            await quota.acquire(tokens)
+            await backoff.acquire(tokens if quota is not None else 0)
+            h.waiting = ""
             postfix.pop("waiting", None)
             try:
                 replayed = await replay_with_retries(be, clip, run.config, clip.truth, options, no_retry, rng)
             except Exception as exc:
                 if not is_rate_limited(exc) or attempt >= policy.max_retries:
                     raise
-                quota.pause(policy.delay_s(attempt, rng))  # every worker holds, not just this one
+                asked = retry_after_s(exc)
+                delay = asked if asked is not None else policy.delay_s(attempt, rng)
+                backoff.pause(delay)  # every worker holds, not just this one
+                h.backoffs += 1
+                postfix["backoffs"] = str(h.backoffs)
+                log.warning(
+                    "rate limited (%s); every worker holds %.1f s, then retry %d", exc, delay, attempt + 1
+                )
                 attempt += 1
                 continue
             replayed.retries = attempt
             pause = rate_limit_pause_s(replayed.events)
             if pause:
-                quota.pause(pause)
+                backoff.pause(pause)
+                h.backoffs += 1
+                postfix["backoffs"] = str(h.backoffs)
             return replayed
 
     async def worker() -> None:
         while jobs and not h.cancelled:
             ci, ki = jobs.popleft()
             run, clip = runs[ci], clips[ki]
+            h.in_flight += 1
+            h.peak_in_flight = max(h.peak_in_flight, h.in_flight)
             try:
                 replayed = await replay_job(run, clip)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                h.in_flight -= 1
                 if h.cancelled:
                     break
                 run.errors.append(f"{clip.name}: {type(exc).__name__}: {exc}")
             else:
+                h.in_flight -= 1
                 if h.cancelled:
                     # finished although the sweep was cancelled meanwhile (a cancellation can be
                     # swallowed by a wait that completed at the same moment): in flight, dropped
@@ -1049,16 +1162,18 @@ def plan_sweep(
     results: str | Path | None = None,
     resume: bool = True,
     limits: QuotaLimits | None = None,
+    prices: Mapping[str, Any] | None = None,
 ) -> SweepPlan:
     """What :func:`sweep` would send, without sending anything (with ``results``: how many
-    sessions the results store already has)."""
+    sessions the results store already has): audio seconds, connections, estimated tokens,
+    the least wall time the quota allows, and the cost at ``prices`` (unknown without)."""
     clips = _as_clips(wavs, truth)
     configs = expand_grid(grid or {}, as_config(base))
     be = backend or Backend(endpoint, pace=pace)
     if concurrency is None:
         concurrency = DEFAULT_SERVICE_CONCURRENCY if be.is_service else DEFAULT_EMULATOR_CONCURRENCY
     lim = limits if limits is not None else (QuotaLimits() if be.is_service else None)
-    plan = _plan(configs, clips, be, concurrency, tail_ms, responses=responses, limits=lim)
+    plan = _plan(configs, clips, be, concurrency, tail_ms, responses=responses, limits=lim, prices=prices)
     if results is None or not resume:
         return plan
     options = {"responses": responses, "tail_ms": tail_ms, "pace": be.pace, "transcription": False}
@@ -1100,6 +1215,7 @@ def start_sweep(
             results=options.get("results"),
             resume=options.get("resume", True),
             limits=options.get("limits") or (options["limiter"].limits if options.get("limiter") else None),
+            prices=options.get("prices"),
         )
         print(plan.describe(), flush=True)
     progress = options.pop("progress", True)
