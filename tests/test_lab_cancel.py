@@ -43,14 +43,18 @@ async def _outcomes(start: Callable[[], Awaitable[Any]], spins: int = 8) -> list
 
 
 async def test_wait_bounded_never_loses_a_cancellation_when_the_operation_just_finished() -> None:
+    lost: list[str] = []
+
     async def finishing_at_once() -> str:
         fut: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         asyncio.get_running_loop().call_soon(fut.set_result, "done")
-        return await wait_bounded(fut, 5)
+        return await wait_bounded(fut, 5, on_lost=lost.append)
 
     outcomes = await _outcomes(finishing_at_once)
     assert True not in outcomes, outcomes
     assert False in outcomes  # the cancel did land while the wait was running
+    # a result that came with the cancellation is handed to on_lost (a connection is dropped there)
+    assert lost and set(lost) == {"done"}
     # the result comes back when not cancelled, a timeout cancels the operation and raises
     assert await wait_bounded(asyncio.sleep(0, "x"), 5) == "x"
     slow = asyncio.ensure_future(asyncio.sleep(30))

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -184,7 +184,16 @@ _WEBSOCKETS_LOG = _RedactingWebsocketsLog(logging.getLogger("websockets.client")
 T = TypeVar("T")
 
 
-async def wait_bounded(awaitable: Awaitable[T], timeout: float | None) -> T:
+def _drop_connection(ws: ClientConnection) -> None:
+    """Abort a connection that was made just as its caller was cancelled (nobody will close it)."""
+    transport = getattr(ws, "transport", None)
+    if transport is not None:
+        transport.abort()
+
+
+async def wait_bounded(
+    awaitable: Awaitable[T], timeout: float | None, *, on_lost: Callable[[T], object] | None = None
+) -> T:
     """``asyncio.wait_for`` that never loses the caller's cancellation.
 
     Python 3.11's ``wait_for`` returns the result when the awaited operation finishes in the same
@@ -192,7 +201,8 @@ async def wait_bounded(awaitable: Awaitable[T], timeout: float | None) -> T:
     A cancelled sweep worker then went on and finished its replay (the pump's last send, the
     session.update barrier, the handshake and the close were each such a wait). Here the caller's
     cancellation always propagates (the operation is cancelled and awaited first); a timeout
-    cancels the operation and raises ``asyncio.TimeoutError``.
+    cancels the operation and raises ``asyncio.TimeoutError``. ``on_lost`` is given a result that
+    arrived with the cancellation and so is never returned (e.g. to drop a connection just made).
     """
     task = asyncio.ensure_future(awaitable)
     try:
@@ -201,6 +211,8 @@ async def wait_bounded(awaitable: Awaitable[T], timeout: float | None) -> T:
         if not task.done():
             task.cancel()
             await asyncio.wait({task})
+        if on_lost is not None and not task.cancelled() and task.exception() is None:
+            on_lost(task.result())
         raise
     if not done:
         task.cancel()
@@ -305,6 +317,7 @@ class Transport:
                     logger=_WEBSOCKETS_LOG,
                 ),
                 timeout=connect_timeout_s,
+                on_lost=_drop_connection,
             )
         except InvalidStatus as exc:
             status = exc.response.status_code
