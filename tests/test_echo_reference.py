@@ -77,6 +77,7 @@ def test_ring_reads_back_what_played_at_the_capture_time() -> None:
 
 def test_ring_silence_where_nothing_played_and_resyncs_on_a_jump() -> None:
     ring = ReferenceRing(RATE, RATE // 2, snap_frames=48)
+    ring.contiguous = False  # output blocks placed by their times (the default follows the sample count)
     out = np.zeros(480, dtype=np.int16)
     assert ring.read_into(out, 5.0) == 0 and not out.any()  # nothing written yet
     ring.write(np.full(480, 7, dtype=np.int16), 5.0)
@@ -90,6 +91,20 @@ def test_ring_silence_where_nothing_played_and_resyncs_on_a_jump() -> None:
         ring.write(np.full(480, 1, dtype=np.int16), 5.12 + k * 0.02)
     assert ring.read_at(out, ring.position(5.0)) == 0
     assert ring.read_at(out, ring.position(5.5)) == 480 and (out == 1).all()
+
+
+def test_ring_places_output_by_sample_count_until_an_underflow() -> None:
+    ring = ReferenceRing(RATE, RATE)
+    ring.write(np.full(480, 1, dtype=np.int16), 2.0)
+    ring.write(np.full(480, 2, dtype=np.int16), 2.02 + 0.006)  # 6 ms late: taken as contiguous
+    assert ring.resyncs == 0 and ring.span == (48000, 48960)
+    ring.restart_output()  # the device underflowed: its next time is believed
+    ring.write(np.full(480, 3, dtype=np.int16), 2.1)
+    assert ring.resyncs == 1
+    out = np.zeros(2880, dtype=np.int16)
+    ring.read_at(out, 48000)
+    assert (out[:480] == 1).all() and (out[480:960] == 2).all() and not out[960:2400].any()
+    assert (out[2400:] == 3).all()
 
 
 def test_ring_wraps_and_takes_channel_zero_of_a_device_block() -> None:

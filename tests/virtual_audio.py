@@ -21,12 +21,23 @@ session (the speaker capture and a "keeper" on the mic) and returns only once a 
 on each gets its first block quickly (observed, not a fixed sleep).
 
 Nothing is written to ``$HOME``: the server's and tools' config/state go under ``directory``.
+
+**The acoustic path** (``VirtualAudio(directory, echo=EchoPath(delay_ms=50, gain_db=-12))``,
+off by default): what the speaker plays comes back into the microphone, as from a laptop's
+speakers into its own microphone, so a session without echo cancellation interrupts itself::
+
+    vspeaker.monitor -> module-loopback (latency_msec = delay_ms)
+                     -> vecho_gain  (module-ladspa-sink, amp_mono: gain_db)
+                     -> vecho_dull  (module-ladspa-sink, lpf: lowpass_hz)  -> vmic_feed (+ speak())
+
+The LADSPA plugins are the SDK's examples (Debian ``ladspa-sdk``: amp.so, filter.so).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import select
 import shutil
 import signal
@@ -38,10 +49,44 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["SpeakerTap", "VirtualAudio", "VirtualAudioError"]
+__all__ = ["EchoPath", "SpeakerTap", "VirtualAudio", "VirtualAudioError"]
 
 _TOOLS = ("pulseaudio", "pactl", "parec", "parecord", "paplay")
 _SOCKET_MAX = 100  # sun_path is 108 bytes on Linux
+_LADSPA_DIRS = ("/usr/lib/ladspa", "/usr/local/lib/ladspa", "/usr/lib/x86_64-linux-gnu/ladspa")
+
+
+@dataclass(frozen=True)
+class EchoPath:
+    """The speaker-to-microphone echo of the rig: how late, how loud, how dull."""
+
+    delay_ms: int = 50
+    """Latency of the loopback from the speaker's monitor into the mic feed: PulseAudio sets it
+    at start (with rate adaptation on, its reports held it at 49.96-49.98 ms for 50)."""
+    gain_db: float = -12.0
+    """Level of the echo relative to what the speaker played."""
+    lowpass_hz: float = 3000.0
+    """Cut-off of a one-pole low-pass (a room and a cheap microphone lose the highs)."""
+    adaptive: bool = False
+    """Let the loopback adapt its rate to hold ``delay_ms`` and report its latency once a
+    second (:meth:`VirtualAudio.echo_latency_ms`). Off by default: the adapting resampler makes
+    the echo path change all the time, and no echo canceller converges on it (measured: Speex
+    left -3 dB of the echo, against -30 dB without it)."""
+
+    def __post_init__(self) -> None:
+        if not 10 <= self.delay_ms <= 1000:
+            raise ValueError(f"EchoPath.delay_ms must be 10 to 1000 ms, got {self.delay_ms}")
+        if not -60 <= self.gain_db <= 0:
+            raise ValueError(f"EchoPath.gain_db must be -60 to 0 dB, got {self.gain_db}")
+        if not 100 <= self.lowpass_hz <= 11000:
+            raise ValueError(f"EchoPath.lowpass_hz must be 100 to 11000 Hz, got {self.lowpass_hz}")
+
+
+def _ladspa_dir() -> Path | None:
+    for d in (os.environ.get("LADSPA_PATH", ""), *_LADSPA_DIRS):
+        if d and (Path(d) / "amp.so").exists() and (Path(d) / "filter.so").exists():
+            return Path(d)
+    return None
 
 
 class VirtualAudioError(RuntimeError):
@@ -113,8 +158,14 @@ class VirtualAudio:
         *,
         sample_rate: int = 24000,
         feed_latency_ms: int = 200,
+        echo: EchoPath | None = None,
     ) -> None:
         self.directory = Path(directory).resolve()
+        #: The acoustic path from the speaker back into the microphone (``None``: none, the default).
+        self.echo: EchoPath | None = None
+        self._echo_at_start = echo
+        self._echo_indices: list[str] = []
+        self._echo_log_start = 0
         self.sample_rate = sample_rate
         # paplay's buffer for the mic feed: 20 ms dropped out under load in our measurements
         self.feed_latency_ms = feed_latency_ms
@@ -150,6 +201,9 @@ class VirtualAudio:
         env["XDG_STATE_HOME"] = str(self.directory / "state")
         env["XDG_CACHE_HOME"] = str(self.directory / "cache")
         env.pop("DISPLAY", None)
+        ladspa = _ladspa_dir()
+        if ladspa is not None:
+            env["LADSPA_PATH"] = str(ladspa)
         return env
 
     @property
@@ -235,6 +289,8 @@ class VirtualAudio:
             self.startup_s["server"] = time.monotonic() - t0
             self._start_helpers()
             self._wait_low_latency(timeout)
+            if self._echo_at_start is not None:  # once the sinks run at low latency
+                self.set_echo(self._echo_at_start)
             self.startup_s["low_latency"] = time.monotonic() - t0
         except BaseException:
             self.stop()
@@ -245,6 +301,7 @@ class VirtualAudio:
     def _start_server(self, timeout: float) -> None:
         assert self._xdg is not None
         r = self.sample_rate
+        echo_logs = self._echo_at_start is not None
         config = self.directory / "va.pa"
         null_sink = f"module-null-sink rate={r} channels=1 format=s16le"
         config.write_text(
@@ -270,7 +327,8 @@ class VirtualAudio:
                 "--use-pid-file=no",
                 "--disallow-exit",
                 f"--log-target=file:{self.directory / 'pulseaudio-server.log'}",
-                "--log-level=notice",
+                # the adaptive loopback's latency reports (EchoPath.adaptive) are debug lines
+                f"--log-level={'debug' if echo_logs else 'notice'}",
             ],
         )
         deadline = time.monotonic() + timeout
@@ -284,6 +342,98 @@ class VirtualAudio:
             if time.monotonic() > deadline:
                 raise VirtualAudioError(f"pulseaudio did not answer within {timeout} s; see {self.directory}")
             time.sleep(0.02)  # polling interval while waiting for the socket (not synchronisation by sleep)
+
+    def _echo_modules(self, echo: EchoPath) -> list[list[str]]:
+        """``pactl load-module`` arguments of the acoustic path, master first."""
+        if _ladspa_dir() is None:
+            raise VirtualAudioError(
+                "the echo path needs the LADSPA example plugins (amp.so, filter.so); "
+                "install them with: apt-get install ladspa-sdk"
+            )
+        spec = [f"rate={self.sample_rate}", "channels=1", "format=float32le"]  # LADSPA runs on floats
+        amp = 10 ** (echo.gain_db / 20)
+        # adjust_time=0: no rate adaptation (see EchoPath.adaptive); both null sinks run on the
+        # one system clock, so the latency set when the loopback starts holds.
+        adjust = ["adjust_time=1", "log_interval=1"] if echo.adaptive else ["adjust_time=0"]
+        return [
+            [
+                "module-ladspa-sink",
+                "sink_name=vecho_dull",
+                "sink_master=vmic_feed",
+                *spec,
+                "plugin=filter",
+                "label=lpf",
+                f"control={echo.lowpass_hz:g}",
+            ],
+            [
+                "module-ladspa-sink",
+                "sink_name=vecho_gain",
+                "sink_master=vecho_dull",
+                *spec,
+                "plugin=amp",
+                "label=amp_mono",
+                f"control={amp:.6f}",
+            ],
+            [
+                "module-loopback",
+                "source=vspeaker.monitor",
+                "sink=vecho_gain",
+                f"latency_msec={echo.delay_ms}",
+                *adjust,
+                "source_dont_move=true",
+                "sink_dont_move=true",
+                "remix=false",
+            ],
+        ]
+
+    def set_echo(self, echo: EchoPath | None) -> None:
+        """Switch the acoustic path (``None``: off) on the running server."""
+        if not self.running:
+            raise VirtualAudioError("virtual audio is not running")
+        for index in reversed(self._echo_indices):
+            subprocess.run(
+                ["pactl", "unload-module", index], env=self._tool_env(), capture_output=True, timeout=10
+            )
+        self._echo_indices = []
+        self.echo = echo
+        if echo is None:
+            return
+        self._echo_log_start = self._server_log_size()
+        for args in self._echo_modules(echo):
+            result = subprocess.run(
+                ["pactl", "load-module", *args],
+                env=self._tool_env(),
+                capture_output=True,
+                text=True,
+                timeout=10,
+            )
+            if result.returncode != 0:
+                self.set_echo(None)
+                raise VirtualAudioError(
+                    f"the echo path did not load ({args[0]}: {result.stderr.strip()}); "
+                    f"see {self.directory}/pulseaudio-server.log"
+                )
+            self._echo_indices.append(result.stdout.strip())
+
+    def _server_log_size(self) -> int:
+        try:
+            return (self.directory / "pulseaudio-server.log").stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def echo_latency_ms(self) -> float | None:
+        """The acoustic path's delay as PulseAudio reports it (the median of the adaptive
+        loopback's "End-to-end latency" lines since :meth:`set_echo`), ``None`` without reports."""
+        if self.echo is None or not self.echo.adaptive:
+            return None
+        try:
+            with open(self.directory / "pulseaudio-server.log", "rb") as f:
+                f.seek(self._echo_log_start)
+                text = f.read().decode(errors="replace")
+        except FileNotFoundError:
+            return None
+        values = sorted(float(m) for m in re.findall(r"End-to-end latency: ([0-9.]+) ms", text))
+        return values[len(values) // 2] if values else None
 
     def _start_helpers(self) -> None:
         r = str(self.sample_rate)
@@ -420,12 +570,19 @@ class VirtualAudio:
         self._helpers.clear()
         self._logs.clear()
         self._server = None
+        restored = any(v is not None for v in self._saved_env.values())
         for key, value in self._saved_env.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
         self._saved_env.clear()
+        if restored and "sounddevice" in sys.modules and sys.modules["sounddevice"] is not None:
+            # another server (an outer VirtualAudio) is what the environment names again
+            from voicelive_nb.audio.device import rescan
+
+            with contextlib.suppress(Exception):
+                rescan()
         if self._xdg is not None:
             with contextlib.suppress(FileNotFoundError):
                 (self._xdg / "pulse" / "native").unlink()

@@ -309,13 +309,19 @@ class ReferenceRing:
     stretch of time back at ``adc_time``; times are seconds, converted to absolute sample
     positions at ``sample_rate``.
 
-    Stream times jitter by a fraction of a block, so a block that lands within ``snap_frames``
+    Output times jitter by a fraction of a block, so a block that lands within ``snap_frames``
     of where the previous one ended is taken as contiguous (no sample repeated or lost); a
-    larger jump is a resync (counted in ``resyncs``; a forward gap reads as silence). Positions
+    larger jump is a resync (counted in ``resyncs``; a forward gap reads as silence). Reads
+    are placed by the capture's sample count (see :meth:`read_into`). Positions
     never written, or older than ``capacity_frames``, read as silence: nothing played.
 
     No lock, no clock, no allocation in :meth:`write` (it runs in the output callback).
     """
+
+    #: Reads whose capture-time errors anchor the read position (0.2 s of 20 ms blocks).
+    ANCHOR_READS = 10
+    #: A capture time this far (seconds) from where the reads were is a new timeline, not jitter.
+    JUMP_S = 0.2
 
     def __init__(self, sample_rate: int, capacity_frames: int, *, snap_frames: int | None = None) -> None:
         if sample_rate <= 0:
@@ -324,12 +330,18 @@ class ReferenceRing:
             raise ConfigError("capacity_frames", capacity_frames, "a positive number of frames")
         self.sample_rate = sample_rate
         self.capacity = capacity_frames
-        #: Largest jump (frames) between consecutive blocks still taken as contiguous (4 ms default).
+        #: Largest jump (frames) between consecutive output blocks still taken as contiguous (4 ms default).
         self.snap_frames = sample_rate * 4 // 1000 if snap_frames is None else snap_frames
         self._buf: Array = np.zeros(capacity_frames, dtype=np.int16)
         self._start: int | None = None  # oldest position held
         self._end: int | None = None  # one past the newest position written
+        #: Place output blocks by sample count after the first (output times then only matter
+        #: for a jump of more than ``JUMP_S``, or after :meth:`restart_output`).
+        self.contiguous = True
+        self._restart = False
         self._read_next: int | None = None
+        self._read_errors: list[int] = []
+        self._anchored = False
         self.resyncs = 0
         """Writes that did not continue where the previous one ended (beyond ``snap_frames``)."""
         self.read_resyncs = 0
@@ -354,9 +366,23 @@ class ReferenceRing:
         n = block.shape[0]
         pos = round(dac_time * self.sample_rate)
         end = self._end
+        if self._restart and end is not None:
+            self._restart = False
+            if abs(pos - end) > self.snap_frames:
+                self.resyncs += 1
+                if end < pos < end + self.capacity:
+                    self._fill_zero(end, pos)
+                elif pos >= end + self.capacity:
+                    self._start = pos
+                else:
+                    self._start = min(self._start if self._start is not None else pos, pos)
+                end = None  # placed where its time says
         if end is None or self._start is None:
-            self._start = pos
-        elif abs(pos - end) <= self.snap_frames:
+            if self._start is None:
+                self._start = pos
+        elif abs(pos - end) <= self.snap_frames or (
+            self.contiguous and abs(pos - end) <= self.JUMP_S * self.sample_rate
+        ):
             pos = end
         else:
             self.resyncs += 1
@@ -394,17 +420,45 @@ class ReferenceRing:
 
     def read_into(self, out: Array, adc_time: float) -> int:
         """Fill ``out`` (1-D int16) with what played from ``adc_time`` on; return the frames
-        that were held (the rest is silence: not played, or too old)."""
-        n = out.shape[0]
+        that were held (the rest is silence: not played, or too old).
+
+        Capture times are far noisier than output times. Measured through PulseAudio's ALSA
+        plugin: one block in five ~7 ms early, and the estimate drifting ~20 ms over the first
+        seconds while the samples themselves keep perfect time (the echo's lag against a
+        sample-counted reference stays constant to 0.1 ms). So the read position follows the
+        *sample count*: anchored on the median capture-time error of the first
+        ``ANCHOR_READS`` reads, then contiguous; it re-anchors only after :meth:`reanchor`
+        (the microphone lost input) or a jump of more than ``JUMP_S`` (a new stream)."""
+        n = int(out.shape[0])
         pos = round(adc_time * self.sample_rate)
         nxt = self._read_next
         if nxt is not None:
-            if abs(pos - nxt) <= self.snap_frames:
-                pos = nxt
-            else:
+            err = pos - nxt
+            if abs(err) > self.JUMP_S * self.sample_rate:
+                self._read_errors.clear()
+                self._anchored = False
                 self.read_resyncs += 1
+            else:
+                if not self._anchored:
+                    self._read_errors.append(err)
+                    if len(self._read_errors) >= self.ANCHOR_READS:
+                        nxt += int(np.median(self._read_errors))
+                        self._read_errors.clear()
+                        self._anchored = True
+                pos = nxt
         self._read_next = pos + n
         return self.read_at(out, pos)
+
+    def restart_output(self) -> None:
+        """The output lost time (an underflow): place the next block by its output time again."""
+        self._restart = True
+
+    def reanchor(self) -> None:
+        """The capture lost samples (an input overflow): place the next reads by their times again."""
+        self._read_next = None
+        self._read_errors.clear()
+        self._anchored = False
+        self.read_resyncs += 1
 
     def read_at(self, out: Array, pos: int) -> int:
         """Fill ``out`` with the samples held at absolute positions ``pos ..``; return how many were held."""

@@ -11,6 +11,13 @@ says what to install.
 - :class:`SpeakerSink` (an :class:`~voicelive_nb.audio.base.AudioSink`): ``write`` resamples
   on the caller's thread into a preallocated :class:`~voicelive_nb.audio.buffers.PlayoutBuffer`;
   the output callback only copies from it into PortAudio's buffer (silence when empty).
+- Client-reference echo cancellation: the output callback also keeps what it put out in a
+  :class:`~voicelive_nb.audio.buffers.ReferenceRing` at its ``outputBufferDacTime``; a
+  microphone given that speaker (``MicrophoneSource(reference=speaker)``) passes each block's
+  ``inputBufferAdcTime`` along, and :meth:`MicrophoneSource.reference_frames` looks the same
+  stretch of time up in the ring on the event loop: stereo frames, channel 0 the microphone,
+  channel 1 what the speaker was playing when it was captured. Both streams' times are
+  PortAudio's one stream clock, so no clock is translated.
 - :func:`list_devices`, :func:`find_device`, :func:`rescan`, :func:`audio_available`.
 
 Callbacks allocate nothing but the one ``bytes`` copy of an input block, never log, and hold
@@ -32,7 +39,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ..errors import AudioDeviceUnavailable, AudioError, ConfigError
-from .buffers import PlayoutBuffer
+from .buffers import PlayoutBuffer, ReferenceRing, interleave
 from .format import StreamResampler, rms_dbfs
 
 __all__ = [
@@ -59,6 +66,9 @@ DEFAULT_OUTPUT_LATENCY_S = 0.3
 #: Input latency asked of PortAudio (the size of its capture buffer, not a delay: blocks
 #: are delivered every ``block_ms``); large enough not to overflow under load.
 DEFAULT_INPUT_LATENCY_S = 0.1
+#: Seconds of speaker output kept for the echo reference: the microphone looks its capture time
+#: up there after the block crossed the loop (output latency + queueing; 4 s is ample).
+REFERENCE_KEEP_S = 4.0
 
 _PORTAUDIO_HINT = "install libportaudio2 (apt-get install libportaudio2)"
 _PIP_HINT = "install it with: pip install 'voicelive_nb[audio]'"
@@ -312,10 +322,16 @@ class MicrophoneSource:
         block_ms: int = 20,
         max_queue_s: float = 2.0,
         latency_s: float = DEFAULT_INPUT_LATENCY_S,
+        reference: SpeakerSink | None = None,
+        reference_delay_ms: float = 0.0,
     ) -> None:
         _check_rate("sample_rate", sample_rate)
+        if not isinstance(reference_delay_ms, (int, float)) or not -500 <= reference_delay_ms <= 2000:
+            raise ConfigError("reference_delay_ms", reference_delay_ms, "-500 to 2000 milliseconds")
         if not isinstance(block_ms, int) or block_ms <= 0:
             raise ConfigError("block_ms", block_ms, "a positive number of milliseconds such as 20")
+        if reference is not None and not isinstance(reference, SpeakerSink):
+            raise ConfigError("reference", reference, "a SpeakerSink (the speaker whose output is the echo)")
         if max_queue_s <= 0:
             raise ConfigError("max_queue_s", max_queue_s, "a positive number of seconds")
         self._sd = _sounddevice("microphone")
@@ -341,8 +357,13 @@ class MicrophoneSource:
         self.frames_yielded = 0
         self.block_time = 0.0
         self._stream: Any = None
-        self._queue: asyncio.Queue[tuple[bytes, float] | None] | None = None
+        self._queue: asyncio.Queue[tuple[bytes, float, float, float] | None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._reference: SpeakerSink | None = reference
+        #: Channel 1 is delayed by this much: for an output heard later than PortAudio says
+        #: (a Bluetooth speaker adds 100-200 ms); 0 for wired and virtual devices.
+        self.reference_delay_ms = float(reference_delay_ms)
+        self._lost_input = False  # set by the callback on an overflow: the reference re-anchors
         self._last_block = b""
         self._closed = False
         self._iterating = False
@@ -358,6 +379,25 @@ class MicrophoneSource:
     def closed(self) -> bool:
         return self._closed
 
+    def attach_reference(self, speaker: SpeakerSink | None) -> None:
+        """Take the echo reference from ``speaker`` (``None``: no reference any more)."""
+        if speaker is not None and not isinstance(speaker, SpeakerSink):
+            raise ConfigError("reference", speaker, "a SpeakerSink (the speaker whose output is the echo)")
+        self._reference = speaker
+
+    @property
+    def reference_available(self) -> bool:
+        """Whether :meth:`reference_frames` can give channel 1 (a speaker is attached)."""
+        return self._reference is not None
+
+    @property
+    def reference_problem(self) -> str | None:
+        return (
+            None
+            if self._reference is not None
+            else "has no speaker attached: MicrophoneSource(reference=speaker)"
+        )
+
     @property
     def level_dbfs(self) -> float:
         """RMS level of the last block in dBFS (``-inf`` for silence or before any audio)."""
@@ -372,17 +412,20 @@ class MicrophoneSource:
     def _callback(self, indata: Any, frames: int, time_info: Any, status: Any) -> None:
         if status and status.input_overflow:
             self.input_overflows += 1
+            self._lost_input = True
         block = bytes(indata)
         loop = self._loop
         if loop is None:
             return
         try:
-            loop.call_soon_threadsafe(self._put, block, time.monotonic())
+            loop.call_soon_threadsafe(
+                self._put, block, time.monotonic(), time_info.inputBufferAdcTime, time_info.currentTime
+            )
         except RuntimeError:  # the loop is closed: nobody is listening any more
             pass
 
     # Event-loop thread.
-    def _put(self, block: bytes, t: float) -> None:
+    def _put(self, block: bytes, t: float, adc_time: float = 0.0, now: float = 0.0) -> None:
         q = self._queue
         if q is None:
             return
@@ -390,7 +433,7 @@ class MicrophoneSource:
         if q.full():
             q.get_nowait()
             self.overruns += 1
-        q.put_nowait((block, t))
+        q.put_nowait((block, t, adc_time, now))
 
     def _open(self, loop: asyncio.AbstractEventLoop, sample_rate: int) -> None:
         sd = self._sd
@@ -435,7 +478,7 @@ class MicrophoneSource:
             _close_stream(stream)
 
     @staticmethod
-    def _wake(q: asyncio.Queue[tuple[bytes, float] | None]) -> None:
+    def _wake(q: asyncio.Queue[tuple[bytes, float, float, float] | None]) -> None:
         if q.full():
             q.get_nowait()
         q.put_nowait(None)
@@ -452,7 +495,36 @@ class MicrophoneSource:
             raise AudioError("microphone source is already streaming; one frames() iterator at a time")
         return self._frames(sample_rate, frame_samples * 2)
 
-    async def _frames(self, sample_rate: int, frame_bytes: int) -> AsyncIterator[bytes]:
+    def reference_frames(self, sample_rate: int, frame_ms: int = 20) -> AsyncIterator[bytes]:
+        """Stereo frames of ``frame_ms``: channel 0 the microphone, channel 1 what the attached
+        speaker was playing when each sample was captured (client-reference echo cancellation)."""
+        if self._reference is None:
+            raise AudioError(
+                "microphone has no echo reference: attach its speaker with MicrophoneSource(reference=speaker)"
+            )
+        frame_samples = sample_rate * frame_ms // 1000
+        if frame_samples <= 0:
+            raise ConfigError("frame_ms", frame_ms, f"a frame length that holds samples at {sample_rate} Hz")
+        if self._closed:
+            raise AudioError("microphone source is closed")
+        if self._iterating:
+            raise AudioError("microphone source is already streaming; one frames() iterator at a time")
+        return self._frames(sample_rate, frame_samples * 2, stereo=True)
+
+    def _reference_block(self, samples: int, adc_time: float, now: float) -> bytes:
+        """What the speaker played over the ``samples`` captured from ``adc_time`` (silence if nothing)."""
+        speaker = self._reference
+        assert self.device_rate is not None
+        if adc_time <= 0:  # a host API without capture times: the block ended about now
+            adc_time = now - samples / self.device_rate
+        if speaker is None:
+            return bytes(2 * samples)
+        if self._lost_input:
+            self._lost_input = False
+            speaker.reanchor_reference()
+        return speaker.reference_at(adc_time - self.reference_delay_ms / 1000, samples, self.device_rate)
+
+    async def _frames(self, sample_rate: int, frame_bytes: int, stereo: bool = False) -> AsyncIterator[bytes]:
         if self._iterating:
             raise AudioError("microphone source is already streaming; one frames() iterator at a time")
         if self._closed:
@@ -465,21 +537,30 @@ class MicrophoneSource:
                 self._open(loop, sample_rate)
             assert self._queue is not None and self.device_rate is not None
             q = self._queue
-            resampler = (
-                StreamResampler(self.device_rate, sample_rate) if self.device_rate != sample_rate else None
-            )
-            silence = bytes(frame_bytes)
+            same = self.device_rate == sample_rate
+            resampler = None if same else StreamResampler(self.device_rate, sample_rate)
+            ref_resampler = None if same or not stereo else StreamResampler(self.device_rate, sample_rate)
+            silence = bytes(2 * frame_bytes if stereo else frame_bytes)
             pending = bytearray()
+            pending_ref = bytearray()
             while not self._closed:
                 item = await q.get()
                 if item is None:
                     break
-                block, self.block_time = item
+                block, self.block_time, adc_time, now = item
                 self._last_block = block
                 pending += resampler.process(block) if resampler is not None else block
-                while len(pending) >= frame_bytes:
+                if stereo:
+                    ref = self._reference_block(len(block) // 2, adc_time, now)
+                    pending_ref += ref_resampler.process(ref) if ref_resampler is not None else ref
+                while len(pending) >= frame_bytes and (not stereo or len(pending_ref) >= frame_bytes):
                     frame = bytes(pending[:frame_bytes])
                     del pending[:frame_bytes]
+                    if stereo:
+                        mic = np.frombuffer(frame, dtype="<i2")
+                        ref_frame = np.frombuffer(bytes(pending_ref[:frame_bytes]), dtype="<i2")
+                        del pending_ref[:frame_bytes]
+                        frame = interleave(mic, ref_frame)
                     self.frames_yielded += 1
                     yield silence if self.muted else frame
         finally:
@@ -570,6 +651,8 @@ class SpeakerSink:
         self.clears = 0
         self._lock = threading.Lock()
         self._buffer: PlayoutBuffer | None = None
+        self._reference: ReferenceRing | None = None
+        self._latency_guess = latency_s
         self._resampler: StreamResampler | None = None
         self._resampler_item: str | None = None
         self._jitter_frames = 0
@@ -597,11 +680,16 @@ class SpeakerSink:
             buf = self._buffer
             if buf is None or not self._gate:
                 outdata.fill(0)
-                return
-            if buf.read_into(outdata) < frames:
+            elif buf.read_into(outdata) < frames:
                 self._gate = False
                 if not self._ending:
                     self.underruns += 1
+            ref = self._reference
+            if ref is not None:
+                if status and status.output_underflow:
+                    ref.restart_output()
+                dac = time_info.outputBufferDacTime
+                ref.write(outdata, dac if dac > 0 else time_info.currentTime + self._latency_guess)
 
     def open(self, sample_rate: int) -> None:
         """Open and start the output stream for PCM16 mono audio at ``sample_rate``."""
@@ -616,6 +704,7 @@ class SpeakerSink:
         rate = _stream_rate(sd, self.device, "output", self._fixed_rate, sample_rate)
         with self._lock:
             self._buffer = PlayoutBuffer(rate, max(1, round(self.buffer_s * rate)))
+            self._reference = ReferenceRing(rate, round(REFERENCE_KEEP_S * rate))
             self._jitter_frames = rate * self.jitter_ms // 1000
             self._gate = False
         self._resampler = StreamResampler(sample_rate, rate) if rate != sample_rate else None
@@ -642,6 +731,7 @@ class SpeakerSink:
                 f"speaker not available: cannot start output device {self.device_name!r} ({exc})"
             ) from exc
         self._stream = stream
+        self._latency_guess = float(stream.latency)
         self.sample_rate = sample_rate
         self.device_rate = rate
         _open_streams.add(self)
@@ -710,6 +800,37 @@ class SpeakerSink:
             return 0
         with self._lock:
             return buf.played_ms(item_id)
+
+    def reference_at(self, t: float, samples: int, rate: int) -> bytes:
+        """PCM16 mono: what this speaker played over ``samples`` at ``rate`` from stream time
+        ``t`` (a microphone's ``inputBufferAdcTime``); silence where it played nothing or is not open."""
+        ring = self._reference
+        if ring is None:
+            return bytes(2 * samples)
+        if rate == ring.sample_rate:
+            out = np.zeros(samples, dtype=np.int16)
+            with self._lock:
+                ring.read_into(out, t)
+            return out.astype("<i2").tobytes()
+        held = max(1, round(samples * ring.sample_rate / rate))
+        raw = np.zeros(held, dtype=np.int16)
+        with self._lock:
+            ring.read_into(raw, t)
+        x = np.interp(np.arange(samples) * (held / samples), np.arange(held), raw.astype(np.float64))
+        return bytes(np.rint(x).astype("<i2").tobytes())
+
+    def reanchor_reference(self) -> None:
+        """The microphone lost input: place its next reads by their capture times again."""
+        ring = self._reference
+        if ring is not None:
+            with self._lock:
+                ring.reanchor()
+
+    @property
+    def reference_resyncs(self) -> tuple[int, int]:
+        """Jumps in the reference timeline: ``(output blocks, microphone reads)`` that did not continue the last."""
+        ring = self._reference
+        return (ring.resyncs, ring.read_resyncs) if ring is not None else (0, 0)
 
     def queued_ms(self) -> int:
         """Audio written and not yet handed to the device."""
