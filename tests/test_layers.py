@@ -84,6 +84,7 @@ FACADE = ""  # voicelive_nb/__init__.py re-exports lazily; it may name anything
 SAME_BAND_ARROWS: frozenset[tuple[str, str]] = frozenset(
     {
         ("protocol", "errors"),
+        ("analysis", "protocol"),  # the timeline is a view over the one event interpreter
         ("transport", "auth"),
         ("emulator", "audio"),
         ("recording", "auth"),

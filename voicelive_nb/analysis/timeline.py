@@ -70,6 +70,9 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import InvalidValue
+from ..protocol.codec import event_from_dict
+from ..protocol.events import InputAudioBufferSpeechStarted, ResponseAudioDelta, ServerEvent
+from ..protocol.state import SessionProtocol, VadSegment
 
 __all__ = [
     "FAST_LEAD_S",
@@ -265,17 +268,6 @@ class _Item:
         self.played_end: float | None = None  # wall time playback was cut, if it was
 
 
-class _Vad:
-    __slots__ = ("committed", "end_ms", "start_ms", "t_started", "t_stopped")
-
-    def __init__(self) -> None:
-        self.start_ms: int | None = None
-        self.end_ms: int | None = None
-        self.committed = False
-        self.t_started: float | None = None
-        self.t_stopped: float | None = None
-
-
 # ---------------------------------------------------------------------------------- the model
 
 
@@ -295,12 +287,12 @@ class Timeline:
         self._t_first: float | None = None
         self._t_last: float | None = None
         self._t_updated: float | None = None
-        self._vad: dict[str, _Vad] = {}
+        #: the one interpreter of the events: VAD segments, barge-ins (with receive times)
+        self.state = SessionProtocol()
         self._commits: list[tuple[float, str]] = []
         self._responses: dict[str, _Resp] = {}
         self._items: dict[str, _Item] = {}
         self._play_end: float | None = None  # wall time the modelled playback queue runs dry
-        self._barge_ins: list[tuple[float, str, str | None, int]] = []
         self._latencies: list[tuple[float, float, str, str]] = []
         self._pending_turn: tuple[float, str] | None = None  # (t, user item) awaiting a response
         self._pending_response: str | None = None  # the response that answers it
@@ -418,20 +410,19 @@ class Timeline:
         self._touch(t)
         if etype == "session.updated" and self._t_updated is None:
             self._t_updated = t
-        elif etype == "input_audio_buffer.speech_started":
-            self._speech_started(t, event)
+        decoded = _as_event(event)
+        if isinstance(decoded, InputAudioBufferSpeechStarted):
+            self._note_playback(t)
+        barge_in = self.state.receive(decoded, t)
+        if etype == "input_audio_buffer.speech_started":
+            self._speech_started(t, barge_in is not None)
         elif etype == "input_audio_buffer.speech_stopped":
             item_id = _str(_field(event, "item_id")) or ""
-            vad = self._vad.setdefault(item_id, _Vad())
-            vad.end_ms = _int(_field(event, "audio_end_ms"))
-            vad.t_stopped = t
             self._pending_turn = (t, item_id)
             self._pending_response = None
         elif etype == "input_audio_buffer.committed":
             item_id = _str(_field(event, "item_id")) or ""
             self._commits.append((t, item_id))
-            if item_id in self._vad:
-                self._vad[item_id].committed = True
             if self._pending_turn is None or self._pending_turn[1] != item_id:
                 self._pending_turn = (t, item_id)  # a manual commit ends the user's turn
                 self._pending_response = None
@@ -448,7 +439,7 @@ class Timeline:
             call_id = _str(_field(event, "call_id"))
             if call_id is not None and call_id not in self._tools:
                 self._tools[call_id] = [t, None, _str(_field(event, "name")) or "", "running"]
-        elif etype == "response.audio.delta":
+        elif isinstance(decoded, ResponseAudioDelta):  # either wire shape
             self._audio_delta(t, event)
         elif etype == "conversation.item.truncated":
             item = self._items.get(_str(_field(event, "item_id")) or "")
@@ -464,18 +455,25 @@ class Timeline:
         if self._t_last is None or t > self._t_last:
             self._t_last = t
 
-    def _speech_started(self, t: float, event: Any) -> None:
-        item_id = _str(_field(event, "item_id")) or ""
-        start_ms = _int(_field(event, "audio_start_ms"))
-        vad = self._vad.setdefault(item_id, _Vad())
-        vad.start_ms = start_ms
-        vad.t_started = t
+    def _note_playback(self, t: float) -> None:
+        """Tell the state how much of each item the modelled playback has played by ``t``.
+
+        The state decides what a barge-in is (one definition); this model only says what was heard.
+        """
+        for item_id, item in self._items.items():
+            end = item.t_end if item.played_end is None else min(item.t_end, item.played_end)
+            if end <= t:
+                played = (
+                    self.state.audio_ms(item_id) if item.played_end is None else (end - item.t_start) * 1000.0
+                )
+            else:
+                played = max(0.0, (t - item.t_start) * 1000.0)
+            self.state.note_playback(item_id, played)
+
+    def _speech_started(self, t: float, barge_in: bool) -> None:
         self._pending_turn = None
         self._pending_response = None
-        active = next((rid for rid in reversed(self._responses) if self._responses[rid].t_done is None), None)
-        playing = self._play_end is not None and self._play_end > t
-        if active is not None or playing:
-            self._barge_ins.append((t, item_id, active or self._last_response, start_ms or 0))
+        if barge_in:
             for item in self._items.values():  # the client flushes its speaker
                 if item.t_end > t and (item.played_end is None or item.played_end > t):
                     item.played_end = max(t, item.t_start)
@@ -524,7 +522,7 @@ class Timeline:
     def mode(self) -> Mode:
         if self._runs:
             return "fast-input" if self._fast else "realtime"
-        if any(v.start_ms is not None or v.end_ms is not None for v in self._vad.values()):
+        if any(v.start_ms is not None or v.end_ms is not None for v in self.state.vad_segments):
             return "estimated"
         return "none"
 
@@ -551,8 +549,8 @@ class Timeline:
             return run.t_first if self._fast else run.origin
         bounds = [
             t - ms / 1000.0
-            for v in self._vad.values()
-            for t, ms in ((v.t_started, v.start_ms), (v.t_stopped, v.end_ms))
+            for v in self.state.vad_segments
+            for t, ms in ((v.started_at, v.start_ms), (v.stopped_at, v.end_ms))
             if t is not None and ms is not None
         ]
         if bounds:
@@ -575,7 +573,7 @@ class Timeline:
     def _run_offset(self, index: int) -> float:
         return self._runs[index].origin - self._runs[0].origin
 
-    def _span_run(self, v: _Vad) -> int | None:
+    def _span_run(self, v: VadSegment) -> int | None:
         """The input run one VAD span belongs to: both its ends are placed with that run's origin.
 
         The span's start includes the prefix padding, which can reach back into the tail of
@@ -589,8 +587,8 @@ class Timeline:
         if v.end_ms is not None:
             return max(0, bisect.bisect_left(self._run_starts, v.end_ms) - 1)
         index = 0 if v.start_ms is None else max(0, bisect.bisect_right(self._run_starts, v.start_ms) - 1)
-        if v.t_started is not None:
-            while index + 1 < len(self._runs) and self._runs[index + 1].t_first <= v.t_started:
+        if v.started_at is not None:
+            while index + 1 < len(self._runs) and self._runs[index + 1].t_first <= v.started_at:
                 index += 1
         return index
 
@@ -665,11 +663,11 @@ class Timeline:
     @property
     def vad_spans(self) -> list[VadSpan]:
         spans = []
-        for item_id, v in self._vad.items():
+        for v in self.state.vad_segments:
             run = self._span_run(v)
             spans.append(
                 VadSpan(
-                    item_id,
+                    v.item_id,
                     None if v.start_ms is None else self._span_to_axis(v.start_ms, run),
                     None if v.end_ms is None else self._span_to_axis(v.end_ms, run),
                     v.start_ms,
@@ -723,10 +721,16 @@ class Timeline:
     @property
     def barge_ins(self) -> list[BargeInMark]:
         out = []
-        for t, user_item, rid, start_ms in self._barge_ins:
-            vad = self._vad.get(user_item)
+        segments = {v.item_id: v for v in self.state.vad_segments}
+        for b in self.state.barge_ins:
+            vad = segments.get(b.user_item_id)
             run = self._span_run(vad) if vad is not None else None
-            out.append(BargeInMark(self.to_axis(t), user_item, rid, self._span_to_axis(start_ms, run)))
+            t = b.received_at if b.received_at is not None else 0.0
+            out.append(
+                BargeInMark(
+                    self.to_axis(t), b.user_item_id, b.response_id, self._span_to_axis(b.audio_start_ms, run)
+                )
+            )
         return out
 
     @property
@@ -741,10 +745,10 @@ class Timeline:
         responses = self.response_spans
         lat = [m.ms for m in self.latencies]
         return {
-            "vad_segments": len(self._vad),
+            "vad_segments": len(self.state.vad_segments),
             "responses": len(responses),
             "cancelled": sum(r.status == "cancelled" for r in responses),
-            "barge_ins": len(self._barge_ins),
+            "barge_ins": len(self.state.barge_ins),
             "tool_calls": len(self._tools),
             "latency_ms": lat,
             "median_latency_ms": float(np.median(lat)) if lat else None,
@@ -875,3 +879,21 @@ def _rows(rows: Sequence[Sequence[float]], width: int) -> Float32Array:
 
 def _mapping(value: object) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
+
+
+def _recorded_audio_b64(n_bytes: int) -> str:
+    """A base64 string that decodes to ``n_bytes`` (a recording keeps only the size of its audio)."""
+    whole, rest = divmod(max(0, n_bytes), 3)
+    return "AAAA" * whole + ("", "AA==", "AAA=")[rest]
+
+
+def _as_event(event: Any) -> ServerEvent:
+    """An event object for the state (wire dicts and recording dicts decoded; objects as they are)."""
+    if isinstance(event, ServerEvent):
+        return event
+    data = dict(event) if isinstance(event, Mapping) else {"type": _field(event, "type")}
+    for key in ("delta", "audio"):
+        value = data.get(key)
+        if isinstance(value, Mapping) and isinstance(value.get("bytes"), int):
+            data[key] = _recorded_audio_b64(int(value["bytes"]))
+    return event_from_dict(data)

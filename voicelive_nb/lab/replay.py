@@ -58,6 +58,7 @@ from ..errors import (
     WaitTimeout,
 )
 from ..protocol.config import UNSET, SessionConfig
+from ..protocol.state import SessionProtocol, VadSegment
 from .inputs import as_config, as_truth, optional_pandas
 from .testsets import Clip, as_clip
 from .truth import Truth
@@ -557,30 +558,20 @@ def _extract_turns(
     bytes_per_ms: float,
     audio_total_ms: float,
 ) -> list[Turn]:
-    """Turns from the timed events (``sent``: the send log, None when latencies are meaningless)."""
-    pending: list[dict[str, Any]] = []
+    """Turns from the timed events (``sent``: the send log, None when latencies are meaningless).
+
+    A view over :class:`SessionProtocol`, the one interpreter of the events: its VAD segments
+    (with their receive times) are the turns; a response answers the latest stopped turn that
+    has none when it is created."""
+    proto = SessionProtocol()
+    answered: dict[int, object] = {}  # segment index -> the response created for it
     first_output: dict[str, float] = {}
     status: dict[str, str] = {}
     for t, ev in events:
+        proto.receive(ev, t)
         etype = ev.type
-        if etype == "input_audio_buffer.speech_started":
-            pending.append(
-                {"item_id": ev.item_id, "start": float(ev.audio_start_ms), "end": None, "t0": t, "t1": None}
-            )
-        elif etype == "input_audio_buffer.speech_stopped":
-            if pending and pending[-1]["end"] is None:
-                pending[-1].update(end=float(ev.audio_end_ms), t1=t)
-            else:  # a stop without a start: keep it, start unknown
-                pending.append(
-                    {"item_id": ev.item_id, "start": None, "end": float(ev.audio_end_ms), "t0": None, "t1": t}
-                )
-        elif etype == "response.created":
-            rid = ev.response.get("id")
-            for index in range(len(pending) - 1, -1, -1):
-                p = pending[index]
-                if p["t1"] is not None and "response" not in p:
-                    p["response"] = rid
-                    break
+        if etype == "response.created":
+            _answer_latest_turn(proto.vad_segments, answered, ev.response.get("id"))
         elif etype == "response.done":
             rid = ev.response.get("id")
             if isinstance(rid, str):
@@ -589,7 +580,12 @@ def _extract_turns(
             rid = getattr(ev, "response_id", None)
             if isinstance(rid, str) and rid not in first_output:
                 first_output[rid] = t
-
+    pending: list[dict[str, Any]] = [
+        {"item_id": s.item_id, "start": s.start_ms, "end": s.end_ms, "t0": s.started_at, "t1": s.stopped_at}
+        for s in proto.vad_segments
+    ]
+    for index, rid in answered.items():
+        pending[index]["response"] = rid
     mapped = mapping.map_turns(((p["start"], p["end"]) for p in pending), audio_total_ms=audio_total_ms)
     turns: list[Turn] = []
     for index, (p, m) in enumerate(zip(pending, mapped, strict=True)):
@@ -621,6 +617,14 @@ def _extract_turns(
             )
         )
     return turns
+
+
+def _answer_latest_turn(segments: Sequence[VadSegment], answered: dict[int, object], rid: object) -> None:
+    """Give a new response to the latest stopped turn that has none yet."""
+    for index in range(len(segments) - 1, -1, -1):
+        if segments[index].end_ms is not None and index not in answered:
+            answered[index] = rid
+            return
 
 
 def _sent_time(sent: list[tuple[float, int]], byte_pos: float) -> float | None:

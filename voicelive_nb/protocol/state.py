@@ -38,7 +38,11 @@ Theory of operation
   what was not streamed, and final contents replace unfinished streams.
 * **Barge-in.** ``speech_started`` is a barge-in when a response is active, or when the
   latest response since the previous ``speech_started`` produced audio that is not known to
-  have been played completely (see :meth:`SessionProtocol.note_playback`).
+  have been played completely (see :meth:`SessionProtocol.note_playback`). This is the one
+  definition: the timeline and the lab read barge-ins, VAD segments and turns from here (the
+  timeline tells its playback model through ``note_playback``).
+* **Receive times.** ``receive(event, t)`` keeps ``t`` on the records it makes (VAD segment
+  start and stop, barge-ins), so views can put them on a time axis without re-reading events.
 """
 
 from __future__ import annotations
@@ -46,7 +50,7 @@ from __future__ import annotations
 import enum
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any, Final, NamedTuple
 
@@ -163,6 +167,9 @@ class VadSegment:
     start_ms: int | None  #: None if ``speech_stopped`` came without a ``speech_started``
     end_ms: int | None = None  #: None while the user is still speaking
     committed: bool = False
+    #: receive time of ``speech_started`` / ``speech_stopped`` (as given to :meth:`SessionProtocol.receive`)
+    started_at: float | None = field(default=None, compare=False)
+    stopped_at: float | None = field(default=None, compare=False)
 
     @property
     def duration_ms(self) -> int | None:
@@ -274,6 +281,7 @@ class BargeIn:
     received_audio_ms: float  #: audio received for that item
     played_audio_ms: float | None  #: audio played of it, if :meth:`SessionProtocol.note_playback` was told
     server_truncates: bool  #: ``turn_detection.auto_truncate``: the service truncates by itself
+    received_at: float | None = field(default=None, compare=False)  #: receive time of the ``speech_started``
 
 
 # ---------------------------------------------------------------------------------- mutable internals
@@ -393,6 +401,7 @@ class SessionProtocol:
         self._truncates_sent: dict[str, int] = {}
         self._input_bytes = 0
         self._received = 0
+        self._now: float | None = None  # receive time of the event being taken in
         self._on_receive: dict[type[ServerEvent], Callable[[Any], BargeIn | None]] = {
             SessionCreated: self._session_created,
             SessionUpdated: self._session_updated,
@@ -425,13 +434,15 @@ class SessionProtocol:
 
     # ------------------------------------------------------------------ inputs
 
-    def receive(self, event: ServerEvent) -> BargeIn | None:
-        """Take one event received from the service into account.
+    def receive(self, event: ServerEvent, t: float | None = None) -> BargeIn | None:
+        """Take one event received from the service into account (``t``: its receive time, kept
+        on the records it makes; the caller reads the clock, this class never does).
 
         Returns the :class:`BargeIn` when this event is the user speaking over the assistant,
         else None. Unknown events and protocol warnings are recorded, never rejected.
         """
         self._received += 1
+        self._now = t
         handler = self._on_receive.get(type(event))
         if handler is not None:
             result = handler(event)
@@ -678,7 +689,7 @@ class SessionProtocol:
     # ------------------------------------------------------------------ input audio / VAD
 
     def _speech_started(self, event: InputAudioBufferSpeechStarted) -> BargeIn | None:
-        self._segments.append(VadSegment(event.item_id, event.audio_start_ms))
+        self._segments.append(VadSegment(event.item_id, event.audio_start_ms, started_at=self._now))
         barge_in = self._barge_in(event)
         self._last_response = None
         if barge_in is not None:
@@ -710,6 +721,7 @@ class SessionProtocol:
             received_audio_ms=received,
             played_audio_ms=played,
             server_truncates=server_truncates,
+            received_at=self._now,
         )
 
     def _segment_index(self, item_id: str) -> int | None:
@@ -721,18 +733,15 @@ class SessionProtocol:
     def _speech_stopped(self, event: InputAudioBufferSpeechStopped) -> None:
         index = self._segment_index(event.item_id)
         if index is None:
-            self._segments.append(VadSegment(event.item_id, None, event.audio_end_ms))
+            self._segments.append(VadSegment(event.item_id, None, event.audio_end_ms, stopped_at=self._now))
         else:
             segment = self._segments[index]
-            self._segments[index] = VadSegment(
-                segment.item_id, segment.start_ms, event.audio_end_ms, segment.committed
-            )
+            self._segments[index] = replace(segment, end_ms=event.audio_end_ms, stopped_at=self._now)
 
     def _committed(self, event: InputAudioBufferCommitted) -> None:
         index = self._segment_index(event.item_id)
         if index is not None:
-            segment = self._segments[index]
-            self._segments[index] = VadSegment(segment.item_id, segment.start_ms, segment.end_ms, True)
+            self._segments[index] = replace(self._segments[index], committed=True)
 
     # ------------------------------------------------------------------ conversation
 
