@@ -204,3 +204,29 @@ def test_the_client_reference_stops_self_interruption_through_the_rig(echo_rig: 
     # in the first two replies); once converged, the assistant no longer interrupts itself
     assert [t for t in client if t >= asked[-1]] == [], (client, asked)
     assert len(client) < len(plain) and client_clears < replies
+
+
+def test_a_notebook_session_streams_the_reference_of_its_own_speaker(echo_rig: VirtualAudio) -> None:
+    """``NotebookSession(config.with_client_echo_reference())`` on the default devices: the mic is
+    given the speaker as its reference and every append is stereo (mic, reference)."""
+    from voicelive_nb.notebook_session import NotebookSession
+
+    echo_rig.set_echo(FIXED)
+    config = SessionConfig.server_vad(create_response=False).with_client_echo_reference()
+    ns = NotebookSession(config, mic="auto", speaker="auto", emulator=True, emulator_options={"pace": "fast"})
+    try:
+        ns.start(wait=True, timeout=30)
+        session = ns.session
+        assert session is not None
+        mic, speaker = ns.mic, ns.speaker
+        assert isinstance(mic, MicrophoneSource) and isinstance(speaker, SpeakerSink)
+        assert mic.reference_available
+        ec = session.effective_session()["input_audio_echo_cancellation"]  # as the service reported it
+        assert ec["reference_source"] == "client" and ec["channels"] == 2
+        deadline = time.monotonic() + 30
+        while session.frames_sent < 10:  # polling interval below, not synchronisation
+            assert time.monotonic() < deadline, "no audio was streamed"
+            time.sleep(0.02)
+        assert session.bytes_sent == session.frames_sent * RATE * 20 // 1000 * 4  # stereo PCM16 frames
+    finally:
+        ns.stop()

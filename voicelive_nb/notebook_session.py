@@ -435,7 +435,10 @@ class NotebookSession:
         loop = asyncio.get_running_loop()
         connected_once = False
         self._reset_timeline()
-        self._hub = _MicHub(self.mic, self.config.input_sample_rate) if self.mic is not None else None
+        stereo = getattr(self.config, "client_echo_reference", False) is True
+        self._hub = (
+            _MicHub(self.mic, self.config.input_sample_rate, stereo=stereo) if self.mic is not None else None
+        )
         self._recording = self._open_recording()
         session: Session | None = None
         try:
@@ -981,6 +984,12 @@ class NotebookSession:
         self.audio_notes = []
         self.mic = self._resolve(self.mic_spec, "input")  # type: ignore[assignment]
         self.speaker = self._resolve(self.speaker_spec, "output")  # type: ignore[assignment]
+        attach = getattr(self.mic, "attach_reference", None)
+        if getattr(self.config, "client_echo_reference", False) is True and callable(attach):
+            from .audio.device import SpeakerSink
+
+            if isinstance(self.speaker, SpeakerSink):  # the echo reference is what it plays
+                attach(self.speaker)
 
     def _resolve(self, spec: Any, kind: str) -> AudioSource | AudioSink | None:
         if spec is False or spec is None:
@@ -1461,9 +1470,17 @@ class _MicHub:
     """
 
     def __init__(
-        self, source: AudioSource, sample_rate: int, frame_ms: int = 20, max_frames: int = 1500
+        self,
+        source: AudioSource,
+        sample_rate: int,
+        frame_ms: int = 20,
+        max_frames: int = 1500,
+        *,
+        stereo: bool = False,
     ) -> None:
         self.source = source
+        #: (mic, reference) frames for client-reference echo cancellation
+        self.stereo = stereo
         self.frames: deque[bytes] = deque()
         self.max_frames = max_frames
         self.dropped = 0
@@ -1475,7 +1492,8 @@ class _MicHub:
 
     async def _read(self, sample_rate: int, frame_ms: int) -> None:
         try:
-            async for frame in self.source.frames(sample_rate, frame_ms):
+            read = self.source.reference_frames if self.stereo else self.source.frames  # type: ignore[attr-defined]
+            async for frame in read(sample_rate, frame_ms):
                 self.frames.append(frame)
                 if len(self.frames) > self.max_frames:
                     self.frames.popleft()
@@ -1517,6 +1535,14 @@ class _MicFeed:
             frame = hub.frames.popleft()
             self.pending = frame
             yield frame
+
+    @property
+    def reference_available(self) -> bool:
+        """The hub reads (mic, reference) frames when the session has client echo reference."""
+        return self.hub.stereo
+
+    def reference_frames(self, sample_rate: int, frame_ms: int = 20) -> AsyncIterator[bytes]:
+        return self.frames(sample_rate, frame_ms)
 
     def confirm(self, pcm16: bytes) -> None:
         """Input tap: the frame went out on this connection."""
