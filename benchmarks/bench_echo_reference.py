@@ -122,7 +122,7 @@ def main() -> None:
     rig = None
     if args.rig:
         sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-        from virtual_audio import EchoPath, VirtualAudio  # type: ignore[import-not-found]
+        from virtual_audio import EchoPath, VirtualAudio  # type: ignore[import-not-found,unused-ignore]
 
         rig = VirtualAudio(
             tempfile.mkdtemp(prefix="bench-echo-"), echo=EchoPath(delay_ms=50, gain_db=-12)
