@@ -195,6 +195,21 @@ def test_redact_text_masks_live_secrets_their_base64_and_credential_shapes() -> 
     assert "tok" not in redact_text("Authorization: Bearer tok1234567890abcdefgh")
 
 
+def test_an_error_code_stays_readable_and_only_a_url_code_or_signature_is_masked() -> None:
+    from voicelive_nb.auth import redact_text
+
+    # the service's error code in a status or log line is what the user needs to see
+    assert redact_text("failed: feature_not_enabled (code=feature_not_enabled)").endswith(
+        "(code=feature_not_enabled)"
+    )
+    assert redact_text("closed code=1008 reason=policy") == "closed code=1008 reason=policy"
+    # an OAuth authorization code or a SAS signature in a URL is a credential
+    masked = redact_text("wss://h/voice-live/realtime?api-version=1&code=AbC123xyz&sig=s1G%2B&x=1")
+    assert "AbC123xyz" not in masked and "s1G" not in masked
+    assert masked.endswith("?api-version=1&code=***&sig=***&x=1")
+    assert redact_text("https://h/?code=abc") == "https://h/?code=***"
+
+
 def test_redacting_filter_masks_formatted_message_and_traceback() -> None:
     import logging
 

@@ -381,7 +381,10 @@ _SECRET_HEADER = re.compile(
 )
 _QUERY_SECRET = re.compile(
     r"(?i)\b((?:api[-_]?key|authorization|(?:access|refresh|id|agent[-_]access)?[-_]?token|"
-    r"client[-_]?secret|password|sig|code|key)=)[^&#\s\"']+"
+    r"client[-_]?secret|password|key)=)[^&#\s\"']+"
+    # an OAuth code or a SAS signature only as a URL's query parameter: "code=feature_not_enabled"
+    # in an error or status line is the service's error code, which the user needs to see
+    r"|([?&](?:sig|code)=)[^&#\s\"']+"
 )
 # credentials are long; ordinary words after "basic"/"bearer" in prose are not masked
 _BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{16,}")
@@ -478,7 +481,7 @@ def redact_text(text: str) -> str:
         if "@" in text:
             text = _USERINFO.sub(rf"\g<1>{MASK}@", text)
         if "=" in text:
-            text = _QUERY_SECRET.sub(rf"\g<1>{MASK}", text)
+            text = _QUERY_SECRET.sub(lambda m: f"{m.group(1) or m.group(2)}{MASK}", text)
         if ":" in text:
             text = _SECRET_HEADER.sub(rf"\g<1>{MASK}", text)
         lowered = text.lower()
