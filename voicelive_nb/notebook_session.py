@@ -488,14 +488,14 @@ class NotebookSession:
                 if self.rollover and session is not self._no_rollover:
                     roll = loop.create_task(self._rollover_moment(session))
                     waits.add(roll)
-                reader = session._reader
-                if reader is not None:
-                    waits.add(reader)
+                closed = loop.create_task(session.wait_closed())
+                waits.add(closed)
                 try:
                     await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
                 finally:
                     pump.cancel()
                     stop_wait.cancel()
+                    closed.cancel()
                     if roll is not None and not roll.done():
                         roll.cancel()
                 if (

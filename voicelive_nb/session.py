@@ -463,6 +463,18 @@ class Session:
         if not self.status.startswith("failed"):
             self.status = "closed"
 
+    async def wait_closed(self) -> None:
+        """Return once the connection has ended: the server closed it, it was lost, or :meth:`close` ran.
+
+        Public so that a supervisor (``NotebookSession``) can race the end of the connection
+        against its own stop signal without reading the session's private reader task. Does not
+        close anything itself and never raises the reader's failure (``status`` tells it).
+        """
+        reader = self._reader
+        if reader is None:
+            return
+        await asyncio.wait([reader])
+
     def abort(self) -> None:
         """Drop the TCP connection now (no closing handshake) and cancel the session's tasks.
 

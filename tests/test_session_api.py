@@ -1,0 +1,37 @@
+"""The session API a supervisor needs (#12): ``Session.wait_closed()`` against the emulator over 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+
+from voicelive_nb import Session, SessionConfig
+from voicelive_nb.emulator.server import run_emulator
+
+KEY = "test-key-0123456789abcdef"
+
+
+async def test_wait_closed_waits_for_the_connection_to_end() -> None:
+    async with run_emulator(api_key=KEY, pace="fast") as emu:
+        s = Session(SessionConfig.server_vad(), endpoint=emu.url, api_key=KEY, dotenv=False)
+        await s.open()
+        closed = asyncio.ensure_future(s.wait_closed())
+        # a full round trip to the server: the connection is alive, so wait_closed has not returned
+        await s.update(instructions="still here")
+        assert not closed.done()
+        await s.close()
+        await asyncio.wait_for(closed, timeout=15)
+    assert closed.result() is None
+    assert s.status == "closed"
+
+
+async def test_wait_closed_returns_when_the_server_goes_away() -> None:
+    async with run_emulator(api_key=KEY, pace="fast") as emu:
+        s = Session(SessionConfig.server_vad(), endpoint=emu.url, api_key=KEY, dotenv=False)
+        await s.open()
+        closed = asyncio.ensure_future(s.wait_closed())
+        await s.update(instructions="still here")
+        assert not closed.done()
+    # the emulator has shut down: the connection ended without the client closing it
+    await asyncio.wait_for(closed, timeout=15)
+    assert s.status != "connected"
+    await s.close()
