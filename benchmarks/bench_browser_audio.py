@@ -95,7 +95,7 @@ def bench_browser(chunk_ms: int, seconds: float) -> dict[str, Any]:
 
     from voicelive_nb.audio.format import resample
     from voicelive_nb.audio.wav import write_wav
-    from voicelive_nb.emulator.tts import synthesize
+    from voicelive_nb.speech.tts import synthesize
 
     root = Path(tempfile.mkdtemp(prefix="vlnb-bench-browser-"))
     try:

@@ -103,7 +103,7 @@ async def update(ws: ClientConnection, **session: Any) -> None:
 
 
 async def turn_latencies(url: str, n: int, turns: int, phrase_list: bool) -> list[float]:
-    from voicelive_nb.emulator.tts import synthesize
+    from voicelive_nb.speech.tts import synthesize
 
     async def one(index: int) -> list[float]:
         out = []
@@ -135,7 +135,7 @@ async def turn_latencies(url: str, n: int, turns: int, phrase_list: bool) -> lis
 
 
 async def vad_throughput(url: str, pid: int, n: int, audio_s: float) -> tuple[float, float]:
-    from voicelive_nb.emulator.tts import speech_with_pauses
+    from voicelive_nb.speech.tts import speech_with_pauses
 
     block, _ = speech_with_pauses(PHRASES, [0.8, 1.2], lead_s=0.5, tail_s=1.0)
     repeats = max(1, round(audio_s * 48000 / len(block)))

@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     counts = [int(x) for x in args.sessions.split(",")]
     lengths = [int(x) for x in args.lengths.split(",")]
 
-    from voicelive_nb.emulator.tts import synthesize
+    from voicelive_nb.speech.tts import synthesize
 
     audios = {n: bytes(9600) + bytes(synthesize(TEXTS[n]).pcm16) + bytes(48000) for n in lengths}
     rows: list[dict[str, Any]] = []

@@ -21,9 +21,9 @@ import threading
 import time
 
 from voicelive_nb.audio.format import chunk
-from voicelive_nb.emulator.behavior import VadSegmenter, VadSettings
-from voicelive_nb.emulator.tts import speech_with_pauses
-from voicelive_nb.emulator.vad import SpeechProbability
+from voicelive_nb.speech.segmenter import VadSegmenter, VadSettings
+from voicelive_nb.speech.tts import speech_with_pauses
+from voicelive_nb.speech.vad import SpeechProbability
 
 RATE = 24000
 SENTENCES = [

@@ -21,7 +21,7 @@ from virtual_audio import VirtualAudio
 
 from voicelive_nb.audio.wav import write_wav
 from voicelive_nb.emulator.server import BackgroundEmulator, start_in_thread
-from voicelive_nb.emulator.tts import synthesize
+from voicelive_nb.speech.tts import synthesize
 
 
 @pytest.fixture(scope="session")

@@ -26,8 +26,8 @@ from voicelive_nb.audio.base import AudioSink, AudioSource
 from voicelive_nb.audio.device import MicrophoneSource, SpeakerSink
 from voicelive_nb.audio.format import resample
 from voicelive_nb.audio.wav import read_wav, write_wav
-from voicelive_nb.emulator.tts import synthesize
 from voicelive_nb.errors import AudioDeviceUnavailable, AudioError
+from voicelive_nb.speech.tts import synthesize
 
 RATE = 24000
 pytestmark = pytest.mark.usefixtures("virtual_audio")

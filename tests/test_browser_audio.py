@@ -338,7 +338,7 @@ def make_fake_mic_wav(path: Path) -> None:
     with enough silence after it that the reply plays before the file loops."""
     from voicelive_nb.audio.format import resample
     from voicelive_nb.audio.wav import write_wav
-    from voicelive_nb.emulator.tts import synthesize
+    from voicelive_nb.speech.tts import synthesize
 
     speech = resample(synthesize("Hello there, what is the weather like today?").pcm16, 24000, 48000)
     write_wav(path, bytes(48000 * 2) + speech + bytes(48000 * 2 * 12), 48000)

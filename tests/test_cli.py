@@ -279,7 +279,7 @@ def test_the_bundled_question_is_heard_word_for_word_even_without_a_phrase_list(
     assert QUESTION_WAV == QUESTION
     # whole-utterance decoding: whether "fast" audio is streamed to the recogniser depends on how
     # fast it arrives (> 3x real time is decoded after the turn), and streaming hears a
-    # connection's first utterance less well (see emulator/streaming_asr.py); this test is about
+    # connection's first utterance less well (see speech/streaming_asr.py); this test is about
     # the recording, not the timing
     emu = start_in_thread(pace="fast", streaming_asr=False)
     try:

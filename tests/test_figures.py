@@ -16,12 +16,12 @@ from voicelive_nb import SessionConfig
 from voicelive_nb.audio.memory import ArraySource
 from voicelive_nb.audio.wav import write_wav
 from voicelive_nb.emulator.server import BackgroundEmulator, start_in_thread
-from voicelive_nb.emulator.tts import synthesize
 from voicelive_nb.notebook_session import NotebookSession
 from voicelive_nb.plots import SessionFigure, plot_session, plot_vad
 from voicelive_nb.protocol.state import VadSegment
 from voicelive_nb.recording import Recorder
 from voicelive_nb.session import Session
+from voicelive_nb.speech.tts import synthesize
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -4,8 +4,9 @@
 band   name            components
 =====  ==============  ===========================================================================
 0      base            errors, _version, data
-1      pure core       protocol/, audio/format, audio/buffers, audio/base, analysis/, emulator/behavior
-2      edges           transport, auth, audio/ (files, devices, browser), recording, emulator/ (server side)
+1      pure core       protocol/, audio/format, audio/buffers, audio/base, analysis/, speech/segmenter
+2      edges           transport, auth, audio/ (files, devices, browser), recording, speech/ (native
+                       VAD, TTS, ASR), emulator/ (server side)
 3      orchestration   session, engine, notebook_session, tools/, rollover
 4      lab             lab/
 5      presentation    widgets/, plots/, notebook
@@ -25,7 +26,12 @@ What is checked, on every ``import`` in the package (module level, inside functi
   (type-only imports excepted: they never run), so no clock, socket, thread or environment;
 * **emulator**: it imports only :data:`EMULATOR_MAY_IMPORT` from the package, never the
   client's state machine, session, transport or devices, so a client bug cannot be hidden
-  by code both sides share.
+  by code both sides share;
+* **speech**: ``speech/`` (the native VAD, TTS and ASR the emulator and the lab both use) imports
+  only :data:`SPEECH_MAY_IMPORT`: never the emulator, the client's session or transport, the lab
+  or widgets, so the lab's truth does not need the emulator and the emulator not the lab.
+* **moved**: nothing in the package imports the re-exports left where ``speech/`` modules used
+  to be (:data:`MOVED_TO_SPEECH`); the lab and the emulator import ``speech/`` itself.
 
 The checker is tested too (:func:`test_checker_reports`): small packages written into
 ``tmp_path`` with one violation each must be reported. ``python tests/test_layers.py``
@@ -60,11 +66,12 @@ COMPONENTS: dict[str, int] = {
     "audio.buffers": 1,
     "audio.base": 1,
     "analysis": 1,
-    "emulator.behavior": 1,
+    "speech.segmenter": 1,
     "transport": 2,
     "auth": 2,
     "audio": 2,
     "recording": 2,
+    "speech": 2,
     "emulator": 2,
     "session": 3,
     "engine": 3,
@@ -87,6 +94,7 @@ SAME_BAND_ARROWS: frozenset[tuple[str, str]] = frozenset(
         ("analysis", "protocol"),  # the timeline is a view over the one event interpreter
         ("transport", "auth"),
         ("emulator", "audio"),
+        ("emulator", "speech"),
         ("recording", "auth"),
         ("recording", "audio"),
         ("session", "transport"),
@@ -156,6 +164,13 @@ EMULATOR_MAY_IMPORT = (
     "protocol.wire",
     "protocol.vocabulary",
     "speech",
+)
+
+#: What ``speech/`` may import from the package: errors and pure audio helpers, and itself.
+SPEECH_MAY_IMPORT = ("speech", "errors", "_version", "data", "audio.format", "audio.buffers")
+#: Old homes of ``speech/`` modules, kept as re-exports for users' imports; the package never uses them.
+MOVED_TO_SPEECH = frozenset(
+    {"emulator.behavior", "emulator.vad", "emulator.tts", "emulator.asr", "emulator.streaming_asr"}
 )
 
 
@@ -459,6 +474,31 @@ def emulator_imports(package: str, arrows: list[Import]) -> list[str]:
     return problems
 
 
+def speech_imports(package: str, arrows: list[Import]) -> list[str]:
+    """Speech is shared by the emulator and the lab, so it depends on neither (nor on the client)."""
+    problems = []
+    for imp in arrows:
+        if not imp.internal or not imp.source.startswith("speech") or not imp.target:
+            continue
+        if not any(imp.target == p or imp.target.startswith(p + ".") for p in SPEECH_MAY_IMPORT):
+            problems.append(
+                f"{imp.where(package)} imports {full(package, imp.target)}: speech may import only "
+                f"{', '.join(SPEECH_MAY_IMPORT)} (never the emulator, the client's session or transport, "
+                "the lab or widgets)"
+            )
+    return problems
+
+
+def moved_imports(package: str, arrows: list[Import]) -> list[str]:
+    """Imports of a re-export left behind by a move: the package imports the new home."""
+    return [
+        f"{imp.where(package)} imports {full(package, imp.target)}, which moved to voicelive_nb.speech: "
+        "import it from there"
+        for imp in arrows
+        if imp.internal and imp.target in MOVED_TO_SPEECH
+    ]
+
+
 def stale_arrows(arrows: list[Import]) -> list[str]:
     """Allowed same-band arrows no import uses any more: an allowance nobody needs is a door left open."""
     used = component_arrows(arrows)
@@ -543,6 +583,8 @@ def check(root: Path, package: str = "voicelive_nb") -> dict[str, list[str]]:
         "privates": private_imports(package, known, arrows),
         "pure core": pure_core_externals(package, arrows),
         "emulator": emulator_imports(package, arrows),
+        "speech": speech_imports(package, arrows),
+        "moved": moved_imports(package, arrows),
         "builtin raises": builtin_raises(package, known),
     }
 
@@ -627,10 +669,14 @@ CLEAN = {
     "session.py": "from .transport import asyncio\nfrom .protocol import state\n",
     "emulator/__init__.py": "",
     "emulator/server.py": "import time\nfrom ..protocol import events\nfrom . import conversation\n",
-    "emulator/conversation.py": "from ..protocol.events import json\n",
+    "emulator/conversation.py": "from ..protocol.events import json\nfrom ..speech import tts\n",
+    "speech/__init__.py": "",
+    "speech/segmenter.py": "import math\nfrom ..errors import VoiceLiveError\n",
+    "speech/tts.py": "import ctypes\nimport threading\nfrom .segmenter import math\n",
     "lab/__init__.py": "from .replay import replay\n",
     "lab/replay.py": "from ..session import asyncio\n\ndef replay():\n    from .figures import draw\n",
     "lab/figures.py": "import math\n\ndef draw(result):\n    return result\n",
+    "lab/truth.py": "def reference():\n    from ..speech import segmenter, tts\n",
     "plots/__init__.py": "",
     "plots/figures.py": "from ..lab import replay\n",
     "widgets/__init__.py": "",
@@ -704,6 +750,42 @@ VIOLATIONS = [
         "emulator/server.py",
         "def f():\n    from .. import session\n",
         "the emulator",
+    ),
+    (
+        "speech imports the emulator",
+        "speech/tts.py",
+        "from ..emulator import server\n",
+        "imports voicelive_nb.emulator.server: speech may import only",
+    ),
+    (
+        "speech imports transport, function-level",
+        "speech/tts.py",
+        "def f():\n    from ..transport import asyncio\n",
+        "imports voicelive_nb.transport: speech may import only",
+    ),
+    (
+        "speech imports the client state machine",
+        "speech/tts.py",
+        "from ..protocol.state import events\n",
+        "imports voicelive_nb.protocol.state: speech may import only",
+    ),
+    (
+        "speech imports the lab under TYPE_CHECKING",
+        "speech/tts.py",
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from ..lab import replay\n",
+        "upward, from band 2",
+    ),
+    (
+        "speech segmenter (pure core) imports time",
+        "speech/segmenter.py",
+        "import time\n",
+        "imports time: the pure core",
+    ),
+    (
+        "the lab imports speech through the emulator",
+        "lab/truth.py",
+        "from ..emulator.tts import synthesize\n",
+        "which moved to voicelive_nb.speech",
     ),
     ("module with no band", "gadgets.py", "", "voicelive_nb.gadgets has no band"),
     (

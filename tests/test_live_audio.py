@@ -17,8 +17,8 @@ from virtual_audio import SpeakerTap, VirtualAudio
 from voicelive_nb import SessionConfig
 from voicelive_nb.audio.wav import write_wav
 from voicelive_nb.emulator.server import BackgroundEmulator, start_in_thread
-from voicelive_nb.emulator.tts import synthesize
 from voicelive_nb.notebook_session import NotebookSession
+from voicelive_nb.speech.tts import synthesize
 
 RATE = 24000
 

@@ -15,7 +15,6 @@ from websockets.asyncio.server import ServerConnection, serve
 from voicelive_nb import Session, SessionConfig
 from voicelive_nb.audio.memory import ArraySource, BufferSink
 from voicelive_nb.emulator.server import Faults, run_emulator
-from voicelive_nb.emulator.tts import synthesize
 from voicelive_nb.errors import (
     AuthenticationError,
     ConfigError,
@@ -26,6 +25,7 @@ from voicelive_nb.errors import (
 )
 from voicelive_nb.protocol import ProtocolWarning, UnknownEvent
 from voicelive_nb.recording import Recorder
+from voicelive_nb.speech.tts import synthesize
 
 KEY = "test-key-0123456789abcdef"
 

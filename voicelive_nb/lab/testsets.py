@@ -10,9 +10,10 @@ helper returns a new clip whose truth follows the edit::
     longer = concat([clip, noisy], pauses_s=1.0)         # truth shifted and joined
     longer.save("sets/long.wav")                         # sets/long.wav + sets/long.json
 
-Speech comes from eSpeak NG (the emulator's TTS): each sentence is trimmed to its first and last
-audible sample, so its truth span is exact to the sample. eSpeak renders a sentence slightly
-differently from call to call, so keep the clip (or the saved WAV) when results must be compared.
+Speech comes from eSpeak NG (:mod:`voicelive_nb.speech.tts`, the emulator's TTS): each sentence is
+trimmed to its first and last audible sample, so its truth span is exact to the sample. eSpeak
+renders a sentence slightly differently from call to call, so keep the clip (or the saved WAV)
+when results must be compared.
 """
 
 from __future__ import annotations
@@ -130,7 +131,7 @@ def speech_clip(
     """Sentences spoken by eSpeak NG with exact digital-silence pauses between them; one
     utterance per sentence in the truth. ``turns``: a turn id per sentence (the same id on
     neighbours makes the pause between them a hold, see :mod:`voicelive_nb.lab.turns`)."""
-    from ..emulator.tts import speech_with_pauses
+    from ..speech.tts import speech_with_pauses
 
     if isinstance(pauses_s, (int, float)):
         pauses = [float(pauses_s)] * max(len(sentences) - 1, 0)

@@ -23,9 +23,10 @@ Turn ids (for the end-of-turn metrics of :mod:`voicelive_nb.lab.turns`): JSON ``
 ``turn_id``, ``speaker_turn``, ``speaker-turn`` or ``speaker``; TextGrid and RTTM as above.
 Audacity labels carry none (the gap rule of :mod:`~voicelive_nb.lab.turns` applies).
 
-Or a reference VAD run: :func:`reference_truth` runs the emulator's Silero model and segmenter
-over the audio offline (no session), and :meth:`Truth.from_result` takes the speech spans of a
-replay (for example against Azure, to check the emulator against the service).
+Or a reference VAD run: :func:`reference_truth` runs the Silero model and segmenter the emulator
+uses (:mod:`voicelive_nb.speech`) over the audio offline (no session), and
+:meth:`Truth.from_result` takes the speech spans of a replay (for example against Azure, to check
+the emulator against the service).
 """
 
 from __future__ import annotations
@@ -436,14 +437,14 @@ def reference_truth(
     min_silence_ms: int = 300,
     min_speech_ms: int = 96,
 ) -> Truth:
-    """Truth from an offline reference VAD run: the emulator's Silero model and segmenter.
+    """Truth from an offline reference VAD run: the emulator's Silero model and segmenter (``speech/``).
 
     No session, no padding: a turn ends after ``min_silence_ms`` of silence and that window is
     subtracted again, so the spans are where the model heard speech (±32 ms windows). Use a
     short ``min_silence_ms`` to separate utterances, a long one to get whole sentences.
     """
-    from ..emulator.behavior import VadSegmenter, VadSettings, VadSpeechStarted
-    from ..emulator.vad import SpeechProbability
+    from ..speech.segmenter import VadSegmenter, VadSettings, VadSpeechStarted
+    from ..speech.vad import SpeechProbability
 
     if isinstance(audio, (str, Path)):
         from ..audio.wav import read_wav
