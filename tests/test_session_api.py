@@ -35,3 +35,27 @@ async def test_wait_closed_returns_when_the_server_goes_away() -> None:
     await asyncio.wait_for(closed, timeout=15)
     assert s.status != "connected"
     await s.close()
+
+
+def test_connection_summary_names_the_service_without_the_secret() -> None:
+    from voicelive_nb.notebook_session import NotebookSession
+
+    endpoint = "https://example-voice.cognitiveservices.azure.com/?sig=abcdefsecret"
+    nb = NotebookSession(endpoint=endpoint, api_key=KEY, model="gpt-4o", dotenv=False)
+    summary = nb.connection_summary()
+    assert summary.emulator is False
+    assert summary.auth == "api-key"
+    assert summary.model == "gpt-4o"
+    assert summary.endpoint.startswith("https://example-voice.cognitiveservices.azure.com/")
+    text = repr(summary) + summary.endpoint + (summary.key or "")
+    assert KEY not in text
+    assert "abcdefsecret" not in text
+
+
+def test_connection_summary_uses_the_sessions_emulator_rule() -> None:
+    from voicelive_nb.notebook_session import NotebookSession
+
+    assert NotebookSession(emulator=True, dotenv=False).connection_summary().emulator is True
+    assert NotebookSession(emulator=True, dotenv=False).connection_summary().auth == "emulator"
+    configured = NotebookSession(endpoint="https://x.cognitiveservices.azure.com", api_key=KEY, dotenv=False)
+    assert configured.connection_summary().emulator is False

@@ -98,7 +98,7 @@ from .rollover import (
     reseed_plan,
     rollover_due,
 )
-from .session import Session, updated_config
+from .session import ConnectionSummary, Session, summarize_options, updated_config
 from .tools import Tool, ToolCall, as_tool, tool_calls_table
 
 log = logging.getLogger("voicelive_nb.notebook")
@@ -1265,6 +1265,14 @@ class NotebookSession:
         if self._status == "connected" and session is not None and session.status != "connected":
             return session.status
         return self._status
+
+    def connection_summary(self) -> ConnectionSummary:
+        """Where the session connects and how, without secrets: from the live session once there is
+        one, else from the options it was built with (the same settings and emulator rule as ``Session``)."""
+        live = self._session
+        if live is not None:
+            return live.connection_summary()
+        return summarize_options(self._session_kwargs)
 
     @property
     def session(self) -> Session | None:

@@ -46,6 +46,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -206,7 +207,7 @@ class Session:
         self.frame_ms = frame_ms
         self.connect_timeout_s = connect_timeout_s
         self.setup_timeout_s = setup_timeout_s
-        self.use_emulator = emulator is True or (emulator == "auto" and not self.settings.configured)
+        self.use_emulator = wants_emulator(emulator, self.settings)
         self._emulator_options = dict(emulator_options or {})
         self.barge_in = barge_in
         self.close_audio = close_audio
@@ -462,6 +463,15 @@ class Session:
         await self._shutdown()
         if not self.status.startswith("failed"):
             self.status = "closed"
+
+    def connection_summary(self) -> ConnectionSummary:
+        """Where this session connects and how, without secrets (see :class:`ConnectionSummary`)."""
+        return connection_summary(
+            self.settings,
+            emulator=self.use_emulator,
+            emulator_url=self.emulator_url,
+            credential=self._credential_arg,
+        )
 
     async def wait_closed(self) -> None:
         """Return once the connection has ended: the server closed it, it was lost, or :meth:`close` ran.
@@ -1121,6 +1131,70 @@ class Session:
             return redact_text(f"<Session {self.status} {where} events={self._event_count}{warnings}>")
         except Exception:  # a repr must never raise
             return f"<Session at {id(self):#x}>"
+
+
+@dataclass(frozen=True)
+class ConnectionSummary:
+    """Where a session connects and how, with no secret in it: what a panel shows.
+
+    ``auth`` is ``"emulator"``, ``"api-key"`` (``key`` is then its masked form), ``"token credential"``
+    (``credential_type`` names the class) or ``"entra-id"`` (DefaultAzureCredential).
+    """
+
+    endpoint: str
+    auth: str
+    model: str
+    api_version: str
+    emulator: bool
+    emulator_url: str | None = None
+    key: str | None = None
+    credential_type: str | None = None
+    #: The api key as a :class:`Secret` (whose repr is masked), so a view can scrub it from text it shows.
+    secret: Secret | None = field(default=None, repr=False, compare=False)
+
+
+def wants_emulator(mode: object, settings: Any) -> bool:
+    """The one "use the built-in emulator?" rule: asked for, or ``"auto"`` with no service configured."""
+    return mode is True or (mode == "auto" and not settings.configured)
+
+
+def connection_summary(
+    settings: Any, *, emulator: bool, emulator_url: str | None = None, credential: object = None
+) -> ConnectionSummary:
+    """Summarise ``settings`` for display: the endpoint redacted, the key masked, never the secret."""
+    if emulator:
+        auth, key, ctype = "emulator", None, None
+    elif settings.api_key is not None:
+        auth, key, ctype = "api-key", settings.api_key.masked(), None
+    elif credential is not None:
+        auth, key, ctype = "token credential", None, type(credential).__name__
+    else:
+        auth, key, ctype = "entra-id", None, None
+    return ConnectionSummary(
+        endpoint=redact_url(emulator_url or settings.endpoint or ""),
+        auth=auth,
+        model=str(settings.model or settings.agent or ""),
+        api_version=str(settings.api_version),
+        emulator=emulator,
+        emulator_url=emulator_url,
+        key=key,
+        credential_type=ctype,
+        secret=settings.api_key,
+    )
+
+
+def summarize_options(options: Mapping[str, Any]) -> ConnectionSummary:
+    """The summary a :class:`Session` built from these keywords would give, before it exists
+    (same settings loading and emulator rule, no connection made)."""
+    settings = load_settings(
+        endpoint=options.get("endpoint"),
+        api_key=options.get("api_key"),
+        model=options.get("model"),
+        api_version=options.get("api_version"),
+        dotenv=options.get("dotenv", True),
+    )
+    emulator = wants_emulator(options.get("emulator", "auto"), settings)
+    return connection_summary(settings, emulator=emulator, credential=options.get("credential"))
 
 
 def updated_config(

@@ -30,7 +30,7 @@ from typing import Any
 
 import ipywidgets as W  # type: ignore[import-untyped]
 
-from ..auth import Secret, load_settings
+from ..auth import Secret
 from ..errors import ConfigError
 from ..protocol.config import SessionConfig
 from .forms import ConfigForm, same_value, widget_tree
@@ -664,52 +664,33 @@ class SessionPanel(W.VBox):  # type: ignore[misc]
     # ------------------------------------------------------------------ connection
 
     def _connection_html(self) -> str:
-        session = self.session
-        live = session.session
-        credential = None
-        if live is not None:
-            settings, emulator, emulator_url = live.settings, live.use_emulator, live.emulator_url
-        else:
-            options = dict(getattr(session, "_session_kwargs", None) or {})
-            settings = load_settings(
-                endpoint=options.get("endpoint"),
-                api_key=options.get("api_key"),
-                model=options.get("model"),
-                api_version=options.get("api_version"),
-                dotenv=options.get("dotenv", True),
-            )
-            mode = options.get("emulator", "auto")
-            emulator = mode is True or (mode == "auto" and not settings.configured)
-            emulator_url = None
-            credential = options.get("credential")
-        if settings.api_key is not None and settings.api_key not in self._secrets:
-            self._secrets.append(settings.api_key)
-        if emulator:
+        summary = self.session.connection_summary()
+        if summary.secret is not None and summary.secret not in self._secrets:
+            self._secrets.append(summary.secret)
+        if summary.emulator:
             where = (
                 '<span style="background:#6a1b9a;color:white;border-radius:4px;padding:0 6px">'
                 "built-in emulator</span>"
             )
-            if emulator_url:
-                where += f" <code>{html.escape(emulator_url)}</code>"
+            if summary.emulator_url:
+                where += f" <code>{html.escape(summary.emulator_url)}</code>"
 
             where += (
                 f' <span class="vlnb-emulator-note" style="color:#777">({html.escape(EMULATOR_NOTE)})</span>'
             )
             auth = "local emulator key"
         else:
-            from ..transport import redact_url
-
-            where = f"<code>{html.escape(redact_url(settings.endpoint or ''))}</code>"
-            if settings.api_key is not None:
-                auth = f"api-key <code>{html.escape(settings.api_key.masked())}</code>"
-            elif credential is not None:
-                auth = f"token credential ({html.escape(type(credential).__name__)})"
+            where = f"<code>{html.escape(summary.endpoint)}</code>"
+            if summary.auth == "api-key":
+                auth = f"api-key <code>{html.escape(summary.key or '')}</code>"
+            elif summary.auth == "token credential":
+                auth = f"token credential ({html.escape(summary.credential_type or '')})"
             else:
                 auth = "Microsoft Entra ID (DefaultAzureCredential)"
-        model = html.escape(str(settings.model or settings.agent or ""))
+        model = html.escape(summary.model)
         return (
             f'<div style="font-size:12px">endpoint {where} · auth {auth} · model <code>{model}</code>'
-            f" · api-version <code>{html.escape(settings.api_version)}</code></div>"
+            f" · api-version <code>{html.escape(summary.api_version)}</code></div>"
         )
 
     # ------------------------------------------------------------------ live view
