@@ -9,18 +9,18 @@ null sink's monitor. Waits are for conditions with timeouts, never fixed sleeps;
 from __future__ import annotations
 
 import asyncio
-import gc
 import os
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 from virtual_audio import SpeakerTap, VirtualAudio
+from waiting import wait_until
 
 from voicelive_nb.audio import device
 from voicelive_nb.audio.base import AudioSink, AudioSource
@@ -31,18 +31,10 @@ from voicelive_nb.errors import AudioDeviceUnavailable, AudioError
 from voicelive_nb.speech.tts import synthesize
 
 RATE = 24000
-pytestmark = pytest.mark.usefixtures("virtual_audio")
+pytestmark = pytest.mark.usefixtures("virtual_audio", "quiet_gc")
 
 
 # --- helpers ---------------------------------------------------------------------------------
-
-
-def wait_until(cond: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.005)  # polling interval, not synchronisation
 
 
 def tone(freq: float, seconds: float, rate: int = RATE, amplitude: float = 0.3) -> bytes:
@@ -358,18 +350,11 @@ def test_speaker_plays_what_is_written(virtual_audio: VirtualAudio, device_rate:
     try:
         start = virtual_audio.capture_frames()
         audio = tone(1000, 1.0)
-        # the producer must keep ahead of the device, as the service does: a full garbage collection
-        # of this long test process's heap (100+ ms, seen late in the whole suite) between two deltas
-        # starved the speaker and counted an underrun that was the test's own pause, not the sink's
-        collecting = gc.isenabled()
-        gc.disable()
-        try:
-            for i in range(0, len(audio), 4800):  # 100 ms deltas, as the service sends them
-                sink.write("item1", audio[i : i + 4800])
-            sink.end_of_item("item1")
-        finally:
-            if collecting:
-                gc.enable()
+        # the producer keeps ahead of the device, as the service does (a full garbage collection of
+        # this long test process's heap between two deltas would be the test's own pause: quiet_gc)
+        for i in range(0, len(audio), 4800):  # 100 ms deltas, as the service sends them
+            sink.write("item1", audio[i : i + 4800])
+        sink.end_of_item("item1")
         wait_until(
             lambda: sink.played_ms("item1") >= 999 and sink.queued_ms() == 0, 5, "the tone to be played"
         )
@@ -386,6 +371,27 @@ def test_speaker_plays_what_is_written(virtual_audio: VirtualAudio, device_rate:
     span = x[loud[0] : loud[-1] + 1]
     assert abs(len(span) / RATE - 1.0) < 0.02, f"captured {len(span) / RATE:.3f} s of tone"
     assert abs(peak_hz(span, RATE) - 1000) < 5
+
+
+@pytest.mark.parametrize("device_rate", [None, 48000], ids=["session-rate", "48k"])
+def test_audio_written_right_after_open_plays_in_real_time(device_rate: int | None) -> None:
+    # a new output stream first takes its whole buffer at once (PulseAudio: 20 blocks, 400 ms, in a
+    # few ms); audio written then was pulled out faster than real time, the ring ran dry a moment
+    # later and the first reply of a session had a gap (an underrun) ~100 ms in
+    sink = SpeakerSink(sample_rate=device_rate)
+    sink.open(RATE)
+    try:
+        sink.write("first", tone(1000, 1.0))
+        written = time.monotonic()
+        wait_until(lambda: sink.played_ms("first") >= 300, 5, "300 ms of the reply to be played")
+        took = time.monotonic() - written
+        sink.end_of_item("first")
+        wait_until(lambda: sink.queued_ms() == 0, 5, "the reply to finish")
+    finally:
+        sink.close()
+    # paced by the device: at most one ALSA period (80 ms here) ahead of real time, not 400 ms
+    assert took >= 0.3 - 0.15, f"300 ms of audio went to the device in {took * 1000:.0f} ms"
+    assert sink.underruns == 0
 
 
 def test_speaker_plays_a_short_reply_at_its_end() -> None:

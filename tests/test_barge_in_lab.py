@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from voicelive_nb.audio.memory import EchoRoom
+from voicelive_nb.emulator.enhance import InputPath
 from voicelive_nb.errors import ConfigError
 from voicelive_nb.lab.barge_in import (
     CONDITIONS,
@@ -28,6 +29,7 @@ from voicelive_nb.lab.barge_in import (
     barge_in_lab,
     classify,
     cue_audio,
+    no_speech_script,
 )
 from voicelive_nb.lab.barge_in_cli import main as cli_main
 
@@ -42,7 +44,10 @@ SCRIPT = [
 
 @pytest.fixture(scope="module")
 def lab() -> BargeInResult:
-    return barge_in_lab(SCRIPT, ["no_ec", "client_ref_ec", "half_duplex"], progress=False, pace="fast")
+    # scored from the first word: no warm-up reply for the canceller to converge on
+    return barge_in_lab(
+        SCRIPT, ["no_ec", "client_ref_ec", "half_duplex"], progress=False, pace="fast", warmup_replies=0
+    )
 
 
 def test_echo_interrupts_the_assistant_without_echo_cancellation(lab: BargeInResult) -> None:
@@ -92,6 +97,36 @@ def test_a_misaligned_reference_brings_the_echo_back() -> None:
     """The lab sees what a misaligned reference does (beyond the canceller's 100 ms filter)."""
     script = [Cue("none"), Cue("none")]
     r = barge_in_lab(script, ["client_ref_ec"], progress=False, pace="fast", reference_shift_ms=-200)
+    assert r.results["client_ref_ec"].row()["false_echo"] >= 1
+
+
+def test_twenty_silent_replies_from_the_first_word_and_no_false_barge_in() -> None:
+    """The issue's yardstick: 20 replies, nobody talking, client reference, nothing unscored.
+    Measured: 0 (the canceller as it was: 1-2, in the first reply, while Speex converged)."""
+    r = barge_in_lab(no_speech_script(20), ["client_ref_ec"], progress=False, pace="fast", warmup_replies=0)
+    res = r.results["client_ref_ec"]
+    assert res.error is None and res.scored_from == 0
+    row = res.row()
+    assert row["replies"] == 20 and row["false_barge_ins"] == 0, [
+        (b.start_ms, b.cause) for b in res.barge_ins
+    ]
+    assert row["lost_reply_ms"] == 0
+
+
+def test_the_old_canceller_interrupts_its_first_reply(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without the delay estimate and the residual suppressor (Speex alone, as before), the first
+    reply's echo gets through while the filter converges: the stage above is what removes it."""
+    monkeypatch.setattr(InputPath, "canceller_options", {"align": False, "suppress": False})
+    r = barge_in_lab(no_speech_script(2), ["client_ref_ec"], progress=False, pace="fast", warmup_replies=0)
+    assert r.results["client_ref_ec"].row()["false_echo"] >= 1
+
+
+def test_a_late_reference_brings_the_echo_back() -> None:
+    """Channel 1 80 ms behind what played: the echo arrives 30 ms before its reference, which no
+    causal canceller can remove (the delay estimate finds nothing to align)."""
+    r = barge_in_lab(
+        no_speech_script(2), ["client_ref_ec"], progress=False, pace="fast", reference_shift_ms=80
+    )
     assert r.results["client_ref_ec"].row()["false_echo"] >= 1
 
 

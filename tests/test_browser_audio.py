@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from waiting import wait_until
 
 from voicelive_nb.audio.browser import BrowserMicrophone, BrowserSpeaker
 from voicelive_nb.engine import get_engine
@@ -36,13 +37,6 @@ def deliver(widget: Any, content: dict[str, Any], buffers: list[bytes] | None = 
     widget._handle_msg(
         {"content": {"data": {"method": "custom", "content": content}}, "buffers": list(buffers or [])}
     )
-
-
-def wait_until(condition: Callable[[], Any], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.005)  # poll interval of a condition with a deadline
 
 
 def tone(freq: float, ms: int, rate: int, amp: float = 0.3) -> bytes:
@@ -450,10 +444,16 @@ EVAL = """async ([expr, ms]) => {
   let timer;
   const late = new Promise((_, reject) => { timer = setTimeout(() => reject(new Error(`no reply in ${ms} ms`)), ms); });
   try {
-    const v = (await Promise.race([future.done, late])).content.user_expressions.v;
+    const content = (await Promise.race([future.done, late])).content;
+    // an 'aborted' reply (the kernel dropped queued requests after a cell failed) has no expressions
+    const v = (content.user_expressions || {}).v;
+    if (!v) return `no value: the reply was ${content.status}${content.ename ? ` (${content.ename}: ${content.evalue})` : ''}`;
     return v.status === 'ok' ? v.data['text/plain'] : `${v.ename}: ${v.evalue}`;
   } finally { clearTimeout(timer); }
 }"""
+
+#: The text of every cell output in the page (for a failure message).
+OUTPUTS = "() => [...document.querySelectorAll('.jp-OutputArea-output')].map((o) => o.innerText).join(' | ')"
 
 #: Keeps every stream getUserMedia hands out (the real one), so the test can see its tracks end.
 RECORD_STREAMS = """(() => {
@@ -488,7 +488,13 @@ def open_and_run(context: Any, server: Any, name: str) -> tuple[Any, Any]:
     page.wait_for_function(READY, arg=name, timeout=30_000)
     page.evaluate(RUN_ALL)
     # the session runs and its frames() consumer listens to the (not yet started) microphone
-    wait_kernel(page, "(s.running, mic._iterating)", "(True, True)", 30)
+    try:
+        wait_kernel(page, "(s.running, mic._iterating)", "(True, True)", 30)
+    except AssertionError as exc:  # say what the notebook printed: a cell that failed shows here
+        shown = page.evaluate(OUTPUTS)
+        raise AssertionError(
+            f"{exc}; the notebook's outputs: {shown[-2000:]!r}; console: {problems}"
+        ) from None
     return page, problems
 
 

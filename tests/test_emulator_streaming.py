@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from waiting import wait_until_async as wait_until
 from websockets.asyncio.client import ClientConnection, connect
 
 from voicelive_nb.emulator import run_emulator
@@ -148,15 +149,6 @@ async def test_a_phrase_list_grammar_still_applies_when_streaming() -> None:
     completed = next(e for e in log if e["type"] == COMPLETED)
     assert completed["transcript"] == PHRASE
     assert "".join(e["delta"] for e in log if e["type"] == DELTA) == PHRASE
-
-
-async def wait_until(condition: Any, timeout: float = 10.0) -> None:
-    """Poll a condition that no event announces (the decoder is returned on a worker thread)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
 
 
 async def test_decoders_go_back_to_the_pool_after_turns_clears_and_closes() -> None:

@@ -154,6 +154,28 @@ async def test_typed_question_calls_the_named_tool_in_the_real_services_order() 
         assert any(e["type"] == "response.audio.delta" for e in reply)
 
 
+FOUNDRY = {
+    "type": "foundry_agent",
+    "agent_name": "sales-agent",
+    "project_name": "retail",
+    "description": "Sales",
+}
+
+
+async def test_a_foundry_agent_tool_is_accepted_kept_and_never_called() -> None:
+    # the service takes {type: foundry_agent, ...}; the emulator has no agent to call, so it keeps the
+    # tool, reports it back and goes on calling the function tools
+    async with run_emulator(pace="fast") as emu, raw_client(emu.url) as c:
+        session = await c.update(tools=[FOUNDRY, *TOOLS], turn_detection=None)
+        assert session["tools"][0] == FOUNDRY
+        events = await c.ask("How many values are missing? Count the missing price values.")
+        (call,) = calls_of(events[-1])
+        assert call["name"] == "count_missing"
+        await c.send("session.update", session={"tools": [{**FOUNDRY, "agent_name": 5}]})
+        (error,) = [e for e in await c.until("error") if e["type"] == "error"]
+        assert error["error"]["param"] == "session.tools[0].agent_name"
+
+
 async def test_same_shape_as_the_recorded_live_tool_round() -> None:
     real_traffic.require()
     trace = next(

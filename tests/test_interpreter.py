@@ -47,7 +47,7 @@ def interpret(
     proto = SessionProtocol()
     timeline = Timeline()
     for index, (t, event) in enumerate(timed):
-        proto.receive(event)
+        proto.receive(event, t)
         timeline.add(t, event if wire is None else wire[index])
     mapping = boundary_mapping(proto.session, SessionConfig.server_vad())
     turns = _extract_turns(timed, mapping, None, 48.0, 1e9)
@@ -71,6 +71,86 @@ def assert_agree(proto: SessionProtocol, timeline: Timeline, turns: list[Any]) -
     heard = {item_id for item_id in (a.item_id for a in timeline.audio_spans) if proto.audio_ms(item_id) > 0}
     assert {a.item_id for a in timeline.audio_spans} == heard
     assert heard == {i.id for i in proto.items if proto.audio_ms(i.id) > 0}
+    # the response lane is a view over the state's records: same responses, same receive times
+    records = {r.id: r for r in proto.all_responses}
+    assert [s.response_id for s in timeline.response_spans] == list(records)
+    for span in timeline.response_spans:
+        record = records[span.response_id]
+        assert record.created_at is not None
+        assert span.start_s == pytest.approx(timeline.to_axis(record.created_at))
+        assert (span.end_s is None) == (record.done_at is None)
+        assert span.reason == record.reason
+
+
+def test_response_records_keep_the_receive_times_of_their_events() -> None:
+    """created / first audio / done are the times given with those events, never read from a clock."""
+    events = [
+        (1.0, {"type": "response.created", "response": {"id": "r1", "status": "in_progress", "output": []}}),
+        (
+            1.5,
+            {
+                "type": "response.output_item.added",
+                "response_id": "r1",
+                "output_index": 0,
+                "item": {"id": "i1", "type": "message", "role": "assistant", "content": []},
+            },
+        ),
+        (
+            2.0,
+            {
+                "type": "response.audio.delta",
+                "response_id": "r1",
+                "item_id": "i1",
+                "output_index": 0,
+                "content_index": 0,
+                "delta": "AAAA",
+            },
+        ),
+        (
+            2.5,
+            {
+                "type": "response.audio.delta",
+                "response_id": "r1",
+                "item_id": "i1",
+                "output_index": 0,
+                "content_index": 0,
+                "delta": "AAAA",
+            },
+        ),
+        (
+            3.0,
+            {
+                "type": "response.done",
+                "response": {
+                    "id": "r1",
+                    "status": "cancelled",
+                    "status_details": {"type": "cancelled", "reason": "turn_detected"},
+                    "output": [],
+                },
+            },
+        ),
+        (4.0, {"type": "response.done", "response": {"id": "r2", "status": "completed", "output": []}}),
+        (5.0, {"type": "response.created", "response": {"id": "r3", "status": "in_progress", "output": []}}),
+    ]
+    proto = SessionProtocol()
+    timeline = Timeline()
+    for t, payload in events:
+        proto.receive(decode_server_event(json.dumps(payload)), t)
+        timeline.add(t, payload)
+    r1, r2, r3 = proto.all_responses
+    assert (r1.id, r1.created_at, r1.first_audio_at, r1.done_at) == ("r1", 1.0, 2.0, 3.0)
+    assert r1.reason == "turn_detected"
+    assert (r2.id, r2.created_at, r2.first_audio_at, r2.done_at) == ("r2", 4.0, None, 4.0)  # never announced
+    assert (r3.id, r3.created_at, r3.done_at, r3.status) == ("r3", 5.0, None, "in_progress")
+    assert [r.id for r in proto.responses] == ["r1", "r2"]
+    spans = timeline.response_spans
+    assert [(s.response_id, s.status, s.reason) for s in spans] == [
+        ("r1", "cancelled", "turn_detected"),
+        ("r2", "completed", None),
+        ("r3", "in_progress", None),
+    ]
+    assert [s.end_s is None for s in spans] == [False, False, True]
+    assert spans[0].end_s is not None and spans[0].end_s - spans[0].start_s == pytest.approx(2.0)
 
 
 def timed_trace(trace: Trace) -> list[tuple[float, Any]]:
@@ -141,6 +221,20 @@ def test_an_emulator_session_is_read_alike_by_state_timeline_and_lab(
     assert [s for s in proto.vad_segments] == list(session.state.vad_segments)
     assert_agree(proto, timeline, turns)
     assert len(turns) == 1 and turns[0].response_id == session.state.responses[0].id
+    # the session's own state keeps the receive times it stamped on its history
+    times = {id(event): t for t, event in timed}
+    response = session.state.responses[0]
+    created = next(e for _, e in timed if e.type == "response.created")
+    done = next(e for _, e in timed if e.type == "response.done")
+    first_audio = next(e for _, e in timed if e.type == "response.audio.delta")
+    assert (response.created_at, response.first_audio_at, response.done_at) == (
+        times[id(created)],
+        times[id(first_audio)],
+        times[id(done)],
+    )
+    segment = session.state.vad_segments[0]
+    started = next(e for _, e in timed if e.type == "input_audio_buffer.speech_started")
+    assert segment.started_at == times[id(started)]
 
 
 def test_figure_vad_spans_are_as_long_as_the_state_and_the_speech(

@@ -272,7 +272,11 @@ def test_the_scheduler_limits_new_connections_of_a_sweep(booking: tuple[Clip, Pa
     assert all(run.complete for run in result.runs) and len(starts) == 6
     for t in starts:
         assert sum(1 for u in starts if t <= u < t + 0.6 - 0.02) <= 4
-    assert limiter.waited_s > 0
+    # six workers ask at once, so the fifth start had to be held to the window's end -- unless the
+    # loop itself was slower than the window (a loaded CI machine: 0 s waited was seen once, the
+    # starts then already spread over more than 0.6 s); either way no window held more than four
+    starts.sort()
+    assert limiter.waited_s > 0 or starts[4] - starts[0] >= 0.6 - 0.02
     assert result.plan.limits is not None and result.plan.tokens > 0
 
 

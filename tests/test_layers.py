@@ -3,11 +3,11 @@
 =====  ==============  ===========================================================================
 band   name            components
 =====  ==============  ===========================================================================
-0      base            errors, _version, data
+0      base            errors, _version, data, hosts
 1      pure core       protocol/, audio/format, audio/buffers, audio/base, analysis/, speech/segmenter
-2      edges           transport, auth, audio/ (files, devices, browser), recording, speech/ (native
+2      edges           transport, connection, auth, audio/ (files, devices, browser), recording, speech/ (native
                        VAD, TTS, ASR), emulator/ (server side)
-3      orchestration   session, engine, notebook_session, tools/, rollover
+3      orchestration   session, engine, notebook_session, tools/, rollover, testing
 4      lab             lab/
 5      presentation    widgets/, plots/, notebook
 6      apps            cli, __main__
@@ -61,6 +61,7 @@ COMPONENTS: dict[str, int] = {
     "errors": 0,
     "_version": 0,
     "data": 0,
+    "hosts": 0,
     "protocol": 1,
     "audio.format": 1,
     "audio.buffers": 1,
@@ -68,16 +69,32 @@ COMPONENTS: dict[str, int] = {
     "analysis": 1,
     "speech.segmenter": 1,
     "transport": 2,
+    "connection": 2,
     "auth": 2,
     "audio": 2,
     "recording": 2,
     "speech": 2,
     "emulator": 2,
     "session": 3,
+    "session_audio": 3,  # Session's collaborators (session_<part>): the session owns and uses them
+    "session_connect": 3,
+    "session_events": 3,
+    "session_reader": 3,
+    "session_link": 3,
+    "session_send": 3,
+    "session_setup": 3,
+    "session_tasks": 3,
     "engine": 3,
     "notebook_session": 3,
+    "notebook_audio": 3,  # NotebookSession's collaborators: the same band, arrows below
+    "notebook_archive": 3,
+    "notebook_rollover": 3,
+    "notebook_run": 3,
+    "notebook_calls": 3,
+    "notebook_kit": 3,
     "tools": 3,
     "rollover": 3,
+    "testing": 3,
     "lab": 4,
     "widgets": 5,
     "plots": 5,
@@ -93,17 +110,73 @@ SAME_BAND_ARROWS: frozenset[tuple[str, str]] = frozenset(
         ("protocol", "errors"),
         ("analysis", "protocol"),  # the timeline is a view over the one event interpreter
         ("transport", "auth"),
+        ("connection", "auth"),  # the options resolve settings and hold the key as a Secret
+        ("connection", "transport"),  # the transport factory's type, and URL checking/redaction
         ("emulator", "audio"),
         ("emulator", "speech"),
         ("recording", "auth"),
         ("recording", "audio"),
         ("session", "transport"),
         ("session", "tools"),
-        ("session", "recording"),
+        ("session", "session_audio"),
+        ("session", "session_connect"),
+        ("session", "session_events"),
+        ("session", "session_reader"),
+        ("session", "session_setup"),
+        ("session_connect", "session_audio"),
+        ("session_connect", "session_events"),
+        ("session_connect", "transport"),
+        ("session_reader", "session_audio"),
+        ("session_reader", "session_events"),
+        ("session_reader", "transport"),
+        ("session_reader", "tools"),
+        ("session_setup", "session_audio"),
+        ("session_setup", "session_events"),
+        ("session_setup", "tools"),
+        ("session", "session_send"),
+        ("session", "session_link"),
+        ("session_link", "connection"),
+        ("session_link", "session_audio"),
+        ("session_link", "session_connect"),
+        ("session_link", "session_reader"),
+        ("session_link", "session_send"),
+        ("session_link", "session_tasks"),
+        ("session_link", "transport"),
+        ("session_link", "recording"),
+        ("session_send", "session_audio"),
+        ("session_send", "transport"),
+        ("session", "session_tasks"),
+        ("session_tasks", "session_events"),
+        ("session_tasks", "transport"),
         ("notebook_session", "session"),
         ("notebook_session", "engine"),
         ("notebook_session", "tools"),
         ("notebook_session", "rollover"),
+        ("notebook_session", "notebook_audio"),
+        ("notebook_audio", "engine"),
+        ("notebook_audio", "session"),
+        ("notebook_session", "notebook_archive"),
+        ("notebook_archive", "rollover"),
+        ("notebook_archive", "session"),
+        ("notebook_rollover", "rollover"),
+        ("notebook_rollover", "session"),
+        ("notebook_rollover", "notebook_archive"),
+        ("notebook_rollover", "notebook_audio"),
+        ("notebook_session", "notebook_run"),
+        ("notebook_run", "notebook_archive"),
+        ("notebook_run", "notebook_audio"),
+        ("notebook_run", "notebook_rollover"),
+        ("notebook_run", "rollover"),
+        ("notebook_run", "session"),
+        ("notebook_session", "notebook_calls"),
+        ("notebook_session", "notebook_kit"),
+        ("notebook_calls", "engine"),
+        ("notebook_calls", "notebook_audio"),
+        ("notebook_calls", "notebook_rollover"),
+        ("notebook_calls", "session"),
+        ("notebook_kit", "notebook_rollover"),
+        ("notebook_kit", "session"),
+        ("notebook_kit", "tools"),
         ("notebook", "widgets"),
         ("notebook", "plots"),
         ("plots", "widgets"),
@@ -148,6 +221,7 @@ PURE_THIRD_PARTY = frozenset({"numpy", "soxr"})
 #: Further external imports allowed to one pure module, with the reason.
 PURE_EXCEPTIONS: dict[str, frozenset[str]] = {
     "data": frozenset({"pathlib"}),  # it names the bundled files; it never opens them
+    "hosts": frozenset({"ipaddress"}),  # parses an address; it never resolves a name
 }
 
 #: What the emulator (``emulator*``) may import from the package: pure definitions and its own modules.
@@ -156,6 +230,7 @@ EMULATOR_MAY_IMPORT = (
     "errors",
     "_version",
     "data",
+    "hosts",
     "audio.format",
     "audio.buffers",
     "audio.wav",
@@ -165,6 +240,31 @@ EMULATOR_MAY_IMPORT = (
     "protocol.vocabulary",
     "speech",
 )
+
+#: The emulator's sans-I/O core (``ServerProtocol`` and its parts): pure like bands 0-1 although the
+#: emulator sits in band 2, so it imports only PURE_STDLIB / PURE_THIRD_PARTY and, from the package,
+#: only these modules and bands 0-1 (no asyncio, clock, thread, socket, or the speech engines).
+EMULATOR_CORE = frozenset(
+    {
+        "emulator.core",
+        "emulator.input_audio",
+        "emulator.items",
+        "emulator.limits",
+        "emulator.options",
+        "emulator.protocol",
+        "emulator.responder",
+        "emulator.responses",
+        "emulator.session_defaults",
+        "emulator.tool_turns",
+        "emulator.toolcalls",
+        "emulator.transcripts",
+        "emulator.wire_shapes",
+    }
+)
+#: Further external imports allowed to one module of the emulator core, with the reason.
+EMULATOR_CORE_EXCEPTIONS: dict[str, frozenset[str]] = {
+    "emulator.session_defaults": frozenset({"ipaddress"}),  # parses the host name it is given
+}
 
 #: What ``speech/`` may import from the package: errors and pure audio helpers, and itself.
 SPEECH_MAY_IMPORT = ("speech", "errors", "_version", "data", "audio.format", "audio.buffers")
@@ -474,6 +574,30 @@ def emulator_imports(package: str, arrows: list[Import]) -> list[str]:
     return problems
 
 
+def emulator_core_imports(package: str, arrows: list[Import]) -> list[str]:
+    """The emulator's sans-I/O core is pure: no I/O, clocks or threads, and no import of its shell."""
+    problems = []
+    for imp in arrows:
+        if imp.source not in EMULATOR_CORE or imp.type_only:
+            continue
+        if imp.internal:
+            band = band_of(imp.target)
+            if imp.target in EMULATOR_CORE or (band is not None and band <= 1):
+                continue
+            problems.append(
+                f"{imp.where(package)} imports {full(package, imp.target)}: the emulator core may import "
+                "only EMULATOR_CORE modules and bands 0-1 (the I/O shell hands it what it needs)"
+            )
+            continue
+        top = imp.target.split(".")[0]
+        if top not in PURE_STDLIB | PURE_THIRD_PARTY | EMULATOR_CORE_EXCEPTIONS.get(imp.source, frozenset()):
+            problems.append(
+                f"{imp.where(package)} imports {imp.target}: the emulator core may import only "
+                "PURE_STDLIB and PURE_THIRD_PARTY (no I/O, clocks, threads, environment)"
+            )
+    return problems
+
+
 def speech_imports(package: str, arrows: list[Import]) -> list[str]:
     """Speech is shared by the emulator and the lab, so it depends on neither (nor on the client)."""
     problems = []
@@ -583,6 +707,7 @@ def check(root: Path, package: str = "voicelive_nb") -> dict[str, list[str]]:
         "privates": private_imports(package, known, arrows),
         "pure core": pure_core_externals(package, arrows),
         "emulator": emulator_imports(package, arrows),
+        "emulator core": emulator_core_imports(package, arrows),
         "speech": speech_imports(package, arrows),
         "moved": moved_imports(package, arrows),
         "builtin raises": builtin_raises(package, known),
@@ -669,7 +794,8 @@ CLEAN = {
     "session.py": "from .transport import asyncio\nfrom .protocol import state\n",
     "emulator/__init__.py": "",
     "emulator/server.py": "import time\nfrom ..protocol import events\nfrom . import conversation\n",
-    "emulator/conversation.py": "from ..protocol.events import json\nfrom ..speech import tts\n",
+    "emulator/conversation.py": "from ..protocol.events import json\nfrom ..speech import tts\nfrom . import protocol\n",
+    "emulator/protocol.py": "import json\nfrom ..protocol import events\nfrom ..speech import segmenter\n",
     "speech/__init__.py": "",
     "speech/segmenter.py": "import math\nfrom ..errors import VoiceLiveError\n",
     "speech/tts.py": "import ctypes\nimport threading\nfrom .segmenter import math\n",
@@ -744,6 +870,30 @@ VIOLATIONS = [
         "emulator/conversation.py",
         "from ..protocol.state import events\n",
         "imports voicelive_nb.protocol.state: the emulator may import only",
+    ),
+    (
+        "emulator core imports asyncio",
+        "emulator/protocol.py",
+        "import asyncio\n",
+        "imports asyncio: the emulator core",
+    ),
+    (
+        "emulator core imports time, function-level",
+        "emulator/protocol.py",
+        "def f():\n    import time\n",
+        "imports time: the emulator core",
+    ),
+    (
+        "emulator core imports its shell",
+        "emulator/protocol.py",
+        "def f():\n    from . import conversation\n",
+        "imports voicelive_nb.emulator.conversation: the emulator core may import only",
+    ),
+    (
+        "emulator core imports a speech engine",
+        "emulator/protocol.py",
+        "from ..speech import tts\n",
+        "imports voicelive_nb.speech.tts: the emulator core may import only",
     ),
     (
         "emulator imports session",

@@ -7,12 +7,12 @@ virtual speaker; talking over the reply silences it and truncates at what was re
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 from virtual_audio import SpeakerTap, VirtualAudio
+from waiting import wait_until
 
 from voicelive_nb import SessionConfig
 from voicelive_nb.audio.wav import write_wav
@@ -21,14 +21,7 @@ from voicelive_nb.notebook_session import NotebookSession
 from voicelive_nb.speech.tts import synthesize
 
 RATE = 24000
-
-
-def wait_until(cond: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.01)
+pytestmark = pytest.mark.usefixtures("quiet_gc")  # real-time playback: see the fixture
 
 
 def loud_ms(pcm: bytes, rate: int = RATE, block_ms: int = 20, threshold_dbfs: float = -45.0) -> float:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,11 +12,12 @@ import comm
 import numpy as np
 import pytest
 from comm.base_comm import BaseComm
+from waiting import wait_until
 
 from voicelive_nb import SessionConfig
 from voicelive_nb.analysis.timeline import unpack
 from voicelive_nb.audio.wav import read_wav
-from voicelive_nb.emulator.server import BackgroundEmulator
+from voicelive_nb.emulator.server import BackgroundEmulator, start_in_thread
 from voicelive_nb.errors import ConfigError
 from voicelive_nb.notebook_session import NotebookSession
 from voicelive_nb.session import Session
@@ -55,15 +56,6 @@ def capture(monkeypatch: pytest.MonkeyPatch) -> list[CapturingComm]:
 
     monkeypatch.setattr(comm, "create_comm", create)
     return made
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 15.0) -> None:
-    """Poll a cheap condition; returns as soon as it holds (not a sleep as synchronisation)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(0.01)
 
 
 def reference_envelope(pcm: bytes) -> np.ndarray[Any, Any]:
@@ -267,7 +259,10 @@ def test_monitor_lanes_follow_the_wall_clock() -> None:
     later = monitor.tick(now=t + 1.0)  # barge-in: the queued rest is dropped, like the speaker's
     assert later is not None
     assistant = np.frombuffer(later.assistant, "<f4").reshape(2, POINTS)
-    assert int((assistant[1] > 0.1).sum()) == played
+    # the half second still queued is gone (kept, it would draw ~100 more buckets); the event is
+    # stamped with the real clock while the ticks use given times, so on a loaded machine the
+    # bucket being drawn when it arrives may still complete (seen once in CI: 111 for 110)
+    assert played <= int((assistant[1] > 0.1).sum()) <= played + 2
     monitor.detach()
     assert session.input_taps == [] and session.output_taps == []
     assert monitor.tick(now=t + 2.0) is None
@@ -402,3 +397,36 @@ def test_the_window_fits_a_turn_counts_cover_the_session_and_the_axis_freezes_af
     with pytest.raises(ConfigError, match="window_s"):
         monitor.set_window(0)
     monitor.detach()
+
+
+def test_binding_from_another_thread_while_events_arrive_takes_each_event_exactly_once() -> None:
+    """``bind`` copies the session's history and subscribes while the engine keeps receiving: every
+    event must end up in each monitor's timeline once — none lost between the copy and the
+    subscription, none taken twice (a lost ``speech_stopped`` would draw a VAD span to the next turn).
+    Monitors are bound one after another from this thread for as long as a paced reply streams in."""
+    emu = start_in_thread(pace="realtime")
+    s = make(emu).start(wait=True, timeout=30)
+    monitors: list[SessionMonitor] = []
+    interval = sys.getswitchinterval()
+    try:
+        session = s.session
+        assert session is not None
+        s.create_response(instructions="Count slowly from one to twenty.")
+        wait_until(lambda: session.state.active_response is not None)
+        sys.setswitchinterval(1e-5)  # threads take turns often: a gap between copy and subscribe shows
+        while session.state.active_response is not None and len(monitors) < 1500:
+            monitor = SessionMonitor(window_s=4.0, points=POINTS)
+            monitor.bind(session)
+            monitors.append(monitor)
+        sys.setswitchinterval(interval)
+        s.wait_for("response.done", timeout=60)
+        total = len(session.timed_events())
+        wait_until(lambda: all(m.timeline.events_seen >= total for m in monitors), timeout=5)
+        seen = [m.timeline.events_seen for m in monitors]
+        assert len(monitors) >= 20 and seen == [total] * len(monitors)
+    finally:
+        sys.setswitchinterval(interval)
+        for monitor in monitors:
+            monitor.detach()
+        s.stop()
+        emu.stop()

@@ -11,20 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from waiting import wait_until
 
 from voicelive_nb import SessionConfig
 from voicelive_nb.emulator.server import BackgroundEmulator, Faults, start_in_thread
 from voicelive_nb.errors import ConfigError, VoiceLiveError, WaitTimeout
 from voicelive_nb.notebook_session import NotebookSession, StopIncompleteWarning
-
-
-def wait_until(condition: object, timeout: float = 10.0) -> None:
-    """Poll a cheap condition (not a sleep as synchronisation: it returns as soon as it holds)."""
-    deadline = time.monotonic() + timeout
-    while not condition():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(0.01)
 
 
 def make(emulator: BackgroundEmulator, **kw: object) -> NotebookSession:
@@ -263,7 +255,7 @@ def test_stop_with_a_peer_that_stopped_reading_leaves_nothing_running() -> None:
         assert s.left_running == []
         assert not s.running
         # the connection and every task of it are really gone
-        assert session._reader is not None and session._reader.done()
+        assert session.still_running() == []
         ws = session._transport._ws  # type: ignore[union-attr]
         assert ws.state.name == "CLOSED"
         assert ws.keepalive_task is None or ws.keepalive_task.done()

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from waiting import wait_until
 
 from voicelive_nb import SessionConfig
 from voicelive_nb.audio.memory import ArraySource
@@ -27,15 +28,6 @@ from voicelive_nb.rollover import (
     rollover_due,
 )
 from voicelive_nb.widgets.panel import phase_of, with_expiry
-
-
-def wait_until(condition: Any, timeout: float = 10.0) -> None:
-    """Poll a cheap condition (returns as soon as it holds; not a sleep as synchronisation)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(0.01)
 
 
 @pytest.fixture

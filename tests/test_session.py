@@ -376,7 +376,7 @@ async def test_history_is_bounded_in_bytes_and_cursors_survive_eviction() -> Non
             sizes = sum(len(json.dumps(e.to_dict())) for e in s.events)
             assert sizes <= 20_000 + 1200
             assert 10 < len(s.events) < 25  # ~1.1 KB each: only the newest ones are kept
-            assert s._event_count >= 202
+            assert s._received.count >= 202
             # the cursor of a type still hands out the next event, never an evicted or repeated one
             first = await s.wait_for("response.text.delta", timeout=1)
             second = await s.wait_for("response.text.delta", timeout=1)
@@ -400,7 +400,7 @@ def test_repr_never_raises_and_masks_the_endpoint() -> None:
     )
     text = repr(s)
     assert "pw-secret-123456" not in text and "SECRETQUERY1" not in text
-    s._status = None  # type: ignore[assignment]
+    s._health = None  # type: ignore[assignment]
     s.settings = None  # type: ignore[assignment]
     assert repr(s).startswith("<Session")
 

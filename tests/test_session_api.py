@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from voicelive_nb import Session, SessionConfig
+from voicelive_nb.audio.memory import SilenceSource
 from voicelive_nb.emulator.server import run_emulator
 
 KEY = "test-key-0123456789abcdef"
@@ -59,3 +60,25 @@ def test_connection_summary_uses_the_sessions_emulator_rule() -> None:
     assert NotebookSession(emulator=True, dotenv=False).connection_summary().auth == "emulator"
     configured = NotebookSession(endpoint="https://x.cognitiveservices.azure.com", api_key=KEY, dotenv=False)
     assert configured.connection_summary().emulator is False
+
+
+async def test_end_stream_returns_once_a_finished_source_is_sent() -> None:
+    async with run_emulator(api_key=KEY, pace="fast") as emu:
+        async with Session(SessionConfig.manual(), endpoint=emu.url, api_key=KEY, dotenv=False) as s:
+            s.stream(SilenceSource(200, pace="fast"))
+            assert await s.end_stream(timeout=10) is True
+            assert s.source_done.is_set()
+            assert s.frames_sent == 10  # 200 ms in 20 ms frames, all of them sent
+            assert await s.end_stream() is True  # nothing running: at once
+
+
+async def test_end_stream_cancels_a_stream_that_does_not_end() -> None:
+    async with run_emulator(api_key=KEY, pace="fast") as emu:
+        async with Session(SessionConfig.manual(), endpoint=emu.url, api_key=KEY, dotenv=False) as s:
+            s.stream(SilenceSource())  # a live source: real time, no end
+            assert await s.end_stream(timeout=0.2) is False
+            assert s.source_done.is_set()
+            assert "voicelive-audio" not in [t.get_name() for t in s.background_tasks()]
+            sent = s.frames_sent
+            await s.update(instructions="still here")  # the connection goes on without the stream
+            assert s.frames_sent == sent and s.status == "connected"

@@ -11,11 +11,11 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from waiting import wait_until
 
 from voicelive_nb import NotebookSession, Session
 from voicelive_nb.analysis.timeline import Timeline, unpack
@@ -28,16 +28,6 @@ from voicelive_nb.tools import ToolCall
 from voicelive_nb.widgets import SessionPanel
 from voicelive_nb.widgets.log import TranscriptView, with_tool_lines
 from voicelive_nb.widgets.tools import ToolsView, tool_line
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
-    """Poll a cheap condition; returns as soon as it holds (not a sleep as synchronisation)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not met within {timeout} s")
-        time.sleep(0.01)
-
 
 # ---------------------------------------------------------------------------------- an MCP peer
 

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import html
 import json
-import time
+import threading
+import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import ipywidgets as W
 import pytest
+from waiting import wait_until
 
 import voicelive_nb.widgets as vw
 from voicelive_nb.emulator.server import BackgroundEmulator, Faults, start_in_thread
@@ -23,15 +25,6 @@ from voicelive_nb.protocol.config import SessionConfig
 from voicelive_nb.widgets.panel import COLORS, SessionPanel
 
 SECRET = "sk-SECRET-0123456789abcdef0123456789"
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
-    """Poll a cheap condition; returns as soon as it holds (not a sleep as synchronisation)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not met within {timeout} s")
-        time.sleep(0.01)
 
 
 @pytest.fixture
@@ -555,3 +548,37 @@ def test_emulator_note_and_a_text_fallback_for_a_stale_panel() -> None:
         assert panel.children[0] is panel.stale_watch and "vlnb-panel" in panel._dom_classes
     finally:
         panel.close()
+
+
+def test_the_panel_starts_no_thread_and_still_sees_the_end_of_every_action(
+    make_panel: Any, question_wav: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Start, push-to-talk, Stop: the panel only posts work to the session's engine (futures and
+    its one listener); it starts no thread of its own, yet shows each outcome (the stop's final
+    status and re-enabled Start come from the listener's last call, not from a polling thread)."""
+    started: list[str] = []
+    real_start = threading.Thread.start
+
+    def observed_start(thread: threading.Thread) -> None:
+        caller = traceback.extract_stack()[-2]  # the code that called start()
+        if "voicelive_nb/widgets/" in caller.filename:
+            started.append(f"{thread.name} from {caller.name}")
+        real_start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", observed_start)
+    session, panel = make_panel(config=SessionConfig.manual())
+    click_start(panel)
+    wait_until(lambda: panel.phase == "connected", what="connected")
+    panel.talk_button.value = True
+    wait_until(lambda: "input_audio_buffer.clear" in _sent_types(session), what="clear sent")
+    session.speak(question_wav, pace="fast", tail_silence_ms=200)
+    live = session.session
+    assert live is not None
+    wait_until(lambda: live.bytes_sent > 24000, what="audio appended")
+    panel.talk_button.value = False
+    session.wait_for("response.done", timeout=30)
+    panel.stop_button.click()
+    wait_until(lambda: not session.running, what="stopped")
+    wait_until(lambda: panel.phase == "idle" and not panel.start_button.disabled, what="Start enabled again")
+    assert panel.stop_button.disabled and "stopped" in panel.status.value
+    assert started == []

@@ -136,13 +136,14 @@ def runs(types: Any) -> list[str]:
 async def test_a_turn_is_the_same_in_both_shapes(question: bytes) -> None:
     preview, ga = [await whole_turn(v, question) for v in VERSIONS]
     # the same conversation: the same canonical events of the turn, the same audio, the same words
-    # (the emulator's reply audio varies by a few samples from run to run in either shape:
-    # 142,502-142,516 bytes measured for this reply, so lengths are compared to 0.1 %,
-    # and so the count of audio deltas by one when it crosses a chunk: runs are compared)
+    # (eSpeak NG's speech for the reply varies from call to call in either shape: 142,480-142,528
+    # bytes, and now and then a mode 9 ms longer, 142,938-142,964, measured over 150 calls after
+    # other texts; so lengths are compared to 0.5 %, well under one 100 ms chunk (3.4 %), and the
+    # count of audio deltas by one when it crosses a chunk: runs are compared)
     turn = set(TURN_ORDER)
     assert runs(t for t in preview["order"] if t in turn) == runs(t for t in ga["order"] if t in turn)
     assert ga["audio"] > 0
-    assert preview["audio"] == pytest.approx(ga["audio"], rel=1e-3)
+    assert preview["audio"] == pytest.approx(ga["audio"], rel=5e-3)
     assert abs(preview["deltas"] - ga["deltas"]) <= 1
     # the assistant says the same; the emulator's speech recogniser hears the user's words
     # where its VAD cut them, which varies with timing ("… like to do" / "… like to do it")
@@ -150,7 +151,7 @@ async def test_a_turn_is_the_same_in_both_shapes(question: bytes) -> None:
         x for x in ga["transcript"] if x[0] == "assistant"
     ]
     assert all(any(x[0] == "user" and x[1] for x in got["transcript"]) for got in (preview, ga))
-    assert preview["assistant_ms"] == pytest.approx(ga["assistant_ms"], rel=1e-3)
+    assert preview["assistant_ms"] == pytest.approx(ga["assistant_ms"], rel=5e-3)  # the audio's length
 
 
 # ------------------------------------------------------------------ barge-in

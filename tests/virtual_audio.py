@@ -48,8 +48,17 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-__all__ = ["EchoPath", "SpeakerTap", "VirtualAudio", "VirtualAudioError"]
+__all__ = [
+    "EchoPath",
+    "RigCue",
+    "RigReplies",
+    "SpeakerTap",
+    "VirtualAudio",
+    "VirtualAudioError",
+    "rig_replies",
+]
 
 _TOOLS = ("pulseaudio", "pactl", "parec", "parecord", "paplay")
 _SOCKET_MAX = 100  # sun_path is 108 bytes on Linux
@@ -595,3 +604,134 @@ class VirtualAudio:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+# -- the assistant's replies through the echoing rig, with a scripted user -------------------------
+
+#: A speech_started this far before a cue began to play into the mic, or after it ended (plus
+#: paplay's feed latency), is not put down to it (the lab's windows: the service takes its
+#: prefix padding off ``audio_start_ms``).
+CUE_BEFORE_MS = 500
+CUE_AFTER_MS = 600
+
+
+@dataclass
+class RigCue:
+    """A scripted sound of the user, as it was played into the virtual microphone."""
+
+    reply: int
+    text: str
+    at_ms: int
+    """Where on the session's input timeline paplay was started."""
+    window: tuple[int, int]
+    """The ``audio_start_ms`` range put down to this cue."""
+    flushed: bool = False
+    """The speaker was flushed while this cue's reply played."""
+
+
+@dataclass
+class RigReplies:
+    """What :func:`rig_replies` saw: every ``speech_started`` and the cues played."""
+
+    starts: list[int]
+    cues: list[RigCue]
+    clears: int
+    played_ms: int
+
+    def real(self, cue: RigCue) -> list[int]:
+        lo, hi = cue.window
+        return [t for t in self.starts if lo <= t <= hi]
+
+    @property
+    def false_starts(self) -> list[int]:
+        """Starts no cue accounts for: the assistant heard itself."""
+        return [t for t in self.starts if not any(c.window[0] <= t <= c.window[1] for c in self.cues)]
+
+    @property
+    def missed(self) -> list[RigCue]:
+        """Interruptions with no ``speech_started`` in their window, or no flush of the speaker."""
+        return [c for c in self.cues if not self.real(c) or not c.flushed]
+
+
+async def _until(condition: Any, timeout: float, what: str) -> None:
+    import asyncio
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise VirtualAudioError(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(0.02)  # polling interval, not synchronisation
+
+
+async def rig_replies(
+    rig: VirtualAudio,
+    config: Any,
+    replies: int,
+    texts: list[str],
+    *,
+    cues: dict[int, tuple[str, float]] | None = None,
+) -> RigReplies:
+    """``replies`` emulator replies played through the rig's real PortAudio devices (the mic
+    attached to the speaker as its echo reference), each waited out to its end; ``cues`` maps a
+    reply to ``(words, offset_ms)``: eSpeak says them into the microphone ``offset_ms`` after
+    the reply began to play (measured on the microphone's own frames)."""
+    import numpy as np
+
+    from voicelive_nb.audio.device import MicrophoneSource, SpeakerSink
+    from voicelive_nb.lab.barge_in import Cue, cue_audio
+    from voicelive_nb.session import Session
+
+    cues = cues or {}
+    speaker = SpeakerSink()
+    mic = MicrophoneSource(reference=speaker)
+    options: dict[str, Any] = {"pace": "fast", "transcription": False, "replies": texts * replies}
+    starts: list[int] = []
+    items: list[str] = []
+    placed: list[RigCue] = []
+    frame_ms = 20
+    async with Session(config, emulator=True, emulator_options=options, source=mic, sink=speaker) as s:
+        s.on("input_audio_buffer.speech_started", lambda e: starts.append(e.audio_start_ms))
+        s.on("response.audio.delta", lambda e: items.append(e.item_id) if e.item_id not in items else None)
+        for reply in range(replies):
+            clears = speaker.clears
+            await s.create_response()
+            proc = None
+            if reply in cues:
+                words, offset_ms = cues[reply]
+                await _until(lambda c=clears: speaker.playing or speaker.clears > c, 60, "the reply to play")
+                target = mic.frames_yielded + round(offset_ms / frame_ms)
+                await _until(lambda t=target: mic.frames_yielded >= t, 30, "the cue's offset")
+                audio = cue_audio(Cue("interrupt", offset_ms, words), rig.sample_rate)
+                wav = rig.directory / f"cue-{reply}.wav"
+                _write_wav(wav, audio.astype(np.int16).tobytes(), rig.sample_rate)
+                at = s.frames_sent * s.frame_ms
+                proc = rig.speak(wav, wait=False)
+                dur = len(audio) * 1000 // rig.sample_rate
+                placed.append(
+                    RigCue(
+                        reply, words, at, (at - CUE_BEFORE_MS, at + rig.feed_latency_ms + dur + CUE_AFTER_MS)
+                    )
+                )
+            await s.wait_for("response.done", timeout=60)
+            await _until(
+                lambda: speaker.queued_ms() == 0 and not speaker.playing, 60, "the reply to play out"
+            )
+            if proc is not None:
+                await _until(lambda p=proc: p.poll() is not None, 30, "the cue to be spoken")
+                placed[-1].flushed = speaker.clears > clears
+            # the output buffer and the path still hold its end: 0.8 s more of the microphone
+            target = mic.frames_yielded + 40
+            await _until(lambda t=target: mic.frames_yielded >= t, 30, "0.8 s more of the microphone")
+        await s.update(instructions="barrier")  # every start the sent audio caused has arrived
+        played = sum(speaker.played_ms(i) for i in items)
+    return RigReplies(starts, placed, speaker.clears, played)
+
+
+def _write_wav(path: Path, pcm16: bytes, rate: int) -> None:
+    import wave
+
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(pcm16)

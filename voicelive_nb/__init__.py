@@ -26,6 +26,8 @@ from .errors import (
 
 _LAZY = {
     "Session": "voicelive_nb.session",
+    "ConnectionOptions": "voicelive_nb.connection",
+    "memory_emulator": "voicelive_nb.testing",
     "NotebookSession": "voicelive_nb.notebook",
     "SessionConfig": "voicelive_nb.protocol.config",
     "SessionProtocol": "voicelive_nb.protocol.state",
@@ -42,12 +44,14 @@ if TYPE_CHECKING:
     from .audio.memory import ArraySource, BufferSink
     from .audio.wav import WavSink, WavSource
     from .auth import load_settings
+    from .connection import ConnectionOptions
     from .emulator.server import run_emulator
     from .notebook import NotebookSession
     from .protocol.config import SessionConfig
     from .protocol.state import SessionProtocol
     from .recording import Recorder
     from .session import Session
+    from .testing import memory_emulator
 
 
 def __getattr__(name: str) -> Any:
@@ -68,6 +72,7 @@ __all__ = [
     "ConfigError",
     "ConnectTimeout",
     "ConnectionClosed",
+    "ConnectionOptions",
     "NotebookSession",
     "OptionalDependencyMissing",
     "ProtocolError",
@@ -82,5 +87,6 @@ __all__ = [
     "WavSource",
     "__version__",
     "load_settings",
+    "memory_emulator",
     "run_emulator",
 ]

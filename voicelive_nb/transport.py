@@ -13,7 +13,8 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, TypeVar
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar, runtime_checkable
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -24,7 +25,14 @@ from websockets.version import version as websockets_version
 
 from ._version import __version__
 from .auth import install_log_redaction, redact_text, register_secret
-from .errors import AuthenticationError, ConnectionClosed, ConnectTimeout, TransportError
+from .errors import (
+    AuthenticationError,
+    ConnectionClosed,
+    ConnectTimeout,
+    InvalidType,
+    TransportError,
+    VoiceLiveError,
+)
 
 REALTIME_PATH = "/voice-live/realtime"
 USER_AGENT = f"voicelive_nb/{__version__} websockets/{websockets_version}"
@@ -395,6 +403,12 @@ class Transport:
         except BaseException:  # timed out, or the peer is already gone: closing must not raise
             self.abort()
 
+    @property
+    def connection_state(self) -> str:
+        """``connecting``, ``open``, ``closing`` or ``closed`` (websockets' state of the socket)."""
+        state = getattr(self._ws, "state", None)
+        return str(getattr(state, "name", "CLOSED")).lower()
+
     def tasks(self) -> list[asyncio.Task[Any]]:
         """This connection's background tasks still running (keepalive pings, websockets' own)."""
         found = [self._keepalive, getattr(self._ws, "keepalive_task", None)]
@@ -480,6 +494,119 @@ class Transport:
             return "<Transport>"
 
 
+# --- the interface a session needs of its connection, and the factory that opens one ---------------
+
+
+@dataclass(frozen=True)
+class ConnectRequest:
+    """Everything a transport factory needs to open one connection (the handshake's inputs).
+
+    ``headers`` carry the credential, so they are left out of the repr (and the URL is masked).
+    """
+
+    url: str
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    connect_timeout_s: float = 10.0
+    credential_kind: str = "none"
+    max_message_bytes: int = MAX_MESSAGE_BYTES
+    send_timeout_s: float | None = 10.0
+    ping_interval_s: float | None = 20.0
+    ping_timeout_s: float = 20.0
+    close_timeout_s: float = 3.0
+
+    def __repr__(self) -> str:
+        return f"ConnectRequest({redact_url(self.url)!r}, headers=[{', '.join(sorted(self.headers))}])"
+
+
+@runtime_checkable
+class MessageTransport(Protocol):
+    """What :class:`~voicelive_nb.session.Session` uses of its connection: text frames in and out,
+    a bounded close, an abort, and a few facts for supervisors. :class:`Transport` (websockets)
+    is one; :class:`voicelive_nb.testing.MemoryTransport` (an in-memory emulator) is another.
+
+    ``recv``/``send`` on a closed connection raise :class:`~voicelive_nb.errors.ConnectionClosed`
+    with the close code and reason; ``failure`` says why this side gave up, if it did.
+    """
+
+    @property
+    def failure(self) -> str | None: ...
+
+    @property
+    def close_code(self) -> int | None: ...
+
+    @property
+    def close_reason(self) -> str | None: ...
+
+    async def send(self, text: str) -> None: ...
+
+    async def recv(self) -> str | bytes: ...
+
+    async def close(self, code: int = 1000, reason: str = "") -> None: ...
+
+    async def wait_closed(self, timeout: float) -> None: ...
+
+    @property
+    def connection_state(self) -> str:
+        """``connecting``, ``open``, ``closing`` or ``closed``."""
+        ...
+
+    def abort(self) -> None: ...
+
+    def tasks(self) -> list[asyncio.Task[Any]]: ...
+
+    def buffered_bytes(self) -> int: ...
+
+
+#: Opens one connection: given the request, an open transport (or a VoiceLiveError).
+TransportFactory = Callable[[ConnectRequest], Awaitable[MessageTransport]]
+
+
+async def connect_websocket(request: ConnectRequest) -> Transport:
+    """The default transport factory: a WebSocket to ``request.url`` (see :meth:`Transport.connect`)."""
+    return await Transport.connect(
+        request.url,
+        request.headers,
+        connect_timeout_s=request.connect_timeout_s,
+        credential_kind=request.credential_kind,
+        max_message_bytes=request.max_message_bytes,
+        send_timeout_s=request.send_timeout_s,
+        ping_interval_s=request.ping_interval_s,
+        ping_timeout_s=request.ping_timeout_s,
+        close_timeout_s=request.close_timeout_s,
+    )
+
+
+#: Typed so that mypy checks that :class:`Transport` satisfies :class:`MessageTransport`.
+DEFAULT_TRANSPORT_FACTORY: TransportFactory = connect_websocket
+
+
+async def open_transport(factory: TransportFactory | None, request: ConnectRequest) -> MessageTransport:
+    """Open a connection with ``factory`` (the WebSocket one when None).
+
+    A factory's own failure that is not already one of this package's errors becomes a
+    :class:`~voicelive_nb.errors.TransportError` naming the factory (its text masked); a result
+    that is not a transport is an :class:`~voicelive_nb.errors.InvalidType`. Cancellation passes.
+    """
+    if factory is None:
+        return await connect_websocket(request)
+    name = getattr(factory, "__qualname__", None) or type(factory).__name__
+    try:
+        transport = await factory(request)
+    except VoiceLiveError:
+        raise
+    except Exception as exc:
+        text = redact_text(str(exc))
+        raise TransportError(
+            f"the transport factory {name} failed: {type(exc).__name__}" + (f": {text}" if text else "")
+        ) from exc
+    if not isinstance(transport, MessageTransport):
+        raise InvalidType(
+            f"the transport factory {name} returned a {type(transport).__name__}, which is not a transport "
+            "(it needs send, recv, close, wait_closed, abort, tasks, buffered_bytes, failure, close_code)"
+        )
+    return transport
+
+
 def describe_close(code: int | None, reason: str | None) -> str:
     """Human text for a close code, e.g. ``1009 message too big``."""
     names: dict[int | None, str] = {
@@ -497,11 +624,17 @@ def describe_close(code: int | None, reason: str | None) -> str:
 
 
 __all__ = [
+    "DEFAULT_TRANSPORT_FACTORY",
     "MAX_MESSAGE_BYTES",
     "REALTIME_PATH",
+    "ConnectRequest",
+    "MessageTransport",
     "Transport",
+    "TransportFactory",
     "build_url",
+    "connect_websocket",
     "describe_close",
+    "open_transport",
     "redact_url",
     "wait_bounded",
 ]

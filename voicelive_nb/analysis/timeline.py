@@ -60,7 +60,6 @@ recording, whose audio is replaced by ``{"bytes": n, ...}`` references.
 
 from __future__ import annotations
 
-import bisect
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -72,7 +71,11 @@ import numpy.typing as npt
 from ..errors import InvalidValue
 from ..protocol.codec import event_from_dict
 from ..protocol.events import InputAudioBufferSpeechStarted, ResponseAudioDelta, ServerEvent
-from ..protocol.state import SessionProtocol, VadSegment
+from ..protocol.state import SessionProtocol
+from .input_clock import CONFIRM_S as CONFIRM_S
+from .input_clock import FAST_LEAD_S, GAP_S, InputClock
+from .input_clock import STALL_DROP_S as STALL_DROP_S
+from .playback import AudioSpan, PlaybackModel
 
 __all__ = [
     "FAST_LEAD_S",
@@ -95,14 +98,7 @@ __all__ = [
 Mode = Literal["realtime", "fast-input", "estimated", "none"]
 Float32Array = npt.NDArray[np.float32]
 
-#: No input for longer than this (beyond real-time pacing) starts a new input run.
-GAP_S = 0.5
-#: A new run whose blocks then arrive this much ahead of its first one is a stall being caught up.
-STALL_DROP_S = 0.25
-#: A new run streaming at real-time pace for this long was a real pause.
-CONFIRM_S = 0.5
-#: Input running ahead of the clock by more than this (and half its duration) is "fast".
-FAST_LEAD_S = 1.0
+# GAP_S, STALL_DROP_S, CONFIRM_S, FAST_LEAD_S: the input clock's (analysis.input_clock), re-exported
 #: ``pack()`` layout version (first float of the header).
 PACK_VERSION = 1
 #: Response status codes in ``to_arrays()["responses"][:, 2]``.
@@ -147,18 +143,6 @@ class ResponseSpan:
     end_s: float | None  #: None while in progress
     status: str
     reason: str | None  #: ``status_details.reason`` (``turn_detected``…)
-
-
-@dataclass(frozen=True, slots=True)
-class AudioSpan:
-    """Assistant audio of one item, as played (modelled: real time from its first delta)."""
-
-    item_id: str
-    response_id: str | None
-    start_s: float
-    end_s: float  #: end of all audio received
-    played_end_s: float  #: end of what was heard (≤ ``end_s``; earlier after a barge-in)
-    received_ms: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,57 +216,20 @@ def _audio_bytes(event: Any) -> int:
     return 0
 
 
-class _Run:
-    """A stretch of input streamed without a gap: audio ms ``a`` was captured at ``origin + a/1000``."""
-
-    __slots__ = ("confirmed", "first_origin", "lateness", "origin", "start_ms", "t_first")
-
-    def __init__(self, start_ms: float, origin: float, t_first: float, lateness: float = 0.0) -> None:
-        self.start_ms = start_ms
-        self.origin = origin
-        self.first_origin = origin
-        self.t_first = t_first
-        self.lateness = lateness  # how much later than the previous run's schedule it began
-        self.confirmed = lateness == 0.0  # a real pause, not a stall being caught up
-
-
-class _Resp:
-    __slots__ = ("reason", "status", "t_created", "t_done")
-
-    def __init__(self, t_created: float) -> None:
-        self.t_created = t_created
-        self.t_done: float | None = None
-        self.status = "in_progress"
-        self.reason: str | None = None
-
-
-class _Item:
-    __slots__ = ("bytes", "played_end", "response_id", "t_end", "t_first", "t_start")
-
-    def __init__(self, response_id: str | None, t_first: float, t_start: float) -> None:
-        self.response_id = response_id
-        self.t_first = t_first
-        self.t_start = t_start  # modelled playback start (after the previous item)
-        self.t_end = t_start
-        self.bytes = 0
-        self.played_end: float | None = None  # wall time playback was cut, if it was
-
-
 # ---------------------------------------------------------------------------------- the model
 
 
 class Timeline:
-    """The session on one time axis (see the module docstring for the mapping)."""
+    """The session on one time axis (see the module docstring for the mapping).
+
+    It owns the input clock (:class:`.InputClock`: input runs, their origins, input-audio ms
+    on the axis) and the modelled playback (:class:`.PlaybackModel`: assistant audio as heard),
+    and reads VAD segments, responses and barge-ins from the one interpreter, :attr:`state`.
+    """
 
     def __init__(self, input_sample_rate: int = 24000, output_sample_rate: int = 24000) -> None:
-        self.input_bytes_per_ms = input_sample_rate * 2 / 1000.0
-        self.output_bytes_per_ms = output_sample_rate * 2 / 1000.0
-        # input clock
-        self._runs: list[_Run] = []
-        self._run_starts: list[float] = []
-        self._input_ms = 0.0
-        self._t_input_last: float | None = None
-        self._fast = False
+        self._input = InputClock(input_sample_rate * 2 / 1000.0)
+        self._playback = PlaybackModel(output_sample_rate * 2 / 1000.0)
         # what happened (raw: receive times, audio ms), mapped on output
         self._t_first: float | None = None
         self._t_last: float | None = None
@@ -290,9 +237,6 @@ class Timeline:
         #: the one interpreter of the events: VAD segments, barge-ins (with receive times)
         self.state = SessionProtocol()
         self._commits: list[tuple[float, str]] = []
-        self._responses: dict[str, _Resp] = {}
-        self._items: dict[str, _Item] = {}
-        self._play_end: float | None = None  # wall time the modelled playback queue runs dry
         self._latencies: list[tuple[float, float, str, str]] = []
         self._pending_turn: tuple[float, str] | None = None  # (t, user item) awaiting a response
         self._pending_response: str | None = None  # the response that answers it
@@ -339,36 +283,30 @@ class Timeline:
 
     # ------------------------------------------------------------------ inputs
 
+    @property
+    def input_bytes_per_ms(self) -> float:
+        """Bytes per millisecond of input audio (PCM16 at the input sample rate)."""
+        return self._input.bytes_per_ms
+
+    @input_bytes_per_ms.setter
+    def input_bytes_per_ms(self, value: float) -> None:
+        self._input.bytes_per_ms = value
+
+    @property
+    def output_bytes_per_ms(self) -> float:
+        """Bytes per millisecond of assistant audio (PCM16 at the output sample rate)."""
+        return self._playback.bytes_per_ms
+
+    @output_bytes_per_ms.setter
+    def output_bytes_per_ms(self, value: float) -> None:
+        self._playback.bytes_per_ms = value
+
     def input_audio(self, t: float, n_bytes: int) -> None:
         """A block of ``n_bytes`` of input audio was sent at ``t`` (``time.monotonic()``)."""
         if n_bytes <= 0:
             return
         self._touch(t)
-        ms = n_bytes / self.input_bytes_per_ms
-        end_ms = self._input_ms + ms
-        implied = t - end_ms / 1000.0  # the origin if this block's end was captured at t
-        run = self._runs[-1] if self._runs else None
-        if run is None or implied - run.origin > GAP_S:
-            run = _Run(self._input_ms, implied, t, 0.0 if run is None else implied - run.origin)
-            self._runs.append(run)
-            self._run_starts.append(run.start_ms)
-        elif implied < run.origin:
-            run.origin = implied
-        if not run.confirmed:
-            if run.first_origin - run.origin >= min(STALL_DROP_S, 0.5 * run.lateness):
-                # sent in a burst: a backlog captured on schedule, not a pause — one run after all
-                self._runs.pop()
-                self._run_starts.pop()
-                previous = self._runs[-1]
-                previous.origin = min(previous.origin, run.origin)
-                run = previous
-            elif t - run.t_first >= CONFIRM_S:
-                run.confirmed = True  # streaming at real-time pace again: the gap was a pause
-        lead = run.first_origin - run.origin
-        if lead > FAST_LEAD_S and lead > 0.5 * (end_ms - run.start_ms) / 1000.0:
-            self._fast = True
-        self._input_ms = end_ms
-        self._t_input_last = t
+        self._input.add(t, n_bytes)
 
     def sent(self, t: float, event: Any) -> None:
         """A client event was sent at ``t`` (``input_audio_buffer.append``; a ``function_call_output``
@@ -412,7 +350,7 @@ class Timeline:
             self._t_updated = t
         decoded = _as_event(event)
         if isinstance(decoded, InputAudioBufferSpeechStarted):
-            self._note_playback(t)
+            self._playback.tell(self.state, t)  # what was heard decides the barge-in
         barge_in = self.state.receive(decoded, t)
         if etype == "input_audio_buffer.speech_started":
             self._speech_started(t, barge_in is not None)
@@ -429,12 +367,11 @@ class Timeline:
         elif etype == "response.created":
             response_id = _str(_mapping(_field(event, "response")).get("id"))
             if response_id is not None:
-                self._responses[response_id] = _Resp(t)
                 self._last_response = response_id
                 if self._pending_turn is not None and self._pending_response is None:
                     self._pending_response = response_id
         elif etype == "response.done":
-            self._response_done(t, _mapping(_field(event, "response")))
+            self._response_done(_mapping(_field(event, "response")))
         elif etype == "response.function_call_arguments.done":
             call_id = _str(_field(event, "call_id"))
             if call_id is not None and call_id not in self._tools:
@@ -442,11 +379,9 @@ class Timeline:
         elif isinstance(decoded, ResponseAudioDelta):  # either wire shape
             self._audio_delta(t, event)
         elif etype == "conversation.item.truncated":
-            item = self._items.get(_str(_field(event, "item_id")) or "")
             end_ms = _int(_field(event, "audio_end_ms"))
-            if item is not None and end_ms is not None:
-                cut = item.t_start + end_ms / 1000.0
-                item.played_end = cut if item.played_end is None else min(item.played_end, cut)
+            if end_ms is not None:
+                self._playback.truncated(_str(_field(event, "item_id")) or "", end_ms)
 
     def _touch(self, t: float) -> None:
         self._origin_valid = False
@@ -455,42 +390,15 @@ class Timeline:
         if self._t_last is None or t > self._t_last:
             self._t_last = t
 
-    def _note_playback(self, t: float) -> None:
-        """Tell the state how much of each item the modelled playback has played by ``t``.
-
-        The state decides what a barge-in is (one definition); this model only says what was heard.
-        """
-        for item_id, item in self._items.items():
-            end = item.t_end if item.played_end is None else min(item.t_end, item.played_end)
-            if end <= t:
-                played = (
-                    self.state.audio_ms(item_id) if item.played_end is None else (end - item.t_start) * 1000.0
-                )
-            else:
-                played = max(0.0, (t - item.t_start) * 1000.0)
-            self.state.note_playback(item_id, played)
-
     def _speech_started(self, t: float, barge_in: bool) -> None:
         self._pending_turn = None
         self._pending_response = None
         if barge_in:
-            for item in self._items.values():  # the client flushes its speaker
-                if item.t_end > t and (item.played_end is None or item.played_end > t):
-                    item.played_end = max(t, item.t_start)
-            self._play_end = t
+            self._playback.flush(t)  # the client flushes its speaker
 
-    def _response_done(self, t: float, response: Mapping[str, Any]) -> None:
+    def _response_done(self, response: Mapping[str, Any]) -> None:
         response_id = _str(response.get("id"))
-        if response_id is None:
-            return
-        resp = self._responses.get(response_id)
-        if resp is None:
-            resp = self._responses[response_id] = _Resp(t)
-        resp.t_done = t
-        resp.status = _str(response.get("status")) or "completed"
-        details = response.get("status_details")
-        resp.reason = _str(details.get("reason")) if isinstance(details, Mapping) else None
-        if response_id == self._pending_response:
+        if response_id is not None and response_id == self._pending_response:
             # it ended without audio (a function call): the next response answers the turn
             self._pending_response = None
 
@@ -498,30 +406,24 @@ class Timeline:
         n = _audio_bytes(event)
         item_id = _str(_field(event, "item_id")) or ""
         response_id = _str(_field(event, "response_id"))
-        item = self._items.get(item_id)
-        start = t if self._play_end is None else max(t, self._play_end)
-        if item is None:
-            item = self._items[item_id] = _Item(response_id, t, start)
-            if (
-                self._pending_turn is not None
-                and self._pending_response is not None
-                and response_id == self._pending_response
-            ):
-                t_turn, user_item = self._pending_turn
-                self._latencies.append((t_turn, t, user_item, response_id))
-                self._pending_turn = None
-                self._pending_response = None
-        ms = n / self.output_bytes_per_ms
-        item.bytes += n
-        self._play_end = start + ms / 1000.0
-        item.t_end = self._play_end
+        first = self._playback.audio(t, item_id, response_id, n)
+        if (
+            first  # the item's first audio answers the pending turn, if it is its response's
+            and self._pending_turn is not None
+            and self._pending_response is not None
+            and response_id == self._pending_response
+        ):
+            t_turn, user_item = self._pending_turn
+            self._latencies.append((t_turn, t, user_item, response_id))
+            self._pending_turn = None
+            self._pending_response = None
 
     # ------------------------------------------------------------------ the mapping
 
     @property
     def mode(self) -> Mode:
-        if self._runs:
-            return "fast-input" if self._fast else "realtime"
+        if self._input.started:
+            return "fast-input" if self._input.fast else "realtime"
         if any(v.start_ms is not None or v.end_ms is not None for v in self.state.vad_segments):
             return "estimated"
         return "none"
@@ -544,9 +446,8 @@ class Timeline:
         return self._origin
 
     def _find_origin(self) -> float | None:
-        if self._runs:
-            run = self._runs[0]
-            return run.t_first if self._fast else run.origin
+        if self._input.started:
+            return self._input.origin()
         bounds = [
             t - ms / 1000.0
             for v in self.state.vad_segments
@@ -565,62 +466,15 @@ class Timeline:
 
     def audio_to_axis(self, audio_ms: float) -> float:
         """An input-audio position (ms since the first sample sent) in seconds on the axis."""
-        if not self._runs or self._fast:
-            return audio_ms / 1000.0
-        i = max(0, bisect.bisect_right(self._run_starts, audio_ms) - 1)
-        return self._runs[i].origin - self._runs[0].origin + audio_ms / 1000.0
-
-    def _run_offset(self, index: int) -> float:
-        return self._runs[index].origin - self._runs[0].origin
-
-    def _span_run(self, v: VadSegment) -> int | None:
-        """The input run one VAD span belongs to: both its ends are placed with that run's origin.
-
-        The span's start includes the prefix padding, which can reach back into the tail of
-        the previous run's audio (speech resumed after a pause): placed on that earlier run's
-        origin, the start would sit before the pause and the span would cover it. The end
-        decides (an end exactly at a run boundary closes the earlier run); an open span goes
-        with the run that was streaming when its ``speech_started`` arrived.
-        """
-        if not self._runs or self._fast:
-            return None
-        if v.end_ms is not None:
-            return max(0, bisect.bisect_left(self._run_starts, v.end_ms) - 1)
-        index = 0 if v.start_ms is None else max(0, bisect.bisect_right(self._run_starts, v.start_ms) - 1)
-        if v.started_at is not None:
-            while index + 1 < len(self._runs) and self._runs[index + 1].t_first <= v.started_at:
-                index += 1
-        return index
-
-    def _span_to_axis(self, audio_ms: float, run: int | None) -> float:
-        if run is None:
-            return self.audio_to_axis(audio_ms)
-        return self._run_offset(run) + audio_ms / 1000.0
+        return self._input.audio_to_axis(audio_ms)
 
     def input_runs(self) -> list[tuple[float, float, float]]:
         """``(axis_start_s, audio_start_ms, audio_end_ms)`` per stretch of input sent without a gap."""
-        out = []
-        for i, run in enumerate(self._runs):
-            end = self._run_starts[i + 1] if i + 1 < len(self._runs) else self._input_ms
-            out.append((self.audio_to_axis(run.start_ms), run.start_ms, end))
-        return out
+        return self._input.runs()
 
     def place_input(self, pcm16: bytes, offset_ms: float = 0.0) -> list[tuple[float, bytes]]:
         """Input audio (PCM16 from input-audio ms ``offset_ms`` on) cut into ``(axis_start_s, pcm)`` runs."""
-        per_ms = self.input_bytes_per_ms
-        total_ms = offset_ms + len(pcm16) / per_ms
-        runs = self.input_runs() or [(0.0, 0.0, total_ms)]
-        out = []
-        for i, (_, a0, a1) in enumerate(runs):
-            if i == len(runs) - 1:
-                a1 = max(a1, total_ms)  # audio kept beyond what the timeline saw
-            lo, hi = max(a0, offset_ms), min(a1, total_ms)
-            if hi <= lo:
-                continue
-            b0 = round((lo - offset_ms) * per_ms) & ~1
-            b1 = round((hi - offset_ms) * per_ms) & ~1
-            out.append((self.audio_to_axis(lo), pcm16[b0:b1]))
-        return out
+        return self._input.place(pcm16, offset_ms)
 
     def place_output(
         self, items: Mapping[str, bytes], *, played_only: bool = True
@@ -644,7 +498,7 @@ class Timeline:
     @property
     def input_ms(self) -> float:
         """Input audio sent so far, in ms."""
-        return self._input_ms
+        return self._input.input_ms
 
     @property
     def end_s(self) -> float:
@@ -652,10 +506,11 @@ class Timeline:
         ends = [0.0]
         if self._t_last is not None:
             ends.append(self.to_axis(self._t_last))
-        if self._runs:
-            ends.append(self.audio_to_axis(self._input_ms))
-        if self._play_end is not None:
-            ends.append(self.to_axis(self._play_end))
+        input_end = self._input.end_s()
+        if input_end is not None:
+            ends.append(input_end)
+        if self._playback.play_end is not None:
+            ends.append(self.to_axis(self._playback.play_end))
         return max(ends)
 
     # ------------------------------------------------------------------ views
@@ -664,12 +519,12 @@ class Timeline:
     def vad_spans(self) -> list[VadSpan]:
         spans = []
         for v in self.state.vad_segments:
-            run = self._span_run(v)
+            run = self._input.span_run(v)
             spans.append(
                 VadSpan(
                     v.item_id,
-                    None if v.start_ms is None else self._span_to_axis(v.start_ms, run),
-                    None if v.end_ms is None else self._span_to_axis(v.end_ms, run),
+                    None if v.start_ms is None else self._input.span_to_axis(v.start_ms, run),
+                    None if v.end_ms is None else self._input.span_to_axis(v.end_ms, run),
                     v.start_ms,
                     v.end_ms,
                     v.committed,
@@ -683,33 +538,23 @@ class Timeline:
 
     @property
     def response_spans(self) -> list[ResponseSpan]:
-        return [
-            ResponseSpan(
-                rid,
-                self.to_axis(r.t_created),
-                None if r.t_done is None else self.to_axis(r.t_done),
-                r.status,
-                r.reason,
-            )
-            for rid, r in self._responses.items()
-        ]
+        """A view over the interpreter's response records (a repeated ``response.done``: the last one)."""
+        spans: dict[str, ResponseSpan] = {}
+        for r in self.state.all_responses:
+            if r.created_at is None:
+                continue
+            done = r.done_at is not None
+            status = "completed" if done and r.status == "in_progress" else r.status
+            end = None if r.done_at is None else self.to_axis(r.done_at)
+            start = self.to_axis(r.created_at)
+            if r.id in spans:
+                start = spans[r.id].start_s
+            spans[r.id] = ResponseSpan(r.id, start, end, status, r.reason)
+        return list(spans.values())
 
     @property
     def audio_spans(self) -> list[AudioSpan]:
-        spans = []
-        for item_id, item in self._items.items():
-            played = item.t_end if item.played_end is None else min(item.t_end, item.played_end)
-            spans.append(
-                AudioSpan(
-                    item_id,
-                    item.response_id,
-                    self.to_axis(item.t_start),
-                    self.to_axis(item.t_end),
-                    self.to_axis(played),
-                    item.bytes / self.output_bytes_per_ms,
-                )
-            )
-        return spans
+        return self._playback.spans(self.to_axis)
 
     @property
     def tool_spans(self) -> list[ToolSpan]:
@@ -724,11 +569,14 @@ class Timeline:
         segments = {v.item_id: v for v in self.state.vad_segments}
         for b in self.state.barge_ins:
             vad = segments.get(b.user_item_id)
-            run = self._span_run(vad) if vad is not None else None
+            run = self._input.span_run(vad) if vad is not None else None
             t = b.received_at if b.received_at is not None else 0.0
             out.append(
                 BargeInMark(
-                    self.to_axis(t), b.user_item_id, b.response_id, self._span_to_axis(b.audio_start_ms, run)
+                    self.to_axis(t),
+                    b.user_item_id,
+                    b.response_id,
+                    self._input.span_to_axis(b.audio_start_ms, run),
                 )
             )
         return out

@@ -18,6 +18,18 @@ audio after a user gesture.
   ``report_ms`` and at each flush, and ``played_ms(item_id)`` maps them back to items with a
   :class:`~voicelive_nb.audio.buffers.PlayoutTracker`.
 
+Client-reference echo cancellation: ``mic.attach_reference(speaker)`` (a :class:`BrowserSpeaker`
+shown in the same page). The page then builds the microphone's capture graph in the speaker's
+AudioContext and connects the speaker's playback node to the capture worklet as a second input:
+the worklet reads both in the same render quantum and sends stereo chunks (channel 0 the
+microphone, channel 1 what the page played at that context frame), with the context frame of
+their first sample. No clock is translated, so the alignment is exact by construction (measured
+0 samples in Chromium, tests/test_browser_echo_reference.py). The page follows the speaker's
+context (started later, stopped, restarted at another rate); where it cannot tap it (speaker not
+in this page, not playing, a browser that cannot join the contexts) it captures mono and says why
+in ``reference_state``. :meth:`BrowserMicrophone.reference_frames` yields stereo frames (channel 1
+silence for mono chunks), ``frames()`` channel 0.
+
 Exactness of ``played_ms``: it is what the page has *confirmed* (never more than was played);
 it lags the page by at most ``report_ms`` plus the comm transit (~3 ms locally). The page's
 flush report says how much more had played when the flush arrived (``last_flush``), so the
@@ -47,10 +59,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import anywidget
+import numpy as np
 import traitlets as T
 
 from ..errors import AudioError, ConfigError
-from .buffers import PlayoutTracker
+from .buffers import PlayoutTracker, interleave
 from .format import StreamResampler, rms_dbfs
 
 __all__ = ["MIC_STATES", "SPEAKER_STATES", "BrowserMicrophone", "BrowserSpeaker", "SpeakerWidget"]
@@ -74,26 +87,38 @@ _PLAYING_STATES = ("running", "suspended")
 _MAX_GAP_FILL_S = 2.0
 
 _CAPTURE_WORKLET = r"""
+// Mono: input 0 (the microphone, mixed down) -> PCM16 chunks. Stereo (client echo reference):
+// input 1 is the page's playback node, pulled in the same render quantum as the microphone, so
+// sample i of both channels belongs to the same context frame: (mic, played) interleaved.
 class VlnbCapture extends AudioWorkletProcessor {
   constructor(options) {
     super();
-    this.chunk = options.processorOptions.chunk;
-    this.buf = new Int16Array(this.chunk);
-    this.n = 0;
+    const o = options.processorOptions;
+    this.chunk = o.chunk; this.stereo = !!o.stereo; this.width = this.stereo ? 2 : 1;
+    this.buf = new Int16Array(this.chunk * this.width);
+    this.n = 0; this.frame = 0;
+  }
+  static pcm(s) { s = s < -1 ? -1 : s > 1 ? 1 : s; return s < 0 ? s * 0x8000 : s * 0x7fff; }
+  static mix(input, i) {
+    const ch = input ? input.length : 0;
+    if (ch === 0) return 0;
+    let s = 0;
+    for (let c = 0; c < ch; c++) s += input[c][i];
+    return s / ch;
   }
   process(inputs) {
-    const input = inputs[0];
-    if (!input || input.length === 0) return true;
-    const ch = input.length, len = input[0].length;
+    const mic = inputs[0];
+    if (!this.stereo && (!mic || mic.length === 0)) return true;
+    const ref = this.stereo ? inputs[1] : null;
+    const len = mic && mic.length ? mic[0].length : ref && ref.length ? ref[0].length : 128;
+    const w = this.width;
     for (let i = 0; i < len; i++) {
-      let s = 0;
-      for (let c = 0; c < ch; c++) s += input[c][i];
-      s /= ch;
-      s = s < -1 ? -1 : s > 1 ? 1 : s;
-      this.buf[this.n++] = s < 0 ? s * 0x8000 : s * 0x7fff;
-      if (this.n === this.chunk) {
-        this.port.postMessage(this.buf.buffer, [this.buf.buffer]);
-        this.buf = new Int16Array(this.chunk);
+      if (this.n === 0) this.frame = currentFrame + i;
+      this.buf[this.n * w] = VlnbCapture.pcm(VlnbCapture.mix(mic, i));
+      if (w === 2) this.buf[this.n * 2 + 1] = VlnbCapture.pcm(VlnbCapture.mix(ref, i));
+      if (++this.n === this.chunk) {
+        this.port.postMessage({ pcm: this.buf.buffer, frame: this.frame }, [this.buf.buffer]);
+        this.buf = new Int16Array(this.chunk * w);
         this.n = 0;
       }
     }
@@ -110,7 +135,7 @@ class VlnbPlayback extends AudioWorkletProcessor {
     const o = options.processorOptions;
     this.jitter = o.jitter; this.reportEvery = o.report;
     this.queue = []; this.head = 0; this.queued = 0;
-    this.gate = false; this.ending = false;
+    this.gate = false; this.ending = false; this.outputting = false;
     this.epoch = o.epoch; this.played = 0; this.sinceReport = 0; this.underruns = 0;
     this.port.onmessage = (e) => this.onMessage(e.data);
   }
@@ -133,7 +158,7 @@ class VlnbPlayback extends AudioWorkletProcessor {
     } else if (m.type === 'clear') {
       const dropped = this.queued, before = this.played, old = this.epoch;
       this.queue = []; this.head = 0; this.queued = 0; this.gate = false; this.ending = false;
-      this.epoch = m.epoch; this.played = 0;
+      this.outputting = false; this.epoch = m.epoch; this.played = 0;
       this.report('flushed', {dropped, prev_epoch: old, prev_played: before});
     } else if (m.type === 'config') {
       this.jitter = m.jitter; this.reportEvery = m.report;
@@ -151,6 +176,11 @@ class VlnbPlayback extends AudioWorkletProcessor {
         k += take; this.head += take;
         if (this.head === f.length) { this.queue.shift(); this.head = 0; }
       }
+      if (k > 0 && !this.outputting) {  // a burst starts at frame currentFrame (offset 0 of this quantum)
+        this.port.postMessage({type: 'started', epoch: this.epoch, played: this.played, frame: currentFrame,
+          rate: sampleRate});
+      }
+      this.outputting = k === n;
       this.queued -= k; this.played += k; this.sinceReport += k;
       if (k < n) {
         this.gate = false;
@@ -159,6 +189,8 @@ class VlnbPlayback extends AudioWorkletProcessor {
       } else if (this.sinceReport >= this.reportEvery) {
         this.report('played');
       }
+    } else {
+      this.outputting = false;
     }
     for (let i = k; i < n; i++) out[i] = 0;
     for (let c = 1; c < outputs[0].length; c++) outputs[0][c].set(out);
@@ -181,19 +213,117 @@ const LABELS = {idle: 'microphone off', requesting: 'asking for the microphone�
 // state through a per-widget id.
 const STATES = new Map();
 
+// The page's speakers (BrowserSpeaker widgets), by id: the echo reference is the playback node of
+// one of them, and the microphone then captures in that speaker's AudioContext.
+const SPEAKERS = globalThis.__vlnbSpeakers || (globalThis.__vlnbSpeakers = new Map());
+// Contexts that already have the capture processor registered (registering twice throws).
+const WITH_WORKLET = new WeakSet();
+
+async function addWorklet(ctx) {
+  if (WITH_WORKLET.has(ctx)) return;
+  const url = URL.createObjectURL(new Blob([WORKLET], { type: 'text/javascript' }));
+  try { await ctx.audioWorklet.addModule(url); } finally { URL.revokeObjectURL(url); }
+  WITH_WORKLET.add(ctx);
+}
+
 function initialize({ model }) {
-  const st = { stream: null, ctx: null, node: null, seq: 0, streamId: 0, sent: 0 };
+  // graph: what build() made for the current stream {ctx, own, source, node, mute, tap}
+  const st = { stream: null, graph: null, gen: 0, seq: 0, streamId: 0, sent: 0, speaker: null };
   STATES.set(model.get('_vlnb_id'), st);
   const setState = (state, error) => {
     model.set('state', state);
     if (error !== undefined) model.set('error', error);
     try { model.save_changes(); } catch (e) { /* the comm is gone */ }
   };
+  const setReference = (text) => {
+    if (model.get('reference_state') === text) return;
+    model.set('reference_state', text);
+    try { model.save_changes(); } catch (e) {}
+  };
+  const teardown = () => {
+    const g = st.graph;
+    st.graph = null;
+    if (!g) return;
+    for (const n of [g.source, g.node, g.mute]) { try { n.disconnect(); } catch (e) {} }
+    if (g.tap) { try { g.tap.disconnect(g.node); } catch (e) {} }
+    if (g.own) g.ctx.close().catch(() => {});
+  };
+  const ownContext = async (stream) => {
+    let ctx = new AudioContext({ sampleRate: model.get('sample_rate') });
+    try { return [ctx, ctx.createMediaStreamSource(stream)]; } catch (e) {
+      // Firefox cannot connect a stream to a context of another rate: capture at the
+      // device rate, the kernel resamples.
+      await ctx.close();
+      ctx = new AudioContext();
+      return [ctx, ctx.createMediaStreamSource(stream)];
+    }
+  };
+  // (Re)build the capture graph of st.stream: in the attached speaker's context with its
+  // playback as input 1 when there is one, else in a context of our own (mono).
+  const build = async () => {
+    const gen = ++st.gen, stream = st.stream;
+    teardown();
+    const refId = model.get('reference_speaker');
+    follow();
+    const sp = refId ? SPEAKERS.get(refId) : null;
+    let missing = '';
+    if (refId && !sp) missing = 'missing: the speaker widget is not displayed in this page';
+    else if (sp && !sp.ctx) {
+      await sp.start();  // the click that started the microphone lets the speaker start too
+      if (gen !== st.gen) return;
+      if (!sp.ctx) missing = 'missing: the speaker is not playing';
+    }
+    let ctx = null, source = null, own = true;
+    if (sp && sp.ctx && sp.node) {
+      try { source = sp.ctx.createMediaStreamSource(stream); ctx = sp.ctx; own = false; } catch (e) {
+        missing = `missing: ${e && e.name}: the microphone cannot join the speaker's audio context`;
+      }
+    }
+    if (!ctx) [ctx, source] = await ownContext(stream);
+    await addWorklet(ctx);
+    if (gen !== st.gen || st.stream !== stream) { if (own) ctx.close().catch(() => {}); return; }
+    const stereo = !own;
+    const chunk = Math.max(1, Math.round(ctx.sampleRate * model.get('chunk_ms') / 1000));
+    const node = new AudioWorkletNode(ctx, 'vlnb-capture', { numberOfInputs: stereo ? 2 : 1, numberOfOutputs: 1,
+      outputChannelCount: [1], processorOptions: { chunk, stereo } });
+    const mute = ctx.createGain(); mute.gain.value = 0;
+    source.connect(node, 0, 0); node.connect(mute); mute.connect(ctx.destination);
+    const tap = stereo ? sp.node : null;
+    if (tap) tap.connect(node, 0, 1);
+    st.graph = { ctx, own, source, node, mute, tap };
+    st.speaker = sp;
+    st.streamId += 1; st.seq = 0;
+    const streamId = st.streamId, ctxRate = ctx.sampleRate, channels = stereo ? 2 : 1;
+    node.port.onmessage = (e) => {
+      if (!st.stream || !st.graph || st.graph.node !== node) return;
+      try {
+        model.send({ type: 'pcm', stream: streamId, seq: st.seq++, t: performance.timeOrigin + performance.now(),
+          rate: ctxRate, channels, frame: e.data.frame }, undefined, [e.data.pcm]);
+        st.sent += 1;
+      } catch (err) { stop('kernel-gone'); }
+    };
+    if (ctx.state !== 'running') await ctx.resume();
+    model.set('context_rate', ctxRate);
+    setReference(stereo ? 'tapped' : refId ? missing : '');
+  };
+  // The speaker's context came or went (started, stopped, restarted at another rate): follow it.
+  const onSpeakerContext = () => {
+    if (!st.stream) return;
+    const g = st.graph, sp = st.speaker;
+    if (g && !g.own && sp && sp.ctx === g.ctx && sp.node === g.tap) return;
+    if (g && g.own && !(sp && sp.ctx)) return;
+    build().catch((e) => setState('error', `${e && e.name}: ${e && e.message}`));
+  };
+  const follow = () => {
+    for (const sp of SPEAKERS.values()) sp.contextListeners.delete(onSpeakerContext);
+    const sp = SPEAKERS.get(model.get('reference_speaker'));
+    if (sp) sp.contextListeners.add(onSpeakerContext);
+  };
   const stop = async (state) => {
-    const { stream, ctx } = st;
-    st.stream = null; st.ctx = null; st.node = null;
+    const stream = st.stream;
+    st.stream = null; st.gen += 1;
+    teardown();
     if (stream) stream.getTracks().forEach((t) => t.stop());
-    if (ctx) { try { await ctx.close(); } catch (e) { /* already closed */ } }
     if (state) setState(state);
   };
   st.stop = stop;
@@ -216,45 +346,23 @@ function initialize({ model }) {
       return;
     }
     try {
-      const rate = model.get('sample_rate');
-      let ctx = new AudioContext({ sampleRate: rate });
-      let source;
-      try { source = ctx.createMediaStreamSource(stream); } catch (e) {
-        // Firefox cannot connect a stream to a context of another rate: capture at the
-        // device rate, the kernel resamples.
-        await ctx.close();
-        ctx = new AudioContext();
-        source = ctx.createMediaStreamSource(stream);
-      }
-      const url = URL.createObjectURL(new Blob([WORKLET], { type: 'text/javascript' }));
-      try { await ctx.audioWorklet.addModule(url); } finally { URL.revokeObjectURL(url); }
-      const chunk = Math.max(1, Math.round(ctx.sampleRate * model.get('chunk_ms') / 1000));
-      const node = new AudioWorkletNode(ctx, 'vlnb-capture', { numberOfOutputs: 1, outputChannelCount: [1],
-        processorOptions: { chunk } });
-      const mute = ctx.createGain(); mute.gain.value = 0;
-      source.connect(node); node.connect(mute); mute.connect(ctx.destination);
-      st.streamId += 1; st.seq = 0;
-      const streamId = st.streamId, ctxRate = ctx.sampleRate;
-      node.port.onmessage = (e) => {
-        if (!st.stream) return;
-        try {
-          model.send({ type: 'pcm', stream: streamId, seq: st.seq++, t: performance.timeOrigin + performance.now(),
-            rate: ctxRate }, undefined, [e.data]);
-          st.sent += 1;
-        } catch (err) { stop('kernel-gone'); }
-      };
+      st.stream = stream;
+      await build();
+      if (st.stream !== stream) return;
       stream.getAudioTracks().forEach((t) => { t.onended = () => { if (st.stream === stream) stop('ended'); }; });
-      st.stream = stream; st.ctx = ctx; st.node = node;
-      if (ctx.state !== 'running') await ctx.resume();
       const track = stream.getAudioTracks()[0];
       model.set('device_label', track ? track.label : '');
-      model.set('context_rate', ctxRate);
       setState('capturing', '');
     } catch (e) {
+      if (st.stream === stream) { st.stream = null; teardown(); }
       stream.getTracks().forEach((t) => t.stop());
       setState('error', `${e && e.name}: ${e && e.message}`);
     }
   };
+  model.on('change:reference_speaker', () => {
+    follow();
+    if (st.stream) build().catch((e) => setState('error', `${e && e.name}: ${e && e.message}`));
+  });
   const onVisibility = () => { model.set('page_visible', !document.hidden); try { model.save_changes(); } catch (e) {} };
   document.addEventListener('visibilitychange', onVisibility);
   onVisibility();
@@ -268,11 +376,12 @@ function initialize({ model }) {
   model.on('comm_live_update', () => stop('kernel-gone'));
   return () => {  // the model is closed (widget closed, kernel changed): release everything
     STATES.delete(model.get('_vlnb_id'));
+    for (const sp of SPEAKERS.values()) sp.contextListeners.delete(onSpeakerContext);
     document.removeEventListener('visibilitychange', onVisibility);
-    const { stream, ctx } = st;
-    st.stream = null; st.ctx = null;
+    const stream = st.stream;
+    st.stream = null; st.gen += 1;
+    teardown();
     if (stream) stream.getTracks().forEach((t) => t.stop());
-    if (ctx) ctx.close().catch(() => {});
   };
 }
 
@@ -291,6 +400,9 @@ function render({ model, el }) {
     button.disabled = state === 'requesting' || state === 'kernel-gone';
     let text = LABELS[state] || state;
     if (state === 'capturing') text += ` (${model.get('device_label') || 'default'}, ${model.get('context_rate')} Hz)`;
+    const ref = model.get('reference_state');
+    if (state === 'capturing' && ref) text += ref === 'tapped' ? ' · echo reference: the speaker' : ` · echo reference ${ref}`;
+    status.dataset.reference = ref;
     if (!model.get('page_visible')) text += ' · tab hidden';
     const err = model.get('error');
     if (err && state !== 'capturing') text += ` — ${err}`;
@@ -305,10 +417,12 @@ function render({ model, el }) {
   model.on('change:state', update);
   model.on('change:page_visible', update);
   model.on('change:error', update);
+  model.on('change:reference_state', update);
   update();
   el.append(button, status);
   return () => {
     model.off('change:state', update); model.off('change:page_visible', update); model.off('change:error', update);
+    model.off('change:reference_state', update);
   };
 }
 
@@ -326,11 +440,16 @@ const LABELS = {idle: 'speaker: click anywhere on the page to enable sound', run
 // The model given to render() is not the object given to initialize(): share the page-side
 // state through a per-widget id.
 const STATES = new Map();
+// Shared with the microphone widget's module: a microphone with this speaker as its echo
+// reference captures in this speaker's AudioContext and taps its playback node.
+const SPEAKERS = globalThis.__vlnbSpeakers || (globalThis.__vlnbSpeakers = new Map());
 
 function initialize({ model }) {
   const st = { ctx: null, node: null, pending: [], epoch: 0, played: 0, queued: 0, flushes: 0,
-    underruns: 0, starting: null, listeners: new Set() };
+    underruns: 0, starting: null, listeners: new Set(), contextListeners: new Set() };
   STATES.set(model.get('_vlnb_id'), st);
+  SPEAKERS.set(model.get('_vlnb_id'), st);
+  const contextChanged = () => st.contextListeners.forEach((f) => { try { f(); } catch (e) {} });
   const save = () => { try { model.save_changes(); } catch (e) {} };
   const setState = (state, error) => {
     model.set('state', state);
@@ -371,6 +490,7 @@ function initialize({ model }) {
         if (ctx.state !== 'running') await ctx.resume();
         model.set('context_rate', ctx.sampleRate);
         setState(ctx.state === 'running' ? 'running' : 'suspended', '');
+        contextChanged();
       } catch (e) {
         setState('error', `${e && e.name}: ${e && e.message}`);
       } finally {
@@ -386,6 +506,7 @@ function initialize({ model }) {
     if (ctx) { try { await ctx.close(); } catch (e) {} }
     if (state) setState(state);
     notify();
+    if (ctx) contextChanged();
   };
   st.start = start; st.stop = stop;
   // Audio needs a user gesture: start at the first click anywhere on the page (the microphone's
@@ -422,10 +543,11 @@ function initialize({ model }) {
   model.on('comm_live_update', () => stop('kernel-gone'));
   return () => {  // the model is closed (widget closed, kernel changed): release everything
     STATES.delete(model.get('_vlnb_id'));
+    SPEAKERS.delete(model.get('_vlnb_id'));
     document.removeEventListener('pointerdown', onGesture, true);
     document.removeEventListener('keydown', onGesture, true);
     const ctx = st.ctx; st.ctx = null; st.node = null;
-    if (ctx) ctx.close().catch(() => {});
+    if (ctx) { ctx.close().catch(() => {}); contextChanged(); }
   };
 }
 
@@ -469,6 +591,19 @@ export default { initialize, render };
 )
 
 
+#: A chunk on its way from the comm to ``frames()``: (PCM16 bytes, page rate, arrival time,
+#: channels, the page's AudioContext frame of its first sample when it starts a capture graph).
+_Chunk = tuple[bytes, int, float, int, int | None]
+
+
+def _split(data: bytes, channels: int) -> tuple[bytes, bytes | None]:
+    """Mono PCM16 of channel 0, and of channel 1 for stereo chunks (``None`` for mono)."""
+    if channels != 2:
+        return data, None
+    both = np.frombuffer(data, "<i2")
+    return both[0::2].tobytes(), both[1::2].tobytes()
+
+
 def _check_rate(name: str, rate: int) -> None:
     if not isinstance(rate, int) or isinstance(rate, bool) or rate <= 0:
         raise ConfigError(name, rate, "a positive rate in Hz such as 24000")
@@ -509,6 +644,11 @@ class BrowserMicrophone(anywidget.AnyWidget):
     echo_cancellation = T.Bool(True).tag(sync=True)
     noise_suppression = T.Bool(True).tag(sync=True)
     auto_gain_control = T.Bool(True).tag(sync=True)
+    reference_speaker = T.Unicode("").tag(sync=True)
+    """The page id of the attached :class:`BrowserSpeaker` (set by :meth:`attach_reference`)."""
+    reference_state = T.Unicode("").tag(sync=True)
+    """Set by the page: ``""`` (no reference), ``"tapped"`` (stereo chunks with the speaker's
+    playback), or ``"missing: <why>"`` (mono chunks; channel 1 becomes silence)."""
 
     def __init__(
         self,
@@ -553,9 +693,16 @@ class BrowserMicrophone(anywidget.AnyWidget):
         self._last_seq = -1
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._queue: asyncio.Queue[tuple[bytes, int, float] | None] | None = None
+        self._queue: asyncio.Queue[_Chunk | None] | None = None
         self._iterating = False
         self._closed = False
+        self._reference: BrowserSpeaker | None = None
+        self.reference_missing_chunks = 0
+        """Mono chunks given to :meth:`reference_frames` (channel 1 filled with silence)."""
+        self.frame_anchors: collections.deque[tuple[int, int, int]] = collections.deque(maxlen=64)
+        """``(sample, context frame, context rate)``: the sample index (at the iterator's rate,
+        counted from the start of the current ``frames()``/``reference_frames()``) at which a
+        capture graph of the page began, and the page's AudioContext frame of that sample."""
         self.on_msg(self._on_custom_msg)
 
     def __repr__(self) -> str:
@@ -598,26 +745,72 @@ class BrowserMicrophone(anywidget.AnyWidget):
         """Ask the page to release the microphone (the state becomes ``stopped``)."""
         self.send({"type": "stop"})
 
+    # --- client-reference echo cancellation -------------------------------------------------
+
+    def attach_reference(self, speaker: BrowserSpeaker | None) -> None:
+        """Take the echo reference from ``speaker`` (``None``: no reference any more).
+
+        The page then captures in the speaker's AudioContext and feeds the speaker's playback
+        node to the capture worklet as a second input: each chunk is stereo (microphone, what
+        the page was playing in that same render quantum), sample-aligned by construction. The
+        speaker must be displayed in the same page as the microphone; if it is not (or is not
+        playing), the page says so in ``reference_state`` and sends mono chunks, and
+        :meth:`reference_frames` fills channel 1 with silence.
+        """
+        if speaker is not None and not isinstance(speaker, BrowserSpeaker):
+            raise ConfigError(
+                "reference",
+                type(speaker).__name__,
+                "a BrowserSpeaker shown in the same page as this BrowserMicrophone "
+                "(a kernel SpeakerSink is the reference of a MicrophoneSource)",
+            )
+        if speaker is not None and speaker.widget.comm is None:
+            raise ConfigError("reference", speaker, "a BrowserSpeaker whose widget is not closed")
+        self._reference = speaker
+        self.reference_speaker = speaker.widget._vlnb_id if speaker is not None else ""
+
+    @property
+    def reference(self) -> BrowserSpeaker | None:
+        """The attached speaker (see :meth:`attach_reference`)."""
+        return self._reference
+
+    @property
+    def reference_available(self) -> bool:
+        """Whether :meth:`reference_frames` can give channel 1 (a speaker is attached)."""
+        return self._reference is not None
+
+    @property
+    def reference_problem(self) -> str | None:
+        if self._reference is None:
+            return "has no speaker attached: mic.attach_reference(browser_speaker)"
+        state = str(self.reference_state)
+        return state if state.startswith("missing") else None
+
     # Kernel main thread (the comm): account, then hand off to the loop. Nothing blocks.
     def _on_custom_msg(self, _widget: Any, content: Any, buffers: list[Any]) -> None:
         if not isinstance(content, dict) or content.get("type") != "pcm" or not buffers:
             return
         now_ms = time.time() * 1000
+        channels = 2 if content.get("channels") == 2 else 1
         data = bytes(buffers[0])
-        if len(data) % 2:
-            data = data[:-1]
+        if len(data) % (2 * channels):
+            data = data[: len(data) - len(data) % (2 * channels)]
         rate = int(content.get("rate") or self.sample_rate)
         seq = int(content.get("seq", -1))
         t = content.get("t")
+        frame = content.get("frame")
+        ctx_frame = int(frame) if isinstance(frame, (int, float)) else None
         if isinstance(t, (int, float)):
             self.latencies_ms.append(now_ms - float(t))
         missing = 0
+        new_stream = False
         with self._lock:
             self.chunks += 1
             self.bytes_received += len(data)
             stream_id = content.get("stream")
             if stream_id != self._stream_id:
                 self._stream_id = stream_id
+                new_stream = True
             elif seq > self._last_seq + 1:
                 missing = seq - self._last_seq - 1
                 self.seq_gaps += 1
@@ -627,26 +820,47 @@ class BrowserMicrophone(anywidget.AnyWidget):
         if loop is None:
             self.chunks_dropped += 1
             return
-        fill = min(missing * len(data), int(_MAX_GAP_FILL_S * rate) * 2)
+        fill = min(missing * len(data), int(_MAX_GAP_FILL_S * rate) * 2 * channels)
         try:
-            loop.call_soon_threadsafe(self._put, data, rate, fill, time.monotonic())
+            loop.call_soon_threadsafe(
+                self._put, data, rate, fill, time.monotonic(), channels, ctx_frame if new_stream else None
+            )
         except RuntimeError:  # the loop is closed: nobody is listening any more
             self.chunks_dropped += 1
 
     # Event-loop thread.
-    def _put(self, data: bytes, rate: int, fill: int, t: float) -> None:
+    def _put(
+        self, data: bytes, rate: int, fill: int, t: float, channels: int = 1, frame: int | None = None
+    ) -> None:
         q = self._queue
         if q is None:
             self.chunks_dropped += 1
             return
-        for item in ((bytes(fill), rate, t), (data, rate, t)) if fill else ((data, rate, t),):
+        chunk: _Chunk = (data, rate, t, channels, frame)
+        items = ((bytes(fill), rate, t, channels, None), chunk) if fill else (chunk,)
+        for item in items:
             if q.full():
                 q.get_nowait()
                 self.overruns += 1
             q.put_nowait(item)
 
     def frames(self, sample_rate: int, frame_ms: int = 20) -> AsyncIterator[bytes]:
-        """Yield PCM16 mono frames of exactly ``frame_ms`` at ``sample_rate`` until closed."""
+        """Yield PCM16 mono frames of exactly ``frame_ms`` at ``sample_rate`` until closed
+        (channel 0 of stereo chunks: the microphone)."""
+        return self._open_frames(sample_rate, frame_ms, stereo=False)
+
+    def reference_frames(self, sample_rate: int, frame_ms: int = 20) -> AsyncIterator[bytes]:
+        """Stereo frames of ``frame_ms`` (4 bytes a sample pair): channel 0 the microphone,
+        channel 1 what the attached :class:`BrowserSpeaker` played in the page at that moment
+        (silence when nothing plays, or while the page cannot tap it: ``reference_state``)."""
+        if self._reference is None:
+            raise AudioError(
+                "browser microphone has no echo reference: attach its speaker with "
+                "mic.attach_reference(browser_speaker)"
+            )
+        return self._open_frames(sample_rate, frame_ms, stereo=True)
+
+    def _open_frames(self, sample_rate: int, frame_ms: int, *, stereo: bool) -> AsyncIterator[bytes]:
         _check_rate("sample_rate", sample_rate)
         frame_samples = sample_rate * frame_ms // 1000
         if frame_samples <= 0:
@@ -656,39 +870,59 @@ class BrowserMicrophone(anywidget.AnyWidget):
         self._closed = False  # a new session on the same widget: listen again
         if sample_rate != self.sample_rate:
             self.sample_rate = sample_rate  # the page captures at this rate from its next start
-        return self._frames(sample_rate, frame_samples * 2)
+        return self._frames(sample_rate, frame_samples * 2, stereo)
 
-    async def _frames(self, sample_rate: int, frame_bytes: int) -> AsyncIterator[bytes]:
+    async def _frames(self, sample_rate: int, frame_bytes: int, stereo: bool = False) -> AsyncIterator[bytes]:
+        """``frame_bytes`` is one channel's frame; stereo frames are twice that."""
         if self._iterating:
             raise AudioError("browser microphone is already streaming; one frames() iterator at a time")
         if self._closed:
             return
         self._iterating = True
         chunk_ms = max(20, int(self.chunk_ms))
-        q: asyncio.Queue[tuple[bytes, int, float] | None] = asyncio.Queue(
+        q: asyncio.Queue[_Chunk | None] = asyncio.Queue(
             maxsize=max(2, math.ceil(self.max_queue_s * 1000 / chunk_ms) * 2)
         )
         self._queue = q
+        self.frame_anchors.clear()
         with self._lock:
             self._loop = asyncio.get_running_loop()
-        resampler: StreamResampler | None = None
-        silence = bytes(frame_bytes)
+            self._stream_id = None  # the first chunk of this iterator anchors the timeline
+        resamplers: tuple[StreamResampler, StreamResampler] | None = None
+        silence = bytes(2 * frame_bytes if stereo else frame_bytes)
         pending = bytearray()
+        pending_ref = bytearray()
+        produced = 0  # samples (per channel, at sample_rate) yielded so far
         try:
             while not self._closed:
                 item = await q.get()
                 if item is None:
                     break
-                data, rate, self.block_time = item
-                self._last_chunk = data
+                data, rate, self.block_time, channels, ctx_frame = item
+                mic, ref = _split(data, channels)
+                self._last_chunk = mic
+                if ctx_frame is not None:
+                    self.frame_anchors.append((produced + len(pending) // 2, ctx_frame, rate))
+                if stereo and ref is None:
+                    self.reference_missing_chunks += 1
+                    ref = bytes(len(mic))
                 if rate != sample_rate:
-                    if resampler is None or resampler.from_rate != rate:
-                        resampler = StreamResampler(rate, sample_rate)
-                    data = resampler.process(data)
-                pending += data
+                    if resamplers is None or resamplers[0].from_rate != rate:
+                        resamplers = (StreamResampler(rate, sample_rate), StreamResampler(rate, sample_rate))
+                    mic = resamplers[0].process(mic)
+                    if stereo and ref is not None:  # the same filter on both: they stay aligned
+                        ref = resamplers[1].process(ref)
+                pending += mic
+                if stereo and ref is not None:
+                    pending_ref += ref
                 while len(pending) >= frame_bytes:
                     frame = bytes(pending[:frame_bytes])
                     del pending[:frame_bytes]
+                    produced += frame_bytes // 2
+                    if stereo:
+                        ref_frame = bytes(pending_ref[:frame_bytes])
+                        del pending_ref[:frame_bytes]
+                        frame = interleave(np.frombuffer(frame, "<i2"), np.frombuffer(ref_frame, "<i2"))
                     self.frames_yielded += 1
                     yield silence if self.muted else frame
         finally:
@@ -774,6 +1008,10 @@ class BrowserSpeaker:
         self.page_queued_frames = 0
         self.last_report_time = 0.0
         self.last_flush: dict[str, Any] | None = None
+        self.starts: collections.deque[dict[str, int]] = collections.deque(maxlen=256)
+        """The page's account of each burst of playback: ``epoch``, ``played`` (frames of the
+        epoch before it) and ``frame``, the AudioContext frame of its first sample at ``rate``
+        (the clock of the microphone's ``frame_anchors`` when this speaker is its reference)."""
         self.widget.on_msg(self._on_custom_msg)
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
@@ -909,6 +1147,11 @@ class BrowserSpeaker:
     # --- reports from the page (kernel main thread) ---------------------------------------
 
     def _on_custom_msg(self, _widget: Any, content: Any, _buffers: list[Any]) -> None:
+        if isinstance(content, dict) and content.get("type") == "started":
+            keys = ("epoch", "played", "frame", "rate")
+            if all(isinstance(content.get(k), (int, float)) for k in keys):
+                self.starts.append({k: int(content[k]) for k in keys})
+            return
         if not isinstance(content, dict) or content.get("type") not in ("played", "flushed"):
             return
         tracker = self._tracker

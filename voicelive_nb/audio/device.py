@@ -63,6 +63,9 @@ Kind = Literal["input", "output"]
 #: 33 of 43 runs, 0.2 s in 35 of 39, 0.3 s in all 25. Lower it for snappier barge-in on an idle
 #: machine: after ``clear()`` the speaker falls silent once this buffer has played out.
 DEFAULT_OUTPUT_LATENCY_S = 0.3
+#: How much longer than its latency a new output stream may take to settle into real-time
+#: callbacks before ``SpeakerSink.open`` returns anyway (measured: 1-15 ms on PulseAudio).
+PREFILL_GRACE_S = 0.5
 #: Input latency asked of PortAudio (the size of its capture buffer, not a delay: blocks
 #: are delivered every ``block_ms``); large enough not to overflow under load.
 DEFAULT_INPUT_LATENCY_S = 0.1
@@ -599,7 +602,9 @@ class SpeakerSink:
     """A speaker as an :class:`~voicelive_nb.audio.base.AudioSink`.
 
     ``open(sample_rate)`` opens the output stream (at ``sample_rate`` of the constructor, or
-    the session rate when the device accepts it, or the device's default rate) and starts it.
+    the session rate when the device accepts it, or the device's default rate), starts it and
+    returns once the device has taken its initial buffer of silence (a few ms), so that the
+    first delta is not pulled out faster than real time.
     ``write`` resamples on the caller's thread and queues into a preallocated playout ring of
     ``buffer_s``; the PortAudio callback only copies from the ring (silence when empty).
 
@@ -658,6 +663,10 @@ class SpeakerSink:
         self._jitter_frames = 0
         self._gate = False  # the callback plays from the ring only while True
         self._ending = False  # end_of_item after the last write: running dry is the end, not an underrun
+        # set by the callback once the device paces it: a new stream first takes its whole buffer
+        # at once (PulseAudio: 20 blocks in ~1-15 ms), which would drain a just-queued delta
+        self._paced = threading.Event()
+        self._last_callback = 0.0
         self._stream: Any = None
         self._closed = False
 
@@ -676,6 +685,11 @@ class SpeakerSink:
         if status and status.output_underflow:
             self.output_underflows += 1
         self.callbacks += 1
+        if not self._paced.is_set():
+            now = time.monotonic()
+            if self.callbacks > 1 and now - self._last_callback > self.block_ms / 2000:
+                self._paced.set()
+            self._last_callback = now
         with self._lock:
             buf = self._buffer
             if buf is None or not self._gate:
@@ -731,6 +745,9 @@ class SpeakerSink:
                 f"speaker not available: cannot start output device {self.device_name!r} ({exc})"
             ) from exc
         self._stream = stream
+        # open returns once the device has taken its initial buffer (of silence): audio written
+        # during that prefill would be pulled faster than real time and run dry mid-reply
+        self._paced.wait(timeout=float(stream.latency) + PREFILL_GRACE_S)
         self._latency_guess = float(stream.latency)
         self.sample_rate = sample_rate
         self.device_rate = rate

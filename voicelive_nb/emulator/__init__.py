@@ -13,11 +13,15 @@ The service's limits (:mod:`.limits`): connections last ``max_connection_s`` (60
 ``session_expired`` and close 1001; ``max_connections_per_minute`` (the standalone emulator
 enforces the published 30 by default; off in-process unless given) refuses more with HTTP 429;
 ``rate_limits.updated`` follows every response with what is left of ``tokens_per_minute``.
+
+The session logic is sans-I/O (:class:`~.protocol.ServerProtocol`: client text and the time in ms
+in; events, the next deadline and speech jobs out); :class:`Conversation` is its asyncio shell.
 """
 
 from __future__ import annotations
 
 from .conversation import Conversation, ConversationOptions, EmulatorStats, default_reply
+from .protocol import ServerProtocol
 from .replay import ReplayServer, load_recording_trace, load_trace
 from .server import (
     BackgroundEmulator,
@@ -39,6 +43,7 @@ __all__ = [
     "Faults",
     "HandshakeRejected",
     "ReplayServer",
+    "ServerProtocol",
     "SessionError",
     "apply_session_update",
     "default_reply",

@@ -16,9 +16,9 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ..hosts import is_loopback_host
 from .limits import MAX_CONNECTIONS_PER_MINUTE
 from .server import EmulatorServer
-from .session_defaults import is_loopback_host
 
 
 def _parser(prog: str = "python -m voicelive_nb.emulator") -> argparse.ArgumentParser:

@@ -40,6 +40,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from ..errors import InvalidValue, StateError
+from ..hosts import is_loopback_host
 from .conversation import Conversation, ConversationOptions, EmulatorStats, Event, Reply, error_event, new_id
 from .limits import (
     MAX_CONNECTION_S,
@@ -48,7 +49,6 @@ from .limits import (
     TokenBudget,
     check_limit,
 )
-from .session_defaults import is_loopback_host
 from .wire_shapes import Edge, PreviewEdge, edge_for, is_ga
 
 __all__ = [
@@ -309,13 +309,15 @@ class Outbox:
                         continue
                     self._sending = True
                 try:
+                    # committed to the wire from here on (a discard no longer drops it): it counts
+                    # as sent now, so a cancelled response's transcript includes it
+                    if item.on_sent is not None:
+                        item.on_sent()
                     # the canonical event in the connection's wire shape (0, 1 or more frames)
                     for wire_event in self.edge.server(dict(item.event)):
                         await self.ws.send(self._encode(wire_event))
                     self.sent += 1
                     self.stats.events_sent += 1
-                    if item.on_sent is not None:
-                        item.on_sent()
                 finally:
                     async with self._cond:
                         self._sending = False

@@ -51,8 +51,8 @@ from websockets.http11 import Request, Response
 
 from ..audio.wav import read_wav
 from ..errors import AudioError, InvalidValue, StateError, VoiceLiveError
+from ..hosts import is_loopback_host
 from .conversation import decode_client_frame, error_event
-from .session_defaults import is_loopback_host
 
 __all__ = [
     "ReplayError",

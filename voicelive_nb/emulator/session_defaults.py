@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import InvalidValue
+from ..hosts import is_loopback_host as is_loopback_host
 from ..protocol import vocabulary
 
 __all__ = [
@@ -127,18 +128,6 @@ def _invalid(param: str, value: Any, allowed: str) -> SessionError:
     if len(shown) > 80:
         shown = shown[:77] + "..."
     return SessionError("invalid_value", f"invalid value for '{param}': {shown}; expected {allowed}", param)
-
-
-def is_loopback_host(host: str) -> bool:
-    """True for ``localhost`` and loopback IP addresses (the emulator's safe default binds)."""
-    import ipaddress
-
-    if host.lower() in ("localhost", "localhost.localdomain"):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 # --- defaults ----------------------------------------------------------------------------------
@@ -608,14 +597,18 @@ def _validate_tools(value: Any) -> list[dict[str, Any]]:
     for i, tool in enumerate(value):
         p = f"{param}[{i}]"
         _need_object(tool, p, nullable=False)
-        ttype = _need_str(tool.get("type"), f"{p}.type", ("function", "mcp"))
+        ttype = _need_str(tool.get("type"), f"{p}.type", ("function", "mcp", "foundry_agent"))
         if ttype == "function":
             _need_str(tool.get("name"), f"{p}.name")
             if "parameters" in tool:
                 _need_object(tool["parameters"], f"{p}.parameters")
-        else:
+        elif ttype == "mcp":
             _need_str(tool.get("server_label"), f"{p}.server_label")
             _need_str(tool.get("server_url"), f"{p}.server_url")
+        else:  # a Foundry agent: kept and reported as the service does; the emulator has none to call
+            for key in ("agent_name", "project_name"):
+                if key in tool:
+                    _need_str(tool[key], f"{p}.{key}")
     return copy.deepcopy(value)
 
 

@@ -55,9 +55,9 @@ from websockets.http11 import Request, Response
 from websockets.server import ServerProtocol
 
 from ..errors import ConfigError, StateError, VoiceLiveError
+from ..hosts import is_loopback_host
 from .endpoint import EmulatorServer
 from .limits import ConnectionRate, check_limit
-from .session_defaults import is_loopback_host
 
 __all__ = ["WORKER_HEADER", "WorkerError", "WorkerPool"]
 

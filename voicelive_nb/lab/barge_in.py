@@ -25,10 +25,13 @@ machine allows and still measures in audio time. In fast pace the microphone may
 the network; the onset-to-silence time then includes that backlog. ``pace="realtime"`` paces
 the microphone like a real one.
 
-With the emulator, "server" echo cancellation is the emulator's Speex canceller fed with the
-audio it sent (aligned as if the client played it the moment it arrived) and "client" the
-same canceller fed with the reference channel this client sends; "none" is the emulator
-without its canceller.
+With the emulator, "server" echo cancellation is the emulator's canceller (a delay estimate,
+the Speex adaptive filter and a residual-echo suppressor: ``emulator/enhance.py``) fed with the
+audio it sent (as if the client played it the moment it arrived) and "client" the same
+canceller fed with the reference channel this client sends; "none" is the emulator without
+its canceller. Replies are scored from the first word by default: the canceller finds the
+echo's delay within ~100 ms of far-end sound and suppresses what its filter has not learnt
+yet, so no warm-up reply is needed (``warmup_replies`` still plays unscored ones first).
 """
 
 from __future__ import annotations
@@ -575,7 +578,7 @@ async def run_condition(
     gain_db: float = -12.0,
     pace: Literal["fast", "realtime"] = "fast",
     speed: float = 1.0,
-    warmup_replies: int = 1,
+    warmup_replies: int = 0,
     reference_shift_ms: float = 0.0,
     session_options: Mapping[str, Any] | None = None,
     on_reply: Callable[[], None] | None = None,
@@ -590,8 +593,8 @@ async def run_condition(
     and that backlog is in the onset-to-silence time; the other metrics do not depend on it).
 
     ``warmup_replies`` replies are played first and not scored (no cue, their barge-ins left
-    out): an adaptive echo canceller needs its first second or so of far-end audio to converge,
-    as every real one does on a call's first words; ``0`` scores from the first word.
+    out), for a canceller that needs far-end audio to converge before it is judged; the
+    default ``0`` scores from the first word (the emulator's canceller needs no warm-up).
     ``reference_shift_ms`` moves the client reference channel later (or earlier) than what
     really played, to see what a misaligned reference costs."""
     if not isinstance(warmup_replies, int) or not 0 <= warmup_replies <= 10:

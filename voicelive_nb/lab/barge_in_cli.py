@@ -52,7 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--speed", type=float, default=4.0, help="times real time with --pace realtime (default 4)"
     )
     p.add_argument(
-        "--warmup", type=int, default=1, help="unscored replies first (canceller convergence; default 1)"
+        "--warmup",
+        type=int,
+        default=0,
+        help="unscored replies first (default 0: scored from the first word)",
     )
     p.add_argument("--figures", type=Path, help="write one timeline PNG per condition into this folder")
     p.add_argument("--json", type=Path, help="write the table rows as JSON")

@@ -57,6 +57,7 @@ from ..errors import (
     VoiceLiveError,
     WaitTimeout,
 )
+from ..hosts import is_loopback_host
 from ..protocol.config import UNSET, SessionConfig
 from ..protocol.state import SessionProtocol, VadSegment
 from .inputs import as_config, as_truth, optional_pandas
@@ -356,11 +357,6 @@ class ReplayResult:
 # --------------------------------------------------------------------------------- where replays run
 
 
-def _is_loopback_url(url: str) -> bool:
-    host = (urlsplit(url).hostname or "").lower()
-    return host in ("localhost", "127.0.0.1", "::1") or host.startswith("127.")
-
-
 class Backend:
     """Where replays run: the built-in emulator (started on enter) or a service endpoint.
 
@@ -402,7 +398,9 @@ class Backend:
         self.emulator = endpoint is None or endpoint == EMULATOR
         self.endpoint: str | None = None if self.emulator else endpoint
         self.api_key = EMULATOR_KEY if self.emulator else api_key
-        local = self.emulator or (endpoint is not None and _is_loopback_url(endpoint))
+        local = self.emulator or (
+            endpoint is not None and is_loopback_host(urlsplit(endpoint).hostname or "")
+        )
         #: True when replays go to a real service (real-time pacing, cost, rate limits).
         self.is_service = not local
         self.pace: Pace = pace or ("fast" if local else "realtime")

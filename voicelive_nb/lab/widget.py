@@ -26,8 +26,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import InvalidValue, OptionalDependencyMissing, WaitTimeout
-from ..protocol.config import SessionConfig
+from ..errors import ConfigError, InvalidValue, OptionalDependencyMissing, WaitTimeout
+from ..protocol.config import SessionConfig, field_spec
 from .inputs import as_config, as_truth
 from .replay import Backend, Pace, ReplayResult, replay_async
 from .sweep import apply_knobs
@@ -36,7 +36,16 @@ from .truth import Truth
 
 __all__ = ["VAD_TYPES", "VadLab"]
 
-VAD_TYPES = ("server_vad", "azure_semantic_vad", "azure_semantic_vad_en", "azure_semantic_vad_multilingual")
+#: The turn-detection types the sliders apply to (those the config's specs give these knobs).
+VAD_TYPES: tuple[str, ...] = field_spec("turn_detection.threshold").applies_to
+#: How far a slider reaches at first (the lab's zoom); ranges, steps and defaults are the config's
+#: field specs, and a value beyond the reach widens its slider up to the spec's maximum.
+SLIDER_REACH: dict[str, float] = {
+    "threshold": 1.0,
+    "prefix_padding_ms": 1000,
+    "silence_duration_ms": 2000,
+    "speech_duration_ms": 1000,
+}
 
 
 def _widgets() -> Any:
@@ -45,6 +54,42 @@ def _widgets() -> Any:
     except ImportError as exc:
         raise OptionalDependencyMissing("the VAD lab widget", "ipywidgets", "notebook") from exc
     return ipywidgets
+
+
+def knob_slider(w: Any, name: str, td: Mapping[str, Any], vad_type: str, style: Any, layout: Any) -> Any:
+    """A slider for ``turn_detection.<name>``: range, step, default (for ``vad_type``) and tooltip
+    from its field spec; it reaches :data:`SLIDER_REACH`, or further when ``td`` holds more."""
+    spec = field_spec(f"turn_detection.{name}")
+    kind = float if spec.kind == "float" else int
+    value = kind(td.get(name, spec.type_defaults.get(vad_type, spec.default)))
+    top = min(float(spec.maximum or 0), max(SLIDER_REACH[name], value))
+    slider = w.FloatSlider if spec.kind == "float" else w.IntSlider
+    return slider(
+        value=value,
+        min=kind(spec.minimum or 0),
+        max=kind(top),
+        step=spec.step,
+        description=name,
+        tooltip=f"{spec.doc} ({spec.allowed})",
+        continuous_update=False,
+        style=style,
+        layout=layout,
+    )
+
+
+def check_knob(name: str, value: Any) -> None:
+    """A knob's value inside its field spec, else a ConfigError naming the field and range."""
+    if name == "type" and value not in VAD_TYPES:
+        raise ConfigError("turn_detection.type", value, "one of: " + ", ".join(VAD_TYPES))
+    if name in SLIDER_REACH:
+        field_spec(f"turn_detection.{name}").check(value)
+
+
+def set_knob(control: Any, name: str, value: Any) -> None:
+    """Set a checked knob's control, widening a slider (up to its spec's maximum) to hold the value."""
+    if name in SLIDER_REACH and value > control.max:
+        control.max = value
+    control.value = value
 
 
 class VadLab:
@@ -97,46 +142,11 @@ class VadLab:
             style=style,
             layout=layout,
         )
-        self.threshold = w.FloatSlider(
-            value=float(td.get("threshold", 0.5)),
-            min=0.0,
-            max=1.0,
-            step=0.01,
-            description="threshold",
-            continuous_update=False,
-            style=style,
-            layout=layout,
-        )
-        self.prefix_padding_ms = w.IntSlider(
-            value=int(td.get("prefix_padding_ms", 400)),
-            min=0,
-            max=1000,
-            step=20,
-            description="prefix_padding_ms",
-            continuous_update=False,
-            style=style,
-            layout=layout,
-        )
-        self.silence_duration_ms = w.IntSlider(
-            value=int(td.get("silence_duration_ms", 500)),
-            min=0,
-            max=2000,
-            step=20,
-            description="silence_duration_ms",
-            continuous_update=False,
-            style=style,
-            layout=layout,
-        )
-        self.speech_duration_ms = w.IntSlider(
-            value=int(td.get("speech_duration_ms", 80 if td.get("type", "").startswith("azure") else 200)),
-            min=0,
-            max=1000,
-            step=20,
-            description="speech_duration_ms",
-            continuous_update=False,
-            style=style,
-            layout=layout,
-        )
+        vad_type = self.vad_type.value
+        self.threshold = knob_slider(w, "threshold", td, vad_type, style, layout)
+        self.prefix_padding_ms = knob_slider(w, "prefix_padding_ms", td, vad_type, style, layout)
+        self.silence_duration_ms = knob_slider(w, "silence_duration_ms", td, vad_type, style, layout)
+        self.speech_duration_ms = knob_slider(w, "speech_duration_ms", td, vad_type, style, layout)
         self.noise_suppression = w.Checkbox(
             value=bool(nr), description="deep noise suppression", style=style, indent=False
         )
@@ -193,11 +203,15 @@ class VadLab:
 
     def set(self, **knobs: Any) -> None:
         """Set several knobs at once (one debounced re-run), e.g. ``lab.set(threshold=0.6)``."""
-        for name, value in knobs.items():
+        controls = {}
+        for name, value in knobs.items():  # all checked before any is set
             control = getattr(self, name if name != "type" else "vad_type", None)
             if control not in self._controls:
                 raise InvalidValue(f"unknown knob {name!r}; knobs: {', '.join(self.knobs)}")
-            control.value = value
+            check_knob(name, value)
+            controls[name] = control
+        for name, value in knobs.items():
+            set_knob(controls[name], name, value)
 
     def load(
         self, audio: Clip | str | Path | bytes, *, truth: Any = None, sample_rate: int | None = None

@@ -5,7 +5,10 @@ No I/O, no clocks, no environment: feed it text and events, read what it tracks.
 - :mod:`~voicelive_nb.protocol.events`: one immutable class per wire event type.
 - :mod:`~voicelive_nb.protocol.codec`: ``decode_server_event`` (never raises), ``encode_event``,
   ``encode_audio_append`` (the 20 ms fast path).
-- :mod:`~voicelive_nb.protocol.state`: ``SessionProtocol``, the state machine.
+- :mod:`~voicelive_nb.protocol.state`: ``SessionProtocol``, the state machine, and the books it
+  owns and feeds: :mod:`~voicelive_nb.protocol.conversation` (items, transcript),
+  :mod:`~voicelive_nb.protocol.responses` (responses, assistant audio) and
+  :mod:`~voicelive_nb.protocol.calls` (function calls, MCP approvals).
 - :mod:`~voicelive_nb.protocol.wire`: the preview and GA wire shapes (``shape_for_api_version``,
   ``canonical_type``, ``session_to_wire`` / ``session_from_wire``, ``encode_client_event``).
 

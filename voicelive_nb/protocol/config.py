@@ -198,6 +198,10 @@ class FieldSpec:
     nullable: bool = False
     required: bool = False
 
+    def check(self, value: Any) -> None:
+        """Raise a :class:`ConfigError` naming the field and the allowed values unless ``value`` fits."""
+        _check(self, value)
+
     @property
     def allowed(self) -> str:
         """Human-readable description of the allowed values (used in error messages)."""

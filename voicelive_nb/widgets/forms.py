@@ -14,8 +14,22 @@ The form edits a *draft* (a wire dict). Each change is validated at once by buil
 :class:`SessionConfig` with ``with_changes``; a :class:`ConfigError` is shown in red beside the field
 it names and the last valid configuration is kept (the draft keeps the bad value, so a change that
 needs two edits, e.g. echo-cancellation ``reference_source=client`` with ``channels=2``, can pass
-through an invalid step). Valid changes reach ``on_change(config)`` debounced, on a timer thread.
-:meth:`ConfigForm.set_config` updates the widgets without calling ``on_change``.
+through an invalid step). Valid changes reach ``on_change(config)`` debounced (a
+:class:`~voicelive_nb.widgets.debounce.Debouncer`): in a Jupyter kernel a widget callback runs on
+the kernel's thread inside its running asyncio loop, so there the wait is ``loop.call_later`` on
+that loop and ``on_change`` runs on the kernel's thread like any widget callback, no thread
+started; only where the editing thread runs no loop (plain Python, headless tests) does a timer
+thread (``voicelive-form-debounce``) wait and call it. :meth:`ConfigForm.set_config` updates the
+widgets without calling ``on_change``.
+
+One control is not generated: the *client echo reference* checkbox in the echo-cancellation
+group sets exactly what :meth:`SessionConfig.with_client_echo_reference` sets (reference_source
+client with 2 channels, which makes the session add the ``client_ec_reference:true`` URL flag and
+stream stereo). The service fixes the echo reference for a connection: while a connection reports
+the other one (:meth:`ConfigForm.set_effective`), the change is *held*: the note says it applies
+at the next Start, ``on_change`` gets the configuration with the connection's echo cancellation
+(so ``session.update`` never carries a change the service would refuse), and :meth:`ConfigForm.flush`
+(the panel's Start) delivers the whole form, held change included.
 """
 
 from __future__ import annotations
@@ -33,6 +47,7 @@ import ipywidgets as W  # type: ignore[import-untyped]
 
 from ..errors import ConfigError
 from ..protocol.config import UNSET, FieldSpec, SessionConfig, field_specs
+from .debounce import Debouncer
 
 __all__ = ["PRESETS", "SECTIONS", "ConfigForm", "redact", "widget_tree"]
 
@@ -66,6 +81,8 @@ SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Advanced", ()),
 )
 PRESETS = ("quickstart", "server_vad", "manual")
+#: The group the *client echo reference* checkbox sits in.
+ECHO_PATH = "input_audio_echo_cancellation"
 _PRESET_PROMPT = "preset…"
 
 _DESCRIPTION_WIDTH = "190px"
@@ -219,6 +236,14 @@ def widget_tree(root: Any, extra: Iterable[Any] = ()) -> list[Any]:
             elif isinstance(value, (list, tuple)):
                 stack.extend(v for v in value if isinstance(v, W.Widget))
     return list(seen.values())
+
+
+def _is_client(echo: Any) -> bool:
+    """Whether an ``input_audio_echo_cancellation`` value (object or wire dict) takes the client's reference."""
+    source = (
+        echo.get("reference_source") if isinstance(echo, Mapping) else getattr(echo, "reference_source", None)
+    )
+    return source == "client"
 
 
 def _set(widget: Any, name: str, value: Any) -> None:
@@ -647,6 +672,242 @@ def _field_for(kit: _Kit, spec: FieldSpec) -> _Field:
 
 
 # ----------------------------------------------------------------------------------------------
+# the fields of a form and what they mean for a draft
+# ----------------------------------------------------------------------------------------------
+
+
+class _FieldTable:
+    """The form's fields, laid out from the field specs, and the rules that read them over a draft.
+
+    It owns the specs by path, the object fields that are groups (``containers``) with their
+    selectors, the fields each discriminator switches, one :class:`_Field` per editable path, a
+    box per group and the rows of each section tab. Over a draft (a wire dict) it says which
+    fields apply and show, each field's default and where an error belongs. ``on_edit(path)`` is
+    called when a field's widget changes."""
+
+    def __init__(self, specs: list[FieldSpec], kit: _Kit, on_edit: Callable[[str], None]) -> None:
+        self.specs: dict[str, FieldSpec] = {s.path: s for s in specs}
+        self.containers: set[str] = {
+            s.path
+            for s in specs
+            if s.kind == "object" and any(o.path.startswith(s.path + ".") for o in specs)
+        }
+        self.discriminated: dict[str, list[FieldSpec]] = {}
+        for s in specs:
+            if s.discriminator:
+                self.discriminated.setdefault(s.discriminator, []).append(s)
+        self.selector_of: dict[str, str] = {}
+        self.fields: dict[str, _Field] = {}
+        self.groups: dict[str, W.VBox] = {}
+        self._kit = kit
+        self._on_edit = on_edit
+        self.sections = self._build(specs)
+
+    # ------------------------------------------------------------------ building
+
+    def _build(self, specs: list[FieldSpec]) -> dict[str, list[Any]]:
+        """Each spec's row into its group or its section (title → rows)."""
+        sections: dict[str, list[Any]] = {title: [] for title, _ in SECTIONS}
+        section_of = {top: title for title, tops in SECTIONS for top in tops}
+        members: dict[str, list[Any]] = {}  # container path → its child rows / groups
+        for spec in specs:
+            path = spec.path
+            parent = _parent(path)
+            if path in self.containers:
+                members[path] = []
+                entry: Any = self._group(spec, specs)
+            elif path in self.selector_of.values():
+                continue  # the group's own selector row
+            else:
+                field = _field_for(self._kit, spec)
+                self._add(field)
+                entry = field.row
+            if parent and parent in members:
+                members[parent].append(entry)
+            else:
+                sections[section_of.get(path.split(".")[0], SECTIONS[-1][0])].append(entry)
+        for path, box in self.groups.items():
+            box.children = (*box.children, *members[path])
+        return sections
+
+    def _group(self, spec: FieldSpec, specs: list[FieldSpec]) -> Any:
+        """The box of an object field: its title and its selector (type/model, else on/off)."""
+        path = spec.path
+        selector = next(
+            (s for s in specs if _parent(s.path) == path and s.kind == "choice" and s.required and s.choices),
+            None,
+        )
+        head: _Field = (
+            _SelectorField(self._kit, spec, selector) if selector is not None else _ModeField(self._kit, spec)
+        )
+        if selector is not None:
+            self.selector_of[path] = selector.path
+        self._add(head)
+        title = W.HTML(
+            f'<b>{html.escape(path)}</b> <span style="{_HINT_STYLE}">{html.escape(spec.doc)}</span>',
+            layout=self._kit.layout(),
+            style=self._kit.style(W.HTML),
+        )
+        box = W.VBox(
+            [title, head.row],
+            layout=W.Layout(border="1px solid #ddd", padding="4px", margin="4px 0"),
+        )
+        self.groups[path] = box
+        return box
+
+    def _add(self, field: _Field) -> None:
+        self.fields[field.path] = field
+        field.widget.observe(lambda change, path=field.path: self._on_edit(path), names="value")
+
+    # ------------------------------------------------------------------ reading a draft
+
+    def effective(self, draft: Mapping[str, Any], path: str) -> Any:
+        """The draft's value at ``path``, else the field's default."""
+        value = _lookup(draft, path)
+        if value is UNSET or value is None:
+            spec = self.specs.get(path)
+            return spec.default if spec is not None else UNSET
+        return value
+
+    def applies(self, draft: Mapping[str, Any], spec: FieldSpec) -> bool:
+        if spec.applies_to and spec.discriminator:
+            current = self.effective(draft, spec.discriminator)
+            if isinstance(current, str) and current not in spec.applies_to:
+                return False
+        return True
+
+    def visible(self, draft: Mapping[str, Any], path: str) -> bool:
+        spec = self.specs.get(path)
+        if spec is not None and not self.applies(draft, spec):
+            return False
+        parent = _parent(path)
+        if not parent or parent not in self.containers:
+            return True
+        if not self.visible(draft, parent):
+            return False
+        if self.selector_of.get(parent) == path:
+            return True  # a group's selector shows while the group does
+        return isinstance(_as_object(parent, _lookup(draft, parent)), dict)
+
+    def default(self, draft: Mapping[str, Any], spec: FieldSpec) -> Any:
+        """The field's default, that of the draft's type where the type has its own."""
+        if spec.type_defaults and spec.discriminator:
+            current = self.effective(draft, spec.discriminator)
+            if current in spec.type_defaults:
+                return spec.type_defaults[current]
+        return spec.default
+
+    def locate(self, draft: Mapping[str, Any], field: str, changed: str | None) -> str:
+        """The shown field an error about ``field`` belongs beside (else the one just changed)."""
+        path = re.sub(r"\[\d+\]", "", field)
+        while path:
+            target = self.selector_of.get(path, path)
+            if target in self.fields and self.visible(draft, target):
+                return target
+            path = _parent(path)
+        return changed or next(iter(self.fields))
+
+
+# ----------------------------------------------------------------------------------------------
+# the client echo reference
+# ----------------------------------------------------------------------------------------------
+
+
+class _EchoReference:
+    """The form's *client echo reference*: its checkbox and note, what the live connection uses
+    (``live``; ``None``: no connection known), the echo cancellation last handed to ``on_change``
+    (``sent``) and a change held for the next Start (``held``).
+
+    The service fixes the echo reference for a connection, so a change to the other reference is
+    held: ``on_change`` keeps getting the connection's echo cancellation until a Start (see the
+    module doc). The form calls it under its own lock and redraws when told to."""
+
+    def __init__(self, config: SessionConfig) -> None:
+        self.live: bool | None = None
+        self.sent: Any = config.input_audio_echo_cancellation
+        self.held: Any = None
+        self.box: Any = None
+        self.note: Any = None
+
+    def build(self, kit: _Kit, group: Any, on_toggle: Callable[[Mapping[str, Any]], None]) -> None:
+        """Add the checkbox row as the first row of the echo-cancellation ``group``."""
+        kw = {**kit.kw(W.Checkbox, "client_echo_reference"), "description": "client echo reference"}
+        self.box = W.Checkbox(value=False, indent=True, **kw)
+        self.box.tooltip = (
+            "the client sends what its speaker played as channel 1 (reference_source client, "
+            "channels 2, URL feature client_ec_reference:true); fixed for a connection"
+        )
+        self.note = W.HTML(layout=kit.layout(margin="0 0 0 8px"), style=kit.style(W.HTML))
+        self.box.observe(on_toggle, names="value")
+        row = W.HBox([self.box, self.note], layout=W.Layout(align_items="center"))
+        group.children = (group.children[0], row, *group.children[1:])
+
+    def shown(self, config: SessionConfig) -> SessionConfig:
+        """What :meth:`ConfigForm.set_config` shows: ``config``, with a held change kept over it."""
+        if self.held is not None and config.client_echo_reference != _is_client(self.held):
+            return config.replace(input_audio_echo_cancellation=self.held)  # still for the next Start
+        self.held = None
+        self.sent = config.input_audio_echo_cancellation
+        return config
+
+    def hold(self, config: SessionConfig) -> tuple[SessionConfig, bool]:
+        """What ``on_change`` may get now, and whether that holds a change back: the connection's
+        echo cancellation while ``config`` asks for the other reference, else ``config``."""
+        live = self.live
+        if live is None or config.client_echo_reference == live:
+            self.held = None
+            self.sent = config.input_audio_echo_cancellation
+            return config, False
+        self.held = config.input_audio_echo_cancellation
+        keep = self.sent
+        if _is_client(keep) != live:
+            keep = config.with_client_echo_reference(live).input_audio_echo_cancellation
+        return config.replace(input_audio_echo_cancellation=keep), True
+
+    def heard(self, echo: Any) -> bool:
+        """The service reported the connection's echo cancellation; True if that took the held change."""
+        self.live = _is_client(echo)
+        if self.held is not None and _is_client(self.held) == self.live:
+            self.held = None  # a new connection took it
+            return True
+        return False
+
+    def release(self) -> bool:
+        """A Start: the next connection takes what the form shows. True if a change was held."""
+        if self.held is None:
+            return False
+        self.held = None
+        self.live = None
+        return True
+
+    @staticmethod
+    def held_text(live: bool) -> str:
+        return (
+            f"client echo reference {'off' if live else 'on'} applies at the next Start: the service "
+            f"fixes the echo reference for a connection (this one keeps the {'client' if live else 'server'} "
+            "reference)"
+        )
+
+    def sync(self, draft: Mapping[str, Any]) -> None:
+        """Show the draft's reference, and the held change or what the reference means."""
+        box, note = self.box, self.note
+        if box is None or note is None:
+            return
+        on = _is_client(_lookup(draft, ECHO_PATH))
+        _set(box, "value", on)
+        if self.held is not None and self.live is not None:
+            text, style = self.held_text(self.live), _ERROR_STYLE
+        elif on:
+            text, style = (
+                "stereo input: channel 0 the microphone, channel 1 what the speaker played",
+                _HINT_STYLE,
+            )
+        else:
+            text, style = "", _HINT_STYLE
+        _set(note, "value", f'<span style="{style}">{html.escape(text)}</span>' if text else "")
+
+
+# ----------------------------------------------------------------------------------------------
 # the form
 # ----------------------------------------------------------------------------------------------
 
@@ -655,8 +916,9 @@ class ConfigForm(W.VBox):  # type: ignore[misc]
     """The whole :class:`SessionConfig` as a generated, validated, debounced form.
 
     ``on_change(config)`` is called with each new valid configuration, at most once per
-    ``debounce_s`` of quiet (on a timer thread; ``debounce_s=0``: at once, on the caller's
-    thread). It must not block. ``exclude`` lists dotted paths left out of the form (with
+    ``debounce_s`` of quiet (on the running asyncio loop of the thread that edited, i.e. the
+    kernel's thread in Jupyter; on a timer thread where that thread runs no loop;
+    ``debounce_s=0``: at once, on the caller's thread). It must not block. ``exclude`` lists dotted paths left out of the form (with
     everything under them); ``model`` by default, since it is fixed once connected. Failures
     of the form's own callbacks (and of ``on_change``) are shown in ``message`` and passed to
     ``on_error(text)``.
@@ -681,84 +943,33 @@ class ConfigForm(W.VBox):  # type: ignore[misc]
         self._draft: dict[str, Any] = self._valid.to_dict()
         self._parse_errors: dict[str, str] = {}
         self._config_error: tuple[str, str] | None = None
-        self._emit: SessionConfig | None = None
-        self._timer: threading.Timer | None = None
-        self._generation = 0
+        self._debounce: Debouncer[SessionConfig] = Debouncer(self._deliver)
         self._confirmed: dict[str, str] = {}  # path → "✓ applied" note, until the field changes again
         self._stash: dict[tuple[str, Any], dict[str, Any]] = {}  # (discriminator, type) → its values
         self._effective_server: dict[str, Any] = {}  # what session.updated says the service uses
+        self._echo = _EchoReference(self._valid)
 
         excluded = tuple(exclude)
         specs = [
             s for s in field_specs() if not any(s.path == e or s.path.startswith(e + ".") for e in excluded)
         ]
-        self._specs: dict[str, FieldSpec] = {s.path: s for s in specs}
-        self._containers: set[str] = {
-            s.path
-            for s in specs
-            if s.kind == "object" and any(o.path.startswith(s.path + ".") for o in specs)
-        }
-        self._discriminated: dict[str, list[FieldSpec]] = {}
-        for s in specs:
-            if s.discriminator:
-                self._discriminated.setdefault(s.discriminator, []).append(s)
-        self._selector_of: dict[str, str] = {}
-        self.fields: dict[str, _Field] = {}
-        self._groups: dict[str, W.VBox] = {}
         self._kit = _Kit()
-        self._build(specs)
+        self._table = _FieldTable(specs, self._kit, self._widget_changed)
+        self.fields: dict[str, _Field] = self._table.fields
+        self._groups: dict[str, W.VBox] = self._table.groups
+        self._selector_of = self._table.selector_of
+        self._build()
         self._sync_widgets()
 
     # ------------------------------------------------------------------ building
 
-    def _build(self, specs: list[FieldSpec]) -> None:
-        sections: dict[str, list[Any]] = {title: [] for title, _ in SECTIONS}
-        section_of = {top: title for title, tops in SECTIONS for top in tops}
-        members: dict[str, list[Any]] = {}  # container path → its child rows / groups
-        for spec in specs:
-            path = spec.path
-            parent = _parent(path)
-            if path in self._containers:
-                selector = next(
-                    (
-                        s
-                        for s in specs
-                        if _parent(s.path) == path and s.kind == "choice" and s.required and s.choices
-                    ),
-                    None,
-                )
-                head: _Field = (
-                    _SelectorField(self._kit, spec, selector)
-                    if selector is not None
-                    else _ModeField(self._kit, spec)
-                )
-                if selector is not None:
-                    self._selector_of[path] = selector.path
-                self._add_field(head)
-                title = W.HTML(
-                    f'<b>{html.escape(path)}</b> <span style="{_HINT_STYLE}">{html.escape(spec.doc)}</span>',
-                    layout=self._kit.layout(),
-                    style=self._kit.style(W.HTML),
-                )
-                members[path] = []
-                box = W.VBox(
-                    [title, head.row],
-                    layout=W.Layout(border="1px solid #ddd", padding="4px", margin="4px 0"),
-                )
-                self._groups[path] = box
-                entry: Any = box
-            elif path in self._selector_of.values():
-                continue  # the group's own selector row
-            else:
-                field = _field_for(self._kit, spec)
-                self._add_field(field)
-                entry = field.row
-            if parent and parent in members:
-                members[parent].append(entry)
-            else:
-                sections[section_of.get(path.split(".")[0], SECTIONS[-1][0])].append(entry)
-        for path, box in self._groups.items():
-            box.children = (*box.children, *members[path])
+    def _build(self) -> None:
+        """The toolbar, the section tabs and the echo reference row."""
+        sections = self._table.sections
+        if ECHO_PATH in self._groups:
+            self._echo.build(self._kit, self._groups[ECHO_PATH], self._echo_reference_toggled)
+        self.echo_reference: Any = self._echo.box  # None without the echo-cancellation group
+        self.echo_reference_note: Any = self._echo.note
 
         self.presets = W.Dropdown(
             options=[_PRESET_PROMPT, *PRESETS], description="load", layout=W.Layout(width="220px")
@@ -775,10 +986,6 @@ class ConfigForm(W.VBox):  # type: ignore[misc]
             self.tabs,
             self.export_output,
         )
-
-    def _add_field(self, field: _Field) -> None:
-        self.fields[field.path] = field
-        field.widget.observe(lambda change, path=field.path: self._widget_changed(path), names="value")
 
     # ------------------------------------------------------------------ public API
 
@@ -804,9 +1011,14 @@ class ConfigForm(W.VBox):  # type: ignore[misc]
             return out
 
     @property
+    def _live_reference(self) -> bool | None:
+        """The echo reference of the live connection (``None``: no connection known)."""
+        return self._echo.live
+
+    @property
     def pending(self) -> bool:
         """True while a valid change waits for its debounced ``on_change``."""
-        return self._emit is not None
+        return self._debounce.pending
 
     def widget(self, path: str) -> Any:
         """The input widget of a dotted field path (a group's selector for an object path)."""
@@ -814,7 +1026,7 @@ class ConfigForm(W.VBox):  # type: ignore[misc]
 
     def is_visible(self, path: str) -> bool:
         with self._lock:
-            return self._visible(self._selector_of.get(path, path))
+            return self._table.visible(self._draft, self._selector_of.get(path, path))
 
     def set_config(self, config: SessionConfig) -> None:
         """Show ``config`` (e.g. after ``session.updated``) without calling ``on_change``.
@@ -822,7 +1034,8 @@ class ConfigForm(W.VBox):  # type: ignore[misc]
         Drops a change still waiting for its debounce, and any invalid edits.
         """
         with self._lock:
-            self._cancel_timer()
+            self._debounce.cancel()
+            config = self._echo.shown(config)
             self._valid = config
             self._draft = config.to_dict()
             self._parse_errors.clear()
@@ -859,7 +1072,7 @@ class ConfigForm(W.VBox):  # type: ignore[misc]
         marked: list[str] = []
         with self._lock:
             for path in paths:
-                target = self._locate(path, None) if path not in self.fields else path
+                target = self._table.locate(self._draft, path, None) if path not in self.fields else path
                 if target in self.fields and target not in marked:
                     self._confirmed[target] = note
                     marked.append(target)
@@ -873,6 +1086,8 @@ class ConfigForm(W.VBox):  # type: ignore[misc]
         service's value beside it (``service default: en-US-…``)."""
         with self._lock:
             new = json.loads(json.dumps(dict(session), default=str))
+            if self._echo.heard(new.get(ECHO_PATH)):
+                self._sync_widgets(values=False)
             if same_value(new, self._effective_server):
                 return
             self._effective_server = new
@@ -881,10 +1096,15 @@ class ConfigForm(W.VBox):  # type: ignore[misc]
             self._sync_widgets(values=False)
 
     def flush(self) -> bool:
-        """Deliver a change waiting for its debounce now; True if there was one."""
+        """Deliver a change waiting for its debounce now; True if there was one.
+
+        With a held client-echo-reference change (see the module doc) this is the Start of a new
+        connection: the whole form is delivered, the held change included."""
         with self._lock:
-            emit = self._emit
-            self._cancel_timer()
+            emit = self._debounce.take()
+            if self._echo.release():
+                emit = self._valid  # the whole form, the held change included
+                self._sync_widgets(values=False)
         if emit is None:
             return False
         self._deliver(emit)
@@ -899,9 +1119,8 @@ class ConfigForm(W.VBox):  # type: ignore[misc]
         return json.dumps(redact(data) if redact_secrets else data, indent=indent)
 
     def close(self) -> None:
-        """Stop the debounce timer and close every widget of the form (layouts and styles too)."""
-        with self._lock:
-            self._cancel_timer()
+        """Stop the debounce wait and close every widget of the form (layouts and styles too)."""
+        self._debounce.cancel()
         extra = [*(w for f in self.fields.values() for w in f.widgets()), *self._kit.widgets()]
         for widget in widget_tree(self, extra):
             if widget is not self:
@@ -950,7 +1169,7 @@ class ConfigForm(W.VBox):  # type: ignore[misc]
                 node = dict(old) if isinstance(old, dict) else {}
                 _assign(self._draft, target, node)
                 self._retype(field.path, value)
-        elif path in self._discriminated:
+        elif path in self._table.discriminated:
             self._retype(path, value)
         else:
             _assign(self._draft, path, value)
@@ -959,7 +1178,7 @@ class ConfigForm(W.VBox):  # type: ignore[misc]
     def _retype(self, discriminator: str, value: Any) -> None:
         """Set a discriminator; drop fields that no longer apply, apply the new type's defaults."""
         previous = _lookup(self._draft, discriminator)
-        specs = self._discriminated.get(discriminator, ())
+        specs = self._table.discriminated.get(discriminator, ())
         if isinstance(previous, str) and previous != value:  # keep that type's values while the form lives
             self._stash[(discriminator, previous)] = {
                 spec.path: json.loads(json.dumps(got))
@@ -984,9 +1203,9 @@ class ConfigForm(W.VBox):  # type: ignore[misc]
         """Build the draft with ``with_changes``; on success return it if it differs from the last."""
         before = self._valid.to_dict()
         try:
-            new = self._valid.with_changes(_delta(before, self._draft, self._containers))
+            new = self._valid.with_changes(_delta(before, self._draft, self._table.containers))
         except ConfigError as exc:
-            where = self._locate(exc.field, changed)
+            where = self._table.locate(self._draft, exc.field, changed)
             self._config_error = (where, self._scrub(str(exc)))
             return None
         self._config_error = None
@@ -994,55 +1213,12 @@ class ConfigForm(W.VBox):  # type: ignore[misc]
         self._draft = new.to_dict()
         return None if same_value(new.to_dict(), before) else new
 
-    def _locate(self, field: str, changed: str | None) -> str:
-        path = re.sub(r"\[\d+\]", "", field)
-        while path:
-            target = self._selector_of.get(path, path)
-            if target in self.fields and self._visible(target):
-                return target
-            path = _parent(path)
-        return changed or next(iter(self.fields))
-
     def _scrub(self, text: str) -> str:
         for secret in _secrets_in(self._draft):
             text = text.replace(secret, REDACTED)
         return text
 
     # ------------------------------------------------------------------ visibility and sync
-
-    def _effective(self, path: str) -> Any:
-        value = _lookup(self._draft, path)
-        if value is UNSET or value is None:
-            spec = self._specs.get(path)
-            return spec.default if spec is not None else UNSET
-        return value
-
-    def _applies(self, spec: FieldSpec) -> bool:
-        if spec.applies_to and spec.discriminator:
-            current = self._effective(spec.discriminator)
-            if isinstance(current, str) and current not in spec.applies_to:
-                return False
-        return True
-
-    def _visible(self, path: str) -> bool:
-        spec = self._specs.get(path)
-        if spec is not None and not self._applies(spec):
-            return False
-        parent = _parent(path)
-        if not parent or parent not in self._containers:
-            return True
-        if not self._visible(parent):
-            return False
-        if self._selector_of.get(parent) == path:
-            return True  # a group's selector shows while the group does
-        return isinstance(_as_object(parent, _lookup(self._draft, parent)), dict)
-
-    def _default(self, spec: FieldSpec) -> Any:
-        if spec.type_defaults and spec.discriminator:
-            current = self._effective(spec.discriminator)
-            if current in spec.type_defaults:
-                return spec.type_defaults[current]
-        return spec.default
 
     def _sync_widgets(self, *, values: bool = True) -> None:
         """Make every widget show the draft (values, visibility, hints, errors); no on_change.
@@ -1052,7 +1228,7 @@ class ConfigForm(W.VBox):  # type: ignore[misc]
         try:
             error_at, error_text = self._config_error or ("", "")
             for path, field in self.fields.items():
-                _set(field.row.layout, "display", None if self._visible(path) else "none")
+                _set(field.row.layout, "display", None if self._table.visible(self._draft, path) else "none")
                 hint = ""
                 if path not in self._parse_errors:
                     if isinstance(field, (_SelectorField, _ModeField)):
@@ -1067,7 +1243,10 @@ class ConfigForm(W.VBox):  # type: ignore[misc]
                             hint = self._server_hint(field.container)
                     else:
                         assert field.spec is not None
-                        value, default = _lookup(self._draft, path), self._default(field.spec)
+                        value, default = (
+                            _lookup(self._draft, path),
+                            self._table.default(self._draft, field.spec),
+                        )
                         if values:
                             field.show(value, default)
                         hint = field.hint_for(value, default)
@@ -1076,7 +1255,8 @@ class ConfigForm(W.VBox):  # type: ignore[misc]
                 error = self._parse_errors.get(path) or (error_text if path == error_at else "")
                 field.set_messages(hint, error, self._confirmed.get(path, ""))
             for path, box in self._groups.items():
-                _set(box.layout, "display", None if self._visible(path) else "none")
+                _set(box.layout, "display", None if self._table.visible(self._draft, path) else "none")
+            self._echo.sync(self._draft)
         finally:
             self._syncing = False
 
@@ -1102,36 +1282,41 @@ class ConfigForm(W.VBox):  # type: ignore[misc]
         if self.debounce_s <= 0:
             self._deliver(config)
             return
-        with self._lock:
-            self._cancel_timer()
-            self._emit = config
-            generation = self._generation
-            timer = threading.Timer(self.debounce_s, self._fire, args=(generation,))
-            timer.daemon = True
-            timer.name = "voicelive-form-debounce"
-            self._timer = timer
-            timer.start()
+        self._debounce.schedule(config, self.debounce_s)
 
-    def _cancel_timer(self) -> None:
-        self._generation += 1
-        self._emit = None
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+    def _echo_reference_toggled(self, change: Mapping[str, Any]) -> None:
+        emit: SessionConfig | None = None
+        try:
+            with self._lock:
+                if self._syncing:
+                    return
+                wanted = self._valid.with_client_echo_reference(bool(change["new"]))
+                self._draft[ECHO_PATH] = wanted.to_dict()[ECHO_PATH]
+                self._confirmed.pop(ECHO_PATH, None)
+                emit = self._validate(ECHO_PATH)
+                self._sync_widgets()
+        except Exception as exc:  # a bug here must show, not vanish into the comm handler
+            log.exception("config form: the client echo reference toggle failed")
+            self._set_message(f"form error at client echo reference: {type(exc).__name__}: {exc}", error=True)
+            return
+        if emit is not None:
+            self._schedule(emit)
 
-    def _fire(self, generation: int) -> None:
+    def _hold_echo_reference(self, config: SessionConfig) -> SessionConfig:
+        """What ``on_change`` may get now (see :meth:`_EchoReference.hold`); a held change is said."""
         with self._lock:
-            if generation != self._generation or self._emit is None:
-                return
-            config = self._emit
-            self._emit = None
-            self._timer = None
-        self._deliver(config)
+            live = self._echo.live
+            config, held = self._echo.hold(config)
+            self._sync_widgets(values=False)
+        if held:
+            self._set_message(self._echo.held_text(bool(live)))
+        return config
 
     def _deliver(self, config: SessionConfig) -> None:
         callback = self.on_change
         if callback is None:
             return
+        config = self._hold_echo_reference(config)
         try:
             callback(config)
         except Exception as exc:  # shown and logged, never swallowed

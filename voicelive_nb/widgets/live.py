@@ -63,6 +63,9 @@ PAD_AFTER_S = 0.12
 PAD_AFTER_WHILE_STREAMING_S = 0.75
 #: Seconds the live view shows by default: a whole turn (question, pause, spoken answer) fits.
 DEFAULT_WINDOW_S = 24.0
+#: How many of the last copied events an event delivered right after binding is compared with
+#: (only the events received while the history was being copied can be in both).
+_OVERLAP = 64
 #: Window lengths offered by the panel (any positive length works with ``set_window``).
 WINDOW_CHOICES = (10.0, 24.0, 60.0, 120.0)
 
@@ -161,6 +164,7 @@ class SessionMonitor:
         self._active = False
         self._pending: deque[bytes] = deque()
         self._pending_samples = 0
+        self._overlap: list[Any] = []  # the copied history's last events (see _bind_locked)
         self._mic_t = time.monotonic()
         self._asst_t = self._mic_t
         self._mic_surplus = 0
@@ -237,8 +241,14 @@ class SessionMonitor:
             self.assistant = EnvelopeBuffer(out_rate, self.window_s, self.points)
         self.timeline = Timeline(in_rate, out_rate)
         self.history = AudioHistory(self.history_s, in_rate, out_rate) if self.history_s else None
-        # what happened before we were here: events, and input as one block ending now
-        for t, event in session.timed_events():
+        # subscribe first, then copy what happened before: an event received in between is both in
+        # the copy and delivered, and is taken once (a session keeps an event before it dispatches it,
+        # so nothing falls between the two); copy-then-subscribe lost such an event when bound from
+        # another thread than the session's (a lost speech_stopped drew a VAD span to the next turn)
+        session.on("*", self.on_event)
+        past = session.timed_events()
+        self._overlap = [event for _, event in past[-_OVERLAP:]]
+        for t, event in past:
             self.timeline.add(t, event)
         sent = int(getattr(session, "bytes_sent", 0) or 0)
         if sent:
@@ -246,7 +256,6 @@ class SessionMonitor:
         self._history_base_ms = self.timeline.input_ms
         session.input_taps.append(self.on_input)
         session.output_taps.append(self.on_output)
-        session.on("*", self.on_event)
         self._session = self._last_session = weakref.ref(session)
         _MONITORS[session] = self
 
@@ -293,6 +302,10 @@ class SessionMonitor:
             return
         now = time.monotonic()
         with self.lock:
+            if self._overlap:
+                if any(event is copied for copied in self._overlap):
+                    return  # already taken from the session's history when bound
+                self._overlap = []
             self.timeline.add(now, event)
             if event.type == "input_audio_buffer.speech_started":
                 self._pending.clear()  # barge-in: the session flushes its speaker too

@@ -7,12 +7,17 @@ wired to ``session.update`` both ways.
 
 Threads (see design.md, "The threading model"):
 
-* Widget callbacks run on the kernel's thread and only post work: Start calls the non-blocking
-  ``session.start()``; Stop runs the (briefly blocking) ``session.stop()`` on a helper thread;
-  form changes reach ``session.update(config, wait=False)`` from the form's debounce timer.
-* ONE ``session.add_listener`` callback, on the engine thread at ≤ 20 Hz, refreshes status, light,
-  transcript, log and form. It never blocks on the kernel thread (it skips a tick if a refresh
-  from the kernel thread holds the lock) and sets only traits whose value changed.
+* Widget callbacks run on the kernel's thread and only post work to the session's engine through
+  its public non-blocking API, and the panel starts no thread of its own: Start calls
+  ``session.start()``; Stop ``session.stop(wait=False)``; push-to-talk
+  ``session.send(..., wait=False)`` / ``session.end_turn(wait=False)``; Approve / Deny
+  ``session.approve(..., wait=False)``; form changes ``session.update(config, wait=False)`` from the
+  form's debounce (on the kernel's loop in Jupyter). Each returns a future; its outcome (an error
+  included) comes back through a done-callback on the engine thread.
+* ONE ``session.add_listener`` callback, on the engine thread at ≤ 20 Hz and once more when the run
+  has ended, refreshes status, light, transcript, log and form. It never blocks on the kernel thread:
+  if a refresh from the kernel thread holds the lock, that refresh runs once more when it is done,
+  so no news is lost. It sets only traits whose value changed.
 * Every callback is wrapped: an exception is shown in the error area and logged, never swallowed.
 * No widget state holds a secret: the key is shown only as ``Secret.masked()``, and any text shown
   (errors, status) is scrubbed of the key.
@@ -24,17 +29,20 @@ import html
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 import ipywidgets as W  # type: ignore[import-untyped]
 
-from ..auth import Secret
-from ..errors import ConfigError
-from ..protocol.config import SessionConfig
-from .forms import ConfigForm, same_value, widget_tree
+from .audio_route import DEFAULT_LABEL as DEFAULT_LABEL  # re-exported: it lived here
+from .audio_route import NONE_LABEL as NONE_LABEL
+from .audio_route import AudioRoute
+from .config_link import ConfigLink
+from .forms import ConfigForm, widget_tree
 from .log import EventLog, TranscriptView
+from .notices import EMULATOR_NOTE as EMULATOR_NOTE  # re-exported: it lived here
+from .notices import STATUS_MAX as STATUS_MAX
+from .notices import ConnectionLine, ErrorArea, one_line
 from .tools import ToolsView
 
 __all__ = ["COLORS", "SessionPanel", "phase_of"]
@@ -45,15 +53,7 @@ log = logging.getLogger("voicelive_nb.widgets")
 COLORS = {"idle": "#9e9e9e", "connecting": "#ffb300", "connected": "#43a047", "failed": "#e53935"}
 #: The pump calls at 20 Hz; a little slack so that jitter does not halve the rate.
 MIN_REFRESH_S = 0.045
-DEFAULT_LABEL = "system default"
-NONE_LABEL = "none"
-#: The status line shows at most this much; the whole text is in its tooltip and the error area.
-STATUS_MAX = 60
 STALE_TEXT = "kernel restarted — this panel is no longer connected; re-run the cell"
-EMULATOR_NOTE = (
-    "the built-in emulator ignores instructions and voice: it answers every turn with a short "
-    "spoken reply (set AZURE_VOICE_LIVE_ENDPOINT to talk to Azure)"
-)
 
 _STALE_ESM = r"""
 function render({ model, el }) {
@@ -102,15 +102,6 @@ def _stale_watch() -> Any:
     return StaleWatch()
 
 
-def one_line(text: str, limit: int = STATUS_MAX) -> str:
-    """The first line of ``text``, at most ``limit`` characters (an ellipsis if anything is cut)."""
-    lines = text.strip().splitlines()
-    first = " ".join(lines[0].split()) if lines else ""
-    if len(first) > limit:
-        return first[: limit - 1] + "…"
-    return first + " …" if len(lines) > 1 else first
-
-
 def with_expiry(status: str, expires_in_s: float | None, *, renews: bool = False) -> str:
     """The status with a quiet countdown when the connection ends in less than 5 minutes."""
     if expires_in_s is None or expires_in_s >= 300:
@@ -151,21 +142,15 @@ class SessionPanel(W.VBox):  # type: ignore[misc]
         super().__init__()
         self.session = session
         self._lock = threading.Lock()  # one refresh at a time (engine pump vs kernel thread)
-        self._error_lock = threading.Lock()
-        self._errors: deque[str] = deque(maxlen=10)
         self._failure_shown: str | None = None
         self._last_refresh = 0.0
         self._stopping = False
-        self._settling = False
-        self._settle_lock = threading.Lock()
-        self._secrets: list[Secret] = []
-        self._connection_key: Any = object()
-        self._synced_config: SessionConfig | None = session.config
+        self._missed = False  # a pump call found the lock taken (see _catch_up)
         self._closed = False
-        self._device_choices: dict[str, dict[str, Any]] = {}
         self.phase = "idle"
         # first, so that the key is known (and scrubbed) before any text is shown
-        self.connection = W.HTML(self._connection_html())
+        self._connection = ConnectionLine(session)
+        self.connection = self._connection.widget
 
         # --- header: light, Start / Stop, status
         self.light = W.HTML()
@@ -196,25 +181,15 @@ class SessionPanel(W.VBox):  # type: ignore[misc]
         )
 
         # --- errors
-        self.error_area = W.HTML()
-        self.clear_errors_button = W.Button(
-            description="clear", layout=W.Layout(width="70px", display="none")
-        )
-        self.clear_errors_button.on_click(self._guard("clear errors", lambda _b: self.clear_errors()))
-        errors = W.HBox(
-            [self.error_area, self.clear_errors_button], layout=W.Layout(align_items="flex-start")
-        )
+        self._error_box = ErrorArea(self._connection.scrub, self._guard)
+        self.error_area = self._error_box.area
+        self.clear_errors_button = self._error_box.clear_button
 
-        # --- devices and connection
-        self.mic_picker, self.speaker_picker, self.device_note = self._device_pickers()
-        self.browser_mic: Any = None
-        self.browser_speaker: Any = None
-        self.browser_slot = W.VBox()
-        self.audio_route = self._audio_route()
-        devices = W.HBox(
-            [self.audio_route, self.mic_picker, self.speaker_picker, self.device_note],
-            layout=W.Layout(align_items="center", flex_flow="row wrap"),
-        )
+        # --- devices
+        self.audio = AudioRoute(session, self._guard)
+        self.mic_picker, self.speaker_picker = self.audio.mic_picker, self.audio.speaker_picker
+        self.device_note, self.browser_slot = self.audio.device_note, self.audio.browser_slot
+        self.audio_route = self.audio.route
 
         # --- live view, transcript, log, form
         self.live_slot = W.Box(layout=W.Layout(width="100%"))
@@ -225,15 +200,17 @@ class SessionPanel(W.VBox):  # type: ignore[misc]
         self.event_log = EventLog(max_lines=max_log_lines)
         self.tools_view = ToolsView(on_approve=self._approve, on_error=self.show_error)
         # the form is ~400 widgets: built when its tab is first opened (or .form is used)
-        self._form: ConfigForm | None = None
-        self._form_lock = threading.Lock()
-        self._show_config = show_config
-        self._debounce_s = debounce_s
-        self._form_slot = W.VBox([W.HTML('<span style="color:#777">opening the configuration…</span>')])
+        self.config_link = ConfigLink(
+            session,
+            enabled=show_config,
+            debounce_s=debounce_s,
+            guard=self._guard,
+            show_error=self.show_error,
+        )
         pages = [self.transcript, self.event_log, self.tools_view]
         titles = ["Transcript", "Events", "Tools"]
         if show_config:
-            pages.append(self._form_slot)
+            pages.append(self.config_link.slot)
             titles.append("Configuration")
         self.tabs = W.Tab(children=pages, titles=titles)
         self.tabs.observe(
@@ -244,8 +221,8 @@ class SessionPanel(W.VBox):  # type: ignore[misc]
         self.children = (
             self.stale_watch,
             header,
-            errors,
-            devices,
+            self._error_box.box,
+            self.audio.box,
             self.browser_slot,
             self.connection,
             self.live_slot,
@@ -271,93 +248,79 @@ class SessionPanel(W.VBox):  # type: ignore[misc]
         return run
 
     def _scrub(self, text: str) -> str:
-        for secret in self._secrets:
-            value = secret.reveal()
-            if value in text:
-                text = text.replace(value, secret.masked())
-        return text
+        return self._connection.scrub(text)
 
     def show_error(self, text: str) -> None:
         """Add a line to the error area (any thread)."""
-        text = self._scrub(text)
-        with self._error_lock:
-            if self._errors and self._errors[-1].endswith(text):
-                return
-            self._errors.append(f"{time.strftime('%H:%M:%S')} {text}")
-            self._render_errors()
+        self._error_box.show(text)
 
     def clear_errors(self) -> None:
-        with self._error_lock:
-            self._errors.clear()
-            self._render_errors()
+        self._error_box.clear()
 
     @property
     def errors(self) -> list[str]:
-        with self._error_lock:
-            return list(self._errors)
+        return self._error_box.lines
 
-    def _render_errors(self) -> None:
-        parts = []
-        for line in self._errors:
-            short = one_line(line, 110)
-            if short == line:
-                parts.append(f'<div style="color:#c62828">⚠ {html.escape(line)}</div>')
-            else:  # long: one line, the whole text one click away
-                parts.append(
-                    f'<details style="color:#c62828"><summary>⚠ {html.escape(short)}</summary>'
-                    f'<pre style="white-space:pre-wrap;margin:2px 0 2px 16px">{html.escape(line)}</pre></details>'
-                )
-        value = "".join(parts)
-        _set(self.error_area, "value", value)
-        _set(self.clear_errors_button.layout, "display", None if self._errors else "none")
+    @property
+    def browser_mic(self) -> Any:
+        """The page's microphone widget once browser audio was chosen (else ``None``)."""
+        return self.audio.browser_mic
+
+    @property
+    def browser_speaker(self) -> Any:
+        """The page's speaker widget once browser audio was chosen (else ``None``)."""
+        return self.audio.browser_speaker
 
     # ------------------------------------------------------------------ Start / Stop
 
     def _start_clicked(self, _button: Any) -> None:
         session = self.session
-        if self._form is not None:
-            self._form.flush()  # start with what the form shows
+        self.config_link.flush()  # start with what the form shows
         if session.running and phase_of(session.status) in ("idle", "failed"):
             session.stop()  # the previous run is finishing: let it end first
         self._failure_shown = None
         session.start()
-        if self.browser_mic is not None and session.mic_spec is self.browser_mic:
-            # one Start: the click is the user gesture the page needs to open its microphone
-            start_capture = getattr(self.browser_mic, "start_capture", None)
-            if callable(start_capture) and not self.browser_mic.capturing:
-                start_capture()
+        self.audio.start_capture()  # one Start: the click is the gesture the page's microphone needs
         self.refresh()
 
     def _stop_clicked(self, _button: Any) -> None:
         if self._stopping:
             return
         self._stopping = True
+        if self.talk_button.value:
+            self.talk_button.value = False
         self.refresh()
+        try:
+            future = self.session.stop(wait=False)  # the engine stops it; this thread never waits
+        except Exception as exc:
+            self._stopped(None, exc)
+            return
+        future.add_done_callback(self._stopped)
 
-        def stop() -> None:
-            try:
-                if self.talk_button.value:
-                    self.talk_button.value = False
-                self.session.stop()
-                if self.browser_mic is not None and self.browser_mic.capturing:
-                    self.browser_mic.stop_capture()  # release the page's microphone too
-            except Exception as exc:
-                log.exception("panel: stop failed")
-                self.show_error(f"stop failed: {type(exc).__name__}: {exc}")
-            finally:
-                self._stopping = False
-                self.refresh()
-
-        threading.Thread(target=stop, name="voicelive-panel-stop", daemon=True).start()
+    def _stopped(self, future: Any, error: BaseException | None = None) -> None:
+        """The stop finished (engine thread): release the page's microphone, show the outcome."""
+        try:
+            if error is None and future is not None:
+                error = future.exception()
+            if error is not None:
+                log.error("panel: stop failed: %s", error)
+                self.show_error(f"stop failed: {type(error).__name__}: {error}")
+            self.audio.stop_capture()
+        except Exception as exc:
+            log.exception("panel: stop failed")
+            self.show_error(f"stop failed: {type(exc).__name__}: {exc}")
+        finally:
+            self._stopping = False
+            self.refresh()
 
     # ------------------------------------------------------------------ refreshing
 
     def _pump(self, session: Any) -> None:
-        """The one session listener (engine thread, ≤ 20 Hz)."""
+        """The one session listener (engine thread, ≤ 20 Hz, and once more when the run has ended)."""
         if self._closed:
             return
         status = session.status
-        final = phase_of(status) in ("idle", "failed")
+        final = phase_of(status) in ("idle", "failed") or not session.running
         now = time.monotonic()
         if now - self._last_refresh < MIN_REFRESH_S and not final:
             return
@@ -370,24 +333,15 @@ class SessionPanel(W.VBox):  # type: ignore[misc]
                 self.show_error(f"panel refresh failed: {type(exc).__name__}: {exc}")
             finally:
                 self._lock.release()
-        if final:
-            self._settle()
+            self._catch_up()
+        else:
+            self._missed = True  # the refresh holding the lock runs once more when it is done
 
-    def _settle(self) -> None:
-        """After the last pump call the run is still finishing: refresh once it has ended."""
-        with self._settle_lock:
-            if self._settling:
-                return
-            self._settling = True
-
-        def settle() -> None:
-            deadline = time.monotonic() + 10
-            while self.session.running and time.monotonic() < deadline:
-                time.sleep(0.02)
-            self._settling = False
+    def _catch_up(self) -> None:
+        """A pump call found the lock taken: refresh again, so its news is never lost."""
+        while self._missed and not self._closed:
+            self._missed = False
             self.refresh()
-
-        threading.Thread(target=settle, name="voicelive-panel-settle", daemon=True).start()
 
     def refresh(self) -> None:
         """Bring every part of the panel up to date (any thread)."""
@@ -395,10 +349,12 @@ class SessionPanel(W.VBox):  # type: ignore[misc]
             return
         try:
             with self._lock:
+                self._missed = False
                 self._refresh_locked()
         except Exception as exc:
             log.exception("panel: refresh failed")
             self.show_error(f"panel refresh failed: {type(exc).__name__}: {exc}")
+        self._catch_up()
 
     def _refresh_locked(self) -> None:
         session = self.session
@@ -427,15 +383,11 @@ class SessionPanel(W.VBox):  # type: ignore[misc]
         if "failed" in status and status != self._failure_shown:
             self._failure_shown = status
             self.show_error(status)
-        live = session.session
-        key = (id(live), getattr(live, "emulator_url", None))
-        if key != self._connection_key:
-            self._connection_key = key
-            _set(self.connection, "value", self._connection_html())
+        self._connection.refresh()
         self.transcript.update_from(session)
         self.event_log.update_from(session)
         self.tools_view.update_from(session)
-        self._sync_form()
+        self.config_link.sync()
 
     # ------------------------------------------------------------------ push-to-talk
 
@@ -453,25 +405,31 @@ class SessionPanel(W.VBox):  # type: ignore[misc]
         _set(self.talk_button, "button_style", "warning" if pressed else "")
         if not session.running or phase_of(session.status) != "connected":
             return
+        try:  # on the engine; this thread never waits for the network
+            if pressed:
+                future = session.send({"type": "input_audio_buffer.clear"}, wait=False)
+            else:
+                future = session.end_turn(wait=False)
+                self.talks += 1
+        except Exception as exc:
+            self._talk_failed(exc)
+            return
+        future.add_done_callback(self._talk_sent)
 
-        def send() -> None:
-            try:
-                if pressed:
-                    session.send({"type": "input_audio_buffer.clear"})
-                else:
-                    session.commit()
-                    session.create_response()
-                    self.talks += 1
-            except Exception as exc:
-                log.exception("panel: push-to-talk failed")
-                self.show_error(f"push-to-talk failed: {type(exc).__name__}: {exc}")
+    def _talk_sent(self, future: Any) -> None:
+        exc = future.exception()
+        if exc is not None:
+            self._talk_failed(exc)
 
-        threading.Thread(target=send, name="voicelive-panel-talk", daemon=True).start()
+    def _talk_failed(self, exc: BaseException) -> None:
+        log.error("panel: push-to-talk failed: %s", exc)
+        self.show_error(f"push-to-talk failed: {type(exc).__name__}: {exc}")
 
-    def _approve(self, approval_request_id: str, approve: bool) -> None:
-        """From the Tools section's Approve / Deny buttons (a helper thread): answer the request."""
-        self.session.approve(approval_request_id, approve)
-        self.refresh()
+    def _approve(self, approval_request_id: str, approve: bool) -> Any:
+        """From the Tools section's Approve / Deny buttons: answer on the engine (a future)."""
+        future = self.session.approve(approval_request_id, approve, wait=False)
+        future.add_done_callback(lambda _f: self.refresh())
+        return future
 
     @staticmethod
     def _light_html(phase: str) -> str:
@@ -485,213 +443,16 @@ class SessionPanel(W.VBox):  # type: ignore[misc]
     @property
     def form(self) -> ConfigForm | None:
         """The configuration form (built on first use; ``None`` with ``show_config=False``)."""
-        if self._form is None and self._show_config:
-            with self._form_lock:
-                if self._form is None:
-                    self._synced_config = self.session.config
-                    form = ConfigForm(
-                        self.session.config,
-                        on_change=self._guard("applying the configuration", self._config_changed),
-                        debounce_s=self._debounce_s,
-                        on_error=self.show_error,
-                    )
-                    placeholder = self._form_slot.children
-                    self._form_slot.children = (form,)
-                    for widget in placeholder:
-                        widget.close()
-                    self._form = form
-        return self._form
+        return self.config_link.form
+
+    @property
+    def _form(self) -> ConfigForm | None:
+        """The form if it was built (reading this never builds it)."""
+        return self.config_link.built
 
     def _tab_selected(self, change: Any) -> None:
-        if change["new"] is not None and self.tabs.children[change["new"]] is self._form_slot:
+        if change["new"] is not None and self.tabs.children[change["new"]] is self.config_link.slot:
             _ = self.form
-
-    def _config_changed(self, config: SessionConfig) -> None:
-        """From the form (its debounce thread): live ``session.update``, else kept for the next start."""
-        session = self.session
-        if session.running:
-            try:
-                session.config.diff(config)  # session.update cannot express an unset
-            except ConfigError:
-                self._synced_config = None  # the pump puts the form back to what the session has
-                raise
-            paths = _paths(session.config.diff(config))
-            future = session.update(config, wait=False)
-            self._synced_config = config
-            if future is not None:
-                future.add_done_callback(self._update_done)
-                future.add_done_callback(lambda f, paths=paths: self._confirm(f, paths))
-        else:
-            session.update(config)
-            self._synced_config = config
-
-    def _confirm(self, future: Any, paths: list[str]) -> None:
-        """``session.updated`` arrived for a change from the form: mark those fields applied."""
-        form = self._form
-        if form is None or future.cancelled() or future.exception() is not None:
-            return
-        if future.result() is not None:
-            form.confirm_applied(paths)
-
-    def _update_done(self, future: Any) -> None:
-        if future.cancelled():
-            return
-        exc = future.exception()
-        if exc is not None:
-            self.show_error(f"session.update failed: {type(exc).__name__}: {exc}")
-
-    def _sync_form(self) -> None:
-        """Show the session's configuration when it changed elsewhere (``update`` from a cell,
-        acknowledged by ``session.updated``) — never while the user's own change is pending."""
-        form = self._form
-        config = self.session.config
-        live = self.session.session
-        if form is not None and live is not None:
-            form.set_effective(live.effective_session())
-        if form is None or config is self._synced_config or form.pending or form.errors:
-            return  # never over what the user is typing (a pending change, a refused value)
-        self._synced_config = config
-        if not same_value(config.to_dict(), form.config.to_dict()):
-            form.set_config(config)
-
-    # ------------------------------------------------------------------ devices
-
-    def _device_pickers(self) -> tuple[Any, Any, Any]:
-        ok, reason, devices = True, "", []
-        try:
-            from ..audio import device
-
-            ok, reason = device.audio_available()
-            if ok:
-                devices = list(device.list_devices())
-        except Exception as exc:  # no device module yet, no PortAudio, …: say so in the panel
-            ok, reason = False, f"{type(exc).__name__}: {exc}"
-            log.info("panel: audio devices unavailable: %s", reason)
-        pickers = []
-        for kind, attr in (("input", "mic_spec"), ("output", "speaker_spec")):
-            usable = [d for d in devices if getattr(d, "inputs" if kind == "input" else "outputs", 0) > 0]
-            choices: dict[str, Any] = {DEFAULT_LABEL: "auto", NONE_LABEL: False}
-            for d in usable:
-                choices[f"{d.index}: {d.name}"] = d.index
-            current = getattr(self.session, attr)
-            label = _label_for(current, choices, usable)
-            picker = W.Dropdown(
-                options=list(choices),
-                value=label,
-                description="microphone" if kind == "input" else "speaker",
-                disabled=not ok,
-                layout=W.Layout(width="340px"),
-            )
-            self._device_choices[attr] = choices
-            picker.observe(
-                self._guard(f"choosing the {kind} device", self._device_chosen(attr)), names="value"
-            )
-            pickers.append(picker)
-        note = W.HTML(
-            "" if ok else f'<span style="color:#777">audio devices unavailable: {html.escape(reason)}</span>'
-        )
-        return pickers[0], pickers[1], note
-
-    def _device_chosen(self, attr: str) -> Callable[[Any], None]:
-        def chosen(change: Any) -> None:
-            setattr(self.session, attr, self._device_choices[attr][change["new"]])
-            if self.session.running:
-                self.device_note.value = (
-                    '<span style="color:#777">device changes apply at the next start</span>'
-                )
-
-        return chosen
-
-    # ------------------------------------------------------------------ browser audio
-
-    def _audio_route(self) -> Any:
-        """``kernel`` (sounddevice devices, the pickers) or ``browser`` (the page's microphone and
-        speaker, for remote kernels). ``browser`` is chosen by itself when the kernel has no audio
-        device and both ``mic`` and ``speaker`` are ``"auto"``; the user can switch either way."""
-        self._kernel_specs: tuple[Any, Any] = (self.session.mic_spec, self.session.speaker_spec)
-        try:
-            from ..audio import browser
-        except Exception as exc:  # anywidget missing: only the kernel's devices
-            log.info("panel: browser audio unavailable: %s", exc)
-            return W.ToggleButtons(
-                options=["kernel"], value="kernel", disabled=True, layout=W.Layout(display="none")
-            )
-        mic, speaker = self.session.mic_spec, self.session.speaker_spec
-        already = isinstance(mic, browser.BrowserMicrophone) or isinstance(speaker, browser.BrowserSpeaker)
-        auto = mic in (True, "auto") and speaker in (True, "auto") and self.mic_picker.disabled
-        route = W.ToggleButtons(
-            options=["kernel", "browser"],
-            value="browser" if already or auto else "kernel",
-            tooltips=["the kernel's sound devices", "this browser tab's microphone and speaker"],
-            style={"button_width": "90px"},
-            description="audio",
-        )
-        if already:
-            self.browser_mic = mic if isinstance(mic, browser.BrowserMicrophone) else None
-            self.browser_speaker = speaker if isinstance(speaker, browser.BrowserSpeaker) else None
-            self._kernel_specs = ("auto", "auto")
-            self._show_browser_audio()
-        elif auto:
-            self._use_browser_audio()
-        route.observe(self._guard("choosing where audio goes", self._route_chosen), names="value")
-        return route
-
-    def _use_browser_audio(self) -> None:
-        from ..audio.browser import BrowserMicrophone, BrowserSpeaker
-
-        if self.browser_mic is None:
-            self.browser_mic = BrowserMicrophone(sample_rate=self.session.config.input_sample_rate)
-        if self.browser_speaker is None:
-            self.browser_speaker = BrowserSpeaker()
-        self._kernel_specs = (self.session.mic_spec, self.session.speaker_spec)
-        self.session.mic_spec = self.browser_mic
-        self.session.speaker_spec = self.browser_speaker
-        self._show_browser_audio()
-
-    def _show_browser_audio(self) -> None:
-        shown = [w.widget for w in (self.browser_mic, self.browser_speaker) if w is not None]
-        self.browser_slot.children = tuple(shown)
-
-    def _route_chosen(self, change: Any) -> None:
-        if change["new"] == "browser":
-            self._use_browser_audio()
-        else:
-            self.session.mic_spec, self.session.speaker_spec = self._kernel_specs
-            self.browser_slot.children = ()
-        if self.session.running:
-            self.device_note.value = '<span style="color:#777">device changes apply at the next start</span>'
-
-    # ------------------------------------------------------------------ connection
-
-    def _connection_html(self) -> str:
-        summary = self.session.connection_summary()
-        if summary.secret is not None and summary.secret not in self._secrets:
-            self._secrets.append(summary.secret)
-        if summary.emulator:
-            where = (
-                '<span style="background:#6a1b9a;color:white;border-radius:4px;padding:0 6px">'
-                "built-in emulator</span>"
-            )
-            if summary.emulator_url:
-                where += f" <code>{html.escape(summary.emulator_url)}</code>"
-
-            where += (
-                f' <span class="vlnb-emulator-note" style="color:#777">({html.escape(EMULATOR_NOTE)})</span>'
-            )
-            auth = "local emulator key"
-        else:
-            where = f"<code>{html.escape(summary.endpoint)}</code>"
-            if summary.auth == "api-key":
-                auth = f"api-key <code>{html.escape(summary.key or '')}</code>"
-            elif summary.auth == "token credential":
-                auth = f"token credential ({html.escape(summary.credential_type or '')})"
-            else:
-                auth = "Microsoft Entra ID (DefaultAzureCredential)"
-        model = html.escape(summary.model)
-        return (
-            f'<div style="font-size:12px">endpoint {where} · auth {auth} · model <code>{model}</code>'
-            f" · api-version <code>{html.escape(summary.api_version)}</code></div>"
-        )
 
     # ------------------------------------------------------------------ live view
 
@@ -744,8 +505,7 @@ class SessionPanel(W.VBox):  # type: ignore[misc]
         """Detach from the session and close every widget of the panel."""
         self._closed = True
         self.session.remove_listener(self._listener)
-        if self._form is not None:
-            self._form.close()
+        self.config_link.close()
         if self.live_view is not None:
             detach = getattr(self.live_view, "detach", None)
             if callable(detach):
@@ -757,63 +517,3 @@ class SessionPanel(W.VBox):  # type: ignore[misc]
             if widget is not self:
                 widget.close()
         super().close()
-
-
-def _label_for(spec: Any, choices: dict[str, Any], devices: list[Any]) -> str:
-    """The picker label of a ``mic=`` / ``speaker=`` value (added to ``choices`` if new)."""
-    if spec is True or spec == "auto":
-        return DEFAULT_LABEL
-    if spec is False or spec is None:
-        return NONE_LABEL
-    if isinstance(spec, int):
-        for label, value in choices.items():
-            if value == spec and label not in (DEFAULT_LABEL, NONE_LABEL):
-                return label
-        label = f"device {spec}"
-    elif isinstance(spec, str):
-        for d in devices:
-            if d.name == spec:
-                return f"{d.index}: {d.name}"
-        label = spec
-    else:
-        label = _FRIENDLY.get(type(spec).__name__, f"custom ({type(spec).__name__})")
-    choices[label] = spec
-    return label
-
-
-#: What a person calls the audio objects a ``mic=`` / ``speaker=`` can be.
-_FRIENDLY = {
-    "BrowserMicrophone": "this browser tab's microphone",
-    "BrowserSpeaker": "this browser tab's speaker",
-    "MicrophoneSource": "a microphone",
-    "SpeakerSink": "a speaker",
-    "WavSource": "a WAV file",
-    "WavSink": "a WAV file",
-    "ArraySource": "an array of samples",
-    "BufferSink": "a memory buffer",
-}
-
-
-def _paths(delta: Any, prefix: str = "") -> list[str]:
-    """The dotted paths of the leaves of a ``SessionConfig.diff`` mapping."""
-    out: list[str] = []
-    if isinstance(delta, dict):
-        for key, value in delta.items():
-            path = f"{prefix}.{key}" if prefix else str(key)
-            if (
-                isinstance(value, dict)
-                and value
-                and path
-                in (
-                    "turn_detection",
-                    "voice",
-                    "input_audio_noise_reduction",
-                    "input_audio_echo_cancellation",
-                    "input_audio_transcription",
-                    "turn_detection.end_of_utterance_detection",
-                )
-            ):
-                out.extend(_paths(value, path))
-            else:
-                out.append(path)
-    return out

@@ -3,12 +3,14 @@
 :class:`ToolsView` is refreshed by the panel's one pump (engine thread, ≤ 20 Hz) from the
 public session API — ``tool_calls``, the registered tools, ``state.approval_requests`` — and
 sets only the traits whose value changed. A tool listener (``add_tool_listener``) only marks the
-view stale; it never touches a widget. Approve / Deny buttons run ``session.approve(...)`` on a
-helper thread (it waits for the engine), so the kernel thread never blocks on the network.
+view stale; it never touches a widget. Approve / Deny buttons call ``on_approve``, which posts the
+answer to the session's engine and returns its future (``session.approve(..., wait=False)``), so
+the kernel thread never blocks on the network and no thread is started here.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import html
 import json
 import logging
@@ -136,7 +138,8 @@ def _set(widget: Any, name: str, value: Any) -> None:
 class ToolsView(W.VBox):  # type: ignore[misc]
     """Registered tools, the calls (arguments, status, output or error, duration), pending approvals.
 
-    ``on_approve(approval_request_id, approve)`` is called (on a helper thread) by the buttons;
+    ``on_approve(approval_request_id, approve)`` is called by the buttons and returns at once: a
+    :class:`concurrent.futures.Future` of the answer being sent (or any value once it was sent);
     ``on_error(text)`` shows what went wrong.
     """
 
@@ -244,9 +247,10 @@ class ToolsView(W.VBox):  # type: ignore[misc]
         row = self._approval_rows.get(approval_request_id)
         return None if row is None else (row[1], row[2])
 
-    def answer(self, approval_request_id: str, approve: bool) -> threading.Thread | None:
-        """What a button does: disable the row's buttons and call ``on_approve`` on a helper thread
-        (the row goes when the answer is sent; on failure the buttons come back and the error is shown)."""
+    def answer(self, approval_request_id: str, approve: bool) -> Any:
+        """What a button does: disable the row's buttons and call ``on_approve``; returns what it
+        returned (a future). The row goes when the answer is sent; on failure the buttons come back
+        and the error is shown."""
         if self.on_approve is None or approval_request_id in self._answering:
             return None
         self._answering.add(approval_request_id)
@@ -254,21 +258,28 @@ class ToolsView(W.VBox):  # type: ignore[misc]
         if row is not None:
             for button in row[1:3]:
                 button.disabled = True
-        callback = self.on_approve
 
-        def run() -> None:
-            try:
-                callback(approval_request_id, approve)
-            except Exception as exc:
-                log.exception("tools view: answering %s failed", approval_request_id)
-                self._answering.discard(approval_request_id)  # shown again: the user may retry
-                if row is not None:
-                    for button in row[1:3]:
-                        button.disabled = False
-                if self.on_error is not None:
-                    verb = "approving" if approve else "denying"
-                    self.on_error(f"{verb} {approval_request_id} failed: {type(exc).__name__}: {exc}")
+        def failed(exc: BaseException) -> None:
+            log.error("tools view: answering %s failed: %s", approval_request_id, exc)
+            self._answering.discard(approval_request_id)  # shown again: the user may retry
+            if row is not None:
+                for button in row[1:3]:
+                    button.disabled = False
+            if self.on_error is not None:
+                verb = "approving" if approve else "denying"
+                self.on_error(f"{verb} {approval_request_id} failed: {type(exc).__name__}: {exc}")
 
-        thread = threading.Thread(target=run, name="voicelive-panel-approve", daemon=True)
-        thread.start()
-        return thread
+        try:
+            result = self.on_approve(approval_request_id, approve)
+        except Exception as exc:
+            failed(exc)
+            return None
+        if isinstance(result, concurrent.futures.Future):
+
+            def done(future: concurrent.futures.Future[Any]) -> None:
+                exc = future.exception()
+                if exc is not None:
+                    failed(exc)
+
+            result.add_done_callback(done)
+        return result
