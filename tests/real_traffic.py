@@ -8,7 +8,6 @@ recorded connection (a *trace*): ``{"source", "origin", "trace", "seq", "directi
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,11 +87,10 @@ def load(file: str | None = None) -> list[Trace]:
     return traces
 
 
-def params(file: str | None = None) -> Iterator[Any]:
-    """``pytest.param(trace, id=...)`` for every trace, or one skipped param when absent."""
+def params(file: str | None = None) -> list[Any]:
+    """``pytest.param(trace, id=...)`` for every trace, or one skipped param when absent (a list:
+    pytest deprecates parametrizing with a generator)."""
     traces = load(file)
     if not traces:
-        yield pytest.param(None, id="no-real-traffic", marks=pytest.mark.skip(reason=SKIP_REASON))
-        return
-    for trace in traces:
-        yield pytest.param(trace, id=f"{trace.shape}-{trace.short}")
+        return [pytest.param(None, id="no-real-traffic", marks=pytest.mark.skip(reason=SKIP_REASON))]
+    return [pytest.param(trace, id=f"{trace.shape}-{trace.short}") for trace in traces]

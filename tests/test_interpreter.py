@@ -162,7 +162,7 @@ def timed_trace(trace: Trace) -> list[tuple[float, Any]]:
     return out
 
 
-@pytest.mark.parametrize("trace", list(real_traffic.params()))
+@pytest.mark.parametrize("trace", real_traffic.params())
 def test_real_traffic_is_read_alike_by_state_timeline_and_lab(trace: Trace) -> None:
     timed = timed_trace(trace)
     proto, timeline, turns = interpret(timed, [p for d, p in trace.lines() if d == "server"])

@@ -31,7 +31,7 @@ from voicelive_nb.protocol import (
 from voicelive_nb.protocol.config import ECHO_ONLY_KEYS, SERVER_ONLY_KEYS, SessionConfig
 from voicelive_nb.protocol.events import CLIENT_EVENTS, SERVER_EVENTS
 
-TRACES = list(real_traffic.params())
+TRACES = real_traffic.params()
 SESSION_TYPES = ("session.created", "session.updated", "session.update")
 AUDIO_DELTAS = ("response.audio.delta", "response.output_audio.delta")
 PCM16_24K_BYTES_PER_MS = 24000 * 2 / 1000
