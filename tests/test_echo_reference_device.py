@@ -128,12 +128,17 @@ def measure(rig: VirtualAudio, *, delay_ms: float = 0.0, attach: bool = True) ->
 
 
 def test_reference_channel_is_aligned_with_the_echo(echo_rig: VirtualAudio) -> None:
-    error, lag, ncc = measure(echo_rig)
-    print(
-        f"echo path {echo_rig.echo_latency_ms():.2f} ms, echo lags the reference by {lag:.2f} ms: "
-        f"alignment error {error:.2f} ms (ncc {ncc:.2f})"
-    )
-    assert error <= TOLERANCE_MS
+    # the median of up to three measurements (two within the bound pass, two outside fail): each
+    # anchors its streams anew, and under load one anchoring can be tens of ms off (see TOLERANCE_MS)
+    errors: list[float] = []
+    while sum(e <= TOLERANCE_MS for e in errors) < 2 and sum(e > TOLERANCE_MS for e in errors) < 2:
+        error, lag, ncc = measure(echo_rig)
+        errors.append(error)
+        print(
+            f"echo path {echo_rig.echo_latency_ms():.2f} ms, echo lags the reference by {lag:.2f} ms: "
+            f"alignment error {error:.2f} ms (ncc {ncc:.2f})"
+        )
+    assert sorted(errors)[1] <= TOLERANCE_MS, f"alignment errors {errors} ms"
 
 
 def test_a_misaligned_reference_fails_the_check(echo_rig: VirtualAudio) -> None:
