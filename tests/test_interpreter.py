@@ -29,11 +29,7 @@ from voicelive_nb.lab.replay import _extract_turns, boundary_mapping
 from voicelive_nb.plots import plot_session
 from voicelive_nb.protocol import SessionProtocol, decode_client_event, decode_server_event
 from voicelive_nb.session import Session
-
-try:
-    from voicelive_nb.speech.tts import synthesize  # type: ignore[import-not-found,unused-ignore]
-except ImportError:  # before the speech package (#12) lands
-    from voicelive_nb.emulator.tts import synthesize  # type: ignore[no-redef,unused-ignore]
+from voicelive_nb.speech.tts import synthesize
 
 LEAD_MS = 600
 TAIL_MS = 1200

@@ -3,7 +3,7 @@
 =====  ==============  ===========================================================================
 band   name            components
 =====  ==============  ===========================================================================
-0      base            errors, _version, data, hosts
+0      base            errors, _version, data, hosts, moved
 1      pure core       protocol/, audio/format, audio/buffers, audio/base, analysis/, speech/segmenter
 2      edges           transport, connection, auth, audio/ (files, devices, browser), recording, speech/ (native
                        VAD, TTS, ASR), emulator/ (server side)
@@ -62,6 +62,7 @@ COMPONENTS: dict[str, int] = {
     "_version": 0,
     "data": 0,
     "hosts": 0,
+    "moved": 0,
     "protocol": 1,
     "audio.format": 1,
     "audio.buffers": 1,
@@ -231,6 +232,7 @@ EMULATOR_MAY_IMPORT = (
     "_version",
     "data",
     "hosts",
+    "moved",
     "audio.format",
     "audio.buffers",
     "audio.wav",

@@ -1,24 +1,28 @@
-"""Moved: whole-utterance pocketsphinx transcription lives in :mod:`voicelive_nb.speech.asr` (issue #12).
+"""Moved: PocketSphinx recognition lives in :mod:`voicelive_nb.speech.asr` (issue #12).
 
-This module only re-exports its public names so that ``voicelive_nb.emulator.asr`` imports
-written before the move keep working; new code imports :mod:`voicelive_nb.speech.asr`.
-Private names and module state (caches, locks) are not here: patch them on the new module.
+The names of ``MOVED_NAMES`` are still importable from here, each with a ``DeprecationWarning`` that
+names the new path; this module is removed in voicelive_nb 0.2 (see :mod:`voicelive_nb.moved`).
+New code imports :mod:`voicelive_nb.speech.asr`.
 """
 
 from __future__ import annotations
 
-from ..speech.asr import (
-    DITHER_LSB,
-    MODEL_RATE,
-    SILENCE_DBFS,
-    Transcriber,
-    normalize_phrase,
-)
+from typing import Any
 
-__all__ = [
+from ..moved import forward
+from ..speech import asr as _new
+
+#: The names that moved (importable from here with a warning until the module goes).
+MOVED_NAMES = (
     "DITHER_LSB",
     "MODEL_RATE",
     "SILENCE_DBFS",
     "Transcriber",
     "normalize_phrase",
-]
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in MOVED_NAMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return forward(__name__, _new, name)

@@ -1,26 +1,19 @@
 """Moved: the pure server-VAD segmenter lives in :mod:`voicelive_nb.speech.segmenter` (issue #12).
 
-This module only re-exports its public names so that ``voicelive_nb.emulator.behavior`` imports
-written before the move keep working; new code imports :mod:`voicelive_nb.speech.segmenter`.
-Private names and module state (caches, locks) are not here: patch them on the new module.
+The names of ``MOVED_NAMES`` are still importable from here, each with a ``DeprecationWarning`` that
+names the new path; this module is removed in voicelive_nb 0.2 (see :mod:`voicelive_nb.moved`).
+New code imports :mod:`voicelive_nb.speech.segmenter`.
 """
 
 from __future__ import annotations
 
-from ..speech.segmenter import (
-    FILLER_WORDS,
-    RELEASE_FLOOR,
-    RELEASE_GAP,
-    VadEvent,
-    VadSegmenter,
-    VadSettings,
-    VadSpeechStarted,
-    VadSpeechStopped,
-    is_filler_only,
-    release_threshold,
-)
+from typing import Any
 
-__all__ = [
+from ..moved import forward
+from ..speech import segmenter as _new
+
+#: The names that moved (importable from here with a warning until the module goes).
+MOVED_NAMES = (
     "FILLER_WORDS",
     "RELEASE_FLOOR",
     "RELEASE_GAP",
@@ -31,4 +24,10 @@ __all__ = [
     "VadSpeechStopped",
     "is_filler_only",
     "release_threshold",
-]
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in MOVED_NAMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return forward(__name__, _new, name)

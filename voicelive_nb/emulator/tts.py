@@ -1,23 +1,19 @@
 """Moved: eSpeak NG speech synthesis lives in :mod:`voicelive_nb.speech.tts` (issue #12).
 
-This module only re-exports its public names so that ``voicelive_nb.emulator.tts`` imports
-written before the move keep working; new code imports :mod:`voicelive_nb.speech.tts`.
-Private names and module state (caches, locks) are not here: patch them on the new module.
+The names of ``MOVED_NAMES`` are still importable from here, each with a ``DeprecationWarning`` that
+names the new path; this module is removed in voicelive_nb 0.2 (see :mod:`voicelive_nb.moved`).
+New code imports :mod:`voicelive_nb.speech.tts`.
 """
 
 from __future__ import annotations
 
-from ..speech.tts import (
-    SILENCE_LEVEL,
-    SpeechAudio,
-    WordTiming,
-    add_noise,
-    speech_with_pauses,
-    synthesize,
-    white_noise,
-)
+from typing import Any
 
-__all__ = [
+from ..moved import forward
+from ..speech import tts as _new
+
+#: The names that moved (importable from here with a warning until the module goes).
+MOVED_NAMES = (
     "SILENCE_LEVEL",
     "SpeechAudio",
     "WordTiming",
@@ -25,4 +21,10 @@ __all__ = [
     "speech_with_pauses",
     "synthesize",
     "white_noise",
-]
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in MOVED_NAMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return forward(__name__, _new, name)

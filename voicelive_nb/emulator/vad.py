@@ -1,20 +1,26 @@
-"""Moved: Silero speech probabilities lives in :mod:`voicelive_nb.speech.vad` (issue #12).
+"""Moved: Silero speech probabilities live in :mod:`voicelive_nb.speech.vad` (issue #12).
 
-This module only re-exports its public names so that ``voicelive_nb.emulator.vad`` imports
-written before the move keep working; new code imports :mod:`voicelive_nb.speech.vad`.
-Private names and module state (caches, locks) are not here: patch them on the new module.
+The names of ``MOVED_NAMES`` are still importable from here, each with a ``DeprecationWarning`` that
+names the new path; this module is removed in voicelive_nb 0.2 (see :mod:`voicelive_nb.moved`).
+New code imports :mod:`voicelive_nb.speech.vad`.
 """
 
 from __future__ import annotations
 
-from ..speech.vad import (
-    MODEL_RATE,
-    WINDOW_SAMPLES,
-    SpeechProbability,
-)
+from typing import Any
 
-__all__ = [
+from ..moved import forward
+from ..speech import vad as _new
+
+#: The names that moved (importable from here with a warning until the module goes).
+MOVED_NAMES = (
     "MODEL_RATE",
     "WINDOW_SAMPLES",
     "SpeechProbability",
-]
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in MOVED_NAMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return forward(__name__, _new, name)

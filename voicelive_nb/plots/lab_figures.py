@@ -1,20 +1,19 @@
-"""The VAD lab's figures moved to :mod:`voicelive_nb.lab.figures` (the lab owns them); re-exported here."""
+"""Moved: the VAD lab's figures live in :mod:`voicelive_nb.lab.figures` (issue #12).
+
+The names of ``MOVED_NAMES`` are still importable from here, each with a ``DeprecationWarning`` that
+names the new path; this module is removed in voicelive_nb 0.2 (see :mod:`voicelive_nb.moved`).
+New code imports :mod:`voicelive_nb.lab.figures`.
+"""
 
 from __future__ import annotations
 
-from ..lab.figures import (
-    LabFigure,
-    ReplayView,
-    SweepView,
-    plot_eot_frontier,
-    plot_replay,
-    plot_sweep_heatmap,
-    plot_sweep_timelines,
-    plot_timelines,
-    plot_turn_scatter,
-)
+from typing import Any
 
-__all__ = [
+from ..lab import figures as _new
+from ..moved import forward
+
+#: The names that moved (importable from here with a warning until the module goes).
+MOVED_NAMES = (
     "LabFigure",
     "ReplayView",
     "SweepView",
@@ -24,4 +23,10 @@ __all__ = [
     "plot_sweep_timelines",
     "plot_timelines",
     "plot_turn_scatter",
-]
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in MOVED_NAMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return forward(__name__, _new, name)
