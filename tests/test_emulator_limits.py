@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 import pytest
+from waiting import wait_until_async
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -86,6 +87,8 @@ async def test_the_default_lifetime_is_an_hour() -> None:
         ({"max_connections_per_minute": -1}, "max_connections_per_minute"),
         ({"max_connections_per_minute": 2.5}, "max_connections_per_minute"),
         ({"tokens_per_minute": 0}, "tokens_per_minute"),
+        ({"max_sessions": 0}, "max_sessions"),
+        ({"max_sessions": 1.5}, "max_sessions"),
     ],
 )
 def test_bad_limits_are_refused_naming_the_option(kwargs: dict[str, Any], name: str) -> None:
@@ -113,6 +116,52 @@ async def test_connections_past_the_rate_get_429_before_the_upgrade() -> None:
         )
         assert 1 <= int(response.headers["Retry-After"]) <= 60
         assert emu.stats.connections_total == before  # refused before any session existed
+
+
+# --- capacity ---------------------------------------------------------------------------------------
+
+
+async def test_past_max_sessions_a_new_connection_gets_503_and_room_comes_back() -> None:
+    async with run_emulator(pace="fast", max_sessions=2) as emu:
+        async with connect(emu.url + QUERY) as a, connect(emu.url + QUERY) as b:
+            assert (await recv(a))["type"] == (await recv(b))["type"] == "session.created"
+            with pytest.raises(InvalidStatus) as info:
+                async with connect(emu.url + QUERY):
+                    pass
+            response = info.value.response
+            assert response.status_code == 503
+            assert response.headers["Retry-After"] == "1"
+            assert b"at its capacity of 2 sessions" in response.body
+            assert emu.stats.connections_total == 2  # refused before a session existed
+        await wait_until_async(lambda: emu.stats.connections_open == 0, 10, "both sessions to close")
+        async with connect(emu.url + QUERY) as again:  # room again once they closed
+            assert (await recv(again))["type"] == "session.created"
+
+
+async def test_a_handshake_that_never_reached_its_session_does_not_hold_a_place() -> None:
+    async with run_emulator(pace="fast", max_sessions=1) as emu:
+        host, port = emu.url.removeprefix("ws://").split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        request = (
+            f"GET {QUERY} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        writer.write(request.encode())
+        await writer.drain()
+        writer.transport.abort()  # gone before reading the 101
+        await writer.wait_closed()
+        del reader
+
+        async def admitted() -> bool:
+            try:
+                async with connect(emu.url + QUERY) as ws:
+                    return (await recv(ws))["type"] == "session.created"
+            except InvalidStatus:
+                return False
+
+        deadline = time.monotonic() + 10
+        while not await admitted():
+            assert time.monotonic() < deadline, "the dropped handshake kept the only place"
 
 
 def test_the_window_slides() -> None:
@@ -162,6 +211,47 @@ def test_the_standalone_emulator_enforces_the_rate_and_takes_flags() -> None:
         created, status = asyncio.run(go())
         assert abs(created["session"]["expires_at"] - (t0 + 30)) < 3
         assert status == 429
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def test_the_standalone_emulator_takes_max_sessions_without_workers() -> None:
+    bad = subprocess.run(
+        [sys.executable, "-m", "voicelive_nb.emulator", "--max-sessions", "0"], capture_output=True, text=True
+    )
+    assert bad.returncode == 2 and "invalid --max-sessions 0" in bad.stderr
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "voicelive_nb.emulator",
+            "--port",
+            "0",
+            "--pace",
+            "fast",
+            "--max-sessions",
+            "1",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().strip()
+
+        async def go() -> int:
+            async with connect(url + QUERY) as ws:
+                await recv(ws)
+                try:
+                    async with connect(url + QUERY):
+                        return 101
+                except InvalidStatus as exc:
+                    return exc.response.status_code
+
+        assert asyncio.run(go()) == 503
     finally:
         proc.terminate()
         proc.wait(10)

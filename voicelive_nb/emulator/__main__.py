@@ -76,7 +76,8 @@ def _parser(prog: str = "python -m voicelive_nb.emulator") -> argparse.ArgumentP
         "--max-sessions",
         type=int,
         default=None,
-        help="with --workers: refuse new connections past this many open ones with HTTP 503 (default: no limit)",
+        help="refuse new connections past this many open ones with HTTP 503 and Retry-After "
+        "(with or without --workers; default: no limit)",
     )
     parser.add_argument("--log-level", default="WARNING", help="logging level on stderr (default: WARNING)")
     return parser
@@ -101,7 +102,7 @@ async def _serve(args: argparse.Namespace) -> int:
 
         server = WorkerPool(args.workers, args.host, args.port, max_sessions=args.max_sessions, **options)
     else:
-        server = EmulatorServer(args.host, args.port, **options)
+        server = EmulatorServer(args.host, args.port, max_sessions=args.max_sessions, **options)
     return await _run_until_signal(server, args)
 
 
@@ -158,8 +159,8 @@ def main(
     if args.workers is not None and not 1 <= args.workers <= 64:
         print(f"emulator: invalid --workers {args.workers}; use 1 to 64", file=sys.stderr)
         return 2
-    if args.max_sessions is not None and (args.workers is None or args.max_sessions < 1):
-        print("emulator: --max-sessions needs --workers N and a positive number", file=sys.stderr)
+    if args.max_sessions is not None and args.max_sessions < 1:
+        print(f"emulator: invalid --max-sessions {args.max_sessions}; use a positive number", file=sys.stderr)
         return 2
     logging.basicConfig(
         level=args.log_level.upper(), stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"

@@ -38,6 +38,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
+from websockets.protocol import State
 
 from ..errors import InvalidValue, StateError
 from ..hosts import is_loopback_host
@@ -47,6 +48,7 @@ from .limits import (
     TOKENS_PER_MINUTE,
     ConnectionRate,
     TokenBudget,
+    capacity_refusal,
     check_limit,
 )
 from .wire_shapes import Edge, PreviewEdge, edge_for, is_ga
@@ -357,7 +359,12 @@ class _ConnState:
 
 
 class EmulatorServer:
-    """A local Voice Live service. Use ``async with`` (or :meth:`start` / :meth:`stop`)."""
+    """A local Voice Live service. Use ``async with`` (or :meth:`start` / :meth:`stop`).
+
+    ``max_sessions``: with that many connections open, a new one is refused before the upgrade
+    with HTTP 503 and ``Retry-After: 1`` (default: no limit), so an overloaded emulator says so
+    at once instead of answering every session late.
+    """
 
     def __init__(
         self,
@@ -380,9 +387,12 @@ class EmulatorServer:
         max_connection_s: float = MAX_CONNECTION_S,
         max_connections_per_minute: int | None = None,
         tokens_per_minute: int = TOKENS_PER_MINUTE,
+        max_sessions: int | None = None,
     ) -> None:
         if pace not in ("realtime", "fast"):
             raise InvalidValue(f"invalid pace {pace!r}; use 'realtime' or 'fast'")
+        if max_sessions is not None:
+            check_limit("max_sessions", max_sessions, integer=True)
         if not is_loopback_host(host):
             if not allow_remote:
                 raise InvalidValue(
@@ -426,6 +436,9 @@ class EmulatorServer:
         )
         self._server: Server | None = None
         self._conns: dict[ServerConnection, _ConnState] = {}
+        #: open connections past which a new one gets HTTP 503 (None: no limit)
+        self.max_sessions = max_sessions
+        self._admitted: set[ServerConnection] = set()  # handshakes let through, until their handler ends
 
     # --- properties -----------------------------------------------------------------------------
 
@@ -497,6 +510,15 @@ class EmulatorServer:
             response = connection.respond(429, self.rate.refusal_message(decision) + "\n")
             response.headers["Retry-After"] = str(max(1, math.ceil(decision.retry_after_s)))
             return response
+        if self.max_sessions is not None:
+            # a handshake let through that never reached its handler (the client went away) is closed
+            self._admitted = {c for c in self._admitted if c.state is not State.CLOSED}
+            if len(self._admitted) >= self.max_sessions:
+                self.stats.handshakes_rejected += 1
+                response = connection.respond(503, capacity_refusal(self.max_sessions) + "\n")
+                response.headers["Retry-After"] = "1"
+                return response
+            self._admitted.add(connection)
         return None
 
     # --- one connection -----------------------------------------------------------------------------
@@ -554,6 +576,7 @@ class EmulatorServer:
                 with contextlib.suppress(BaseException):
                     await task
             self._conns.pop(ws, None)
+            self._admitted.discard(ws)
             self.stats.connections_open -= 1
 
     @staticmethod

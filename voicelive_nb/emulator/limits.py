@@ -132,3 +132,11 @@ class TokenBudget:
                 }
             ],
         }
+
+
+def capacity_refusal(max_sessions: int) -> str:
+    """The HTTP 503 body when ``max_sessions`` connections are open (one wording, every server)."""
+    return (
+        f"service unavailable: the emulator is at its capacity of {max_sessions} sessions; "
+        "retry after a session ends"
+    )

@@ -57,7 +57,7 @@ from websockets.server import ServerProtocol
 from ..errors import ConfigError, StateError, VoiceLiveError
 from ..hosts import is_loopback_host
 from .endpoint import EmulatorServer
-from .limits import ConnectionRate, check_limit
+from .limits import ConnectionRate, capacity_refusal, check_limit
 
 __all__ = ["WORKER_HEADER", "WorkerError", "WorkerPool"]
 
@@ -556,8 +556,7 @@ class WorkerPool:
             self._refuse(
                 conn,
                 503,
-                f"service unavailable: the emulator is at its capacity of {self.max_sessions} sessions; "
-                "retry after a session ends",
+                capacity_refusal(self.max_sessions),
                 retry_after_s=1.0,
             )
             return
