@@ -5,6 +5,13 @@ synth callback with 22050 Hz PCM16 blocks and word events on the calling thread.
 is process-global, so it is initialised once and every call runs under one lock. The audio
 is resampled with soxr to the rate asked for (24 kHz by default).
 
+Not repeatable call to call: the same text comes out a little different each time (four calls
+of one sentence gave four different waveforms, lengths within about 10 ms), in an order fixed
+from the process's start. eSpeak NG's waveform generator keeps its pitch-flutter position
+(``Flutter_ix`` in wavegen.c) from one utterance to the next; setting it back to 0 before each
+call made the output identical in an experiment, but it is a static inside the library, so
+this module leaves it alone. Tests that compare audio lengths or onsets allow for this.
+
 Also here: :func:`speech_with_pauses`, which builds test speech with exactly known speech
 spans (each sentence trimmed to its first and last audible sample), and :func:`add_noise` /
 :func:`white_noise` for noise experiments. These feed the VAD tests and the VAD lab.
