@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -174,48 +176,42 @@ def test_the_window_slides() -> None:
     assert rate.refused == 2
 
 
-def test_the_standalone_emulator_enforces_the_rate_and_takes_flags() -> None:
+@contextlib.contextmanager
+def standalone_emulator(*flags: str) -> Iterator[str]:
+    """``python -m voicelive_nb.emulator --port 0 --pace fast FLAGS``; its URL, stopped after."""
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "voicelive_nb.emulator",
-            "--port",
-            "0",
-            "--pace",
-            "fast",
-            "--max-connections-per-minute",
-            "1",
-            "--max-connection-s",
-            "30",
-            "--tokens-per-minute",
-            "5000",
-        ],
+        [sys.executable, "-m", "voicelive_nb.emulator", "--port", "0", "--pace", "fast", *flags],
         stdout=subprocess.PIPE,
         text=True,
     )
     try:
         assert proc.stdout is not None
-        url = proc.stdout.readline().strip()
-
-        async def go() -> tuple[dict[str, Any], int]:
-            async with connect(url + QUERY) as ws:
-                created = await recv(ws)
-            try:
-                async with connect(url + QUERY):
-                    return created, 101
-            except InvalidStatus as exc:
-                return created, exc.response.status_code
-
-        t0 = time.time()
-        created, status = asyncio.run(go())
-        assert abs(created["session"]["expires_at"] - (t0 + 30)) < 3
-        assert status == 429
+        yield proc.stdout.readline().strip()
     finally:
         proc.terminate()
         proc.wait(10)
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+async def second_connection_status(url: str) -> tuple[dict[str, Any], int]:
+    """``session.created`` of a first connection, and the HTTP status a second one gets while it is open."""
+    async with connect(url + QUERY) as ws:
+        created = await recv(ws)
+        try:
+            async with connect(url + QUERY):
+                return created, 101
+        except InvalidStatus as exc:
+            return created, exc.response.status_code
+
+
+def test_the_standalone_emulator_enforces_the_rate_and_takes_flags() -> None:
+    flags = ("--max-connections-per-minute", "1", "--max-connection-s", "30", "--tokens-per-minute", "5000")
+    with standalone_emulator(*flags) as url:
+        t0 = time.time()
+        created, status = asyncio.run(second_connection_status(url))
+    assert abs(created["session"]["expires_at"] - (t0 + 30)) < 3
+    assert status == 429
 
 
 def test_the_standalone_emulator_takes_max_sessions_without_workers() -> None:
@@ -223,40 +219,9 @@ def test_the_standalone_emulator_takes_max_sessions_without_workers() -> None:
         [sys.executable, "-m", "voicelive_nb.emulator", "--max-sessions", "0"], capture_output=True, text=True
     )
     assert bad.returncode == 2 and "invalid --max-sessions 0" in bad.stderr
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "voicelive_nb.emulator",
-            "--port",
-            "0",
-            "--pace",
-            "fast",
-            "--max-sessions",
-            "1",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        url = proc.stdout.readline().strip()
-
-        async def go() -> int:
-            async with connect(url + QUERY) as ws:
-                await recv(ws)
-                try:
-                    async with connect(url + QUERY):
-                        return 101
-                except InvalidStatus as exc:
-                    return exc.response.status_code
-
-        assert asyncio.run(go()) == 503
-    finally:
-        proc.terminate()
-        proc.wait(10)
-        if proc.stdout is not None:
-            proc.stdout.close()
+    with standalone_emulator("--max-sessions", "1") as url:
+        _, status = asyncio.run(second_connection_status(url))
+    assert status == 503
 
 
 # --- token budget ---------------------------------------------------------------------------------
