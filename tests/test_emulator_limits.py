@@ -30,6 +30,10 @@ from voicelive_nb.emulator.limits import (
     ConnectionRate,
     TokenBudget,
 )
+from voicelive_nb.errors import HandshakeRefused, TransportError
+from voicelive_nb.lab.quota import retry_after_s
+from voicelive_nb.notebook_run import reconnect_delay
+from voicelive_nb.session import Session
 
 QUERY = "/voice-live/realtime?api-version=2026-07-15&model=gpt-realtime"
 GA_QUERY = "/voice-live/realtime?api-version=v1&model=gpt-realtime"
@@ -164,6 +168,40 @@ async def test_a_handshake_that_never_reached_its_session_does_not_hold_a_place(
         deadline = time.monotonic() + 10
         while not await admitted():
             assert time.monotonic() < deadline, "the dropped handshake kept the only place"
+
+
+# --- what the client makes of a refusal -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("limit", ["capacity", "rate"])
+async def test_a_refused_handshake_tells_the_client_the_status_and_how_long_to_wait(limit: str) -> None:
+    options = {"max_sessions": 1} if limit == "capacity" else {"max_connections_per_minute": 1}
+    async with run_emulator(pace="fast", **options) as emu:  # type: ignore[arg-type]
+        async with Session(endpoint=emu.url, api_key="x", dotenv=False):
+            second = Session(endpoint=emu.url, api_key="x", dotenv=False)
+            with pytest.raises(HandshakeRefused) as info:
+                await second.open()
+    refused = info.value
+    assert isinstance(refused, TransportError)  # what callers already catch
+    if limit == "capacity":
+        assert refused.status == 503 and refused.retry_after_s == 1.0
+        assert "capacity of 1 sessions" in str(refused)
+    else:
+        assert (
+            refused.status == 429 and refused.retry_after_s is not None and 1 <= refused.retry_after_s <= 60
+        )
+    assert f"retry after {refused.retry_after_s:g} s" in str(refused)
+    assert retry_after_s(refused) == refused.retry_after_s  # what the lab's sweeps back off by
+    assert second.status.startswith("failed: ")
+
+
+def test_a_reconnect_waits_at_least_what_the_refusal_asked() -> None:
+    busy = HandshakeRefused("busy", status=503, retry_after_s=7.0)
+    assert reconnect_delay(1, 0.5, 10.0, busy) == 7.0  # the server's wait beats the back-off
+    assert reconnect_delay(5, 0.5, 10.0, busy) == 8.0  # and the back-off beats a shorter one
+    assert reconnect_delay(1, 0.5, 10.0, HandshakeRefused("x", status=502)) == 0.5  # none asked
+    assert reconnect_delay(3, 0.5, 10.0, TransportError("lost")) == 2.0
+    assert reconnect_delay(9, 0.5, 10.0, None) == 10.0
 
 
 def test_the_window_slides() -> None:

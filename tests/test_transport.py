@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 from collections.abc import AsyncIterator
 from http import HTTPStatus
 from typing import Any
@@ -13,7 +14,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.http11 import Request, Response
 
 from voicelive_nb.errors import AuthenticationError, ConnectionClosed, ConnectTimeout, TransportError
-from voicelive_nb.transport import Transport, build_url, describe_close, redact_url
+from voicelive_nb.transport import Transport, build_url, describe_close, parse_retry_after, redact_url
 
 V = "2026-07-15"
 
@@ -303,3 +304,23 @@ async def test_v1_against_the_emulator_with_the_key_in_the_endpoint() -> None:
         async with Session(endpoint=endpoint, api_version="v1", dotenv=False) as s:
             assert s.status == "connected" and s.wire_shape == "ga"
             assert s.effective_session()["turn_detection"]["type"] == "server_vad"
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [
+        ("5", 5.0),
+        (" 1.5 ", 1.5),  # a fraction: liberal in what we accept
+        ("0", 0.0),
+        ("Fri, 04 Dec 2026 20:00:30 GMT", 30.0),  # an HTTP-date, 30 s after "now"
+        ("Fri, 04 Dec 2026 19:59:00 GMT", 0.0),  # already past
+        (None, None),
+        ("", None),
+        ("soon", None),
+        ("-3", None),
+        ("nan", None),
+    ],
+)
+def test_retry_after_reads_seconds_or_an_http_date(header: str | None, seconds: float | None) -> None:
+    now = datetime.datetime(2026, 12, 4, 20, 0, 0, tzinfo=datetime.timezone.utc).timestamp()
+    assert parse_retry_after(header, now) == seconds

@@ -124,6 +124,17 @@ class AuthenticationError(TransportError):
         super().__init__(message)
 
 
+class HandshakeRefused(TransportError):
+    """The service answered the WebSocket handshake with an HTTP error other than 401/403 (such as
+    429 too many requests or 503 at capacity): ``status``, and ``retry_after_s`` from its
+    ``Retry-After`` header (None when it sent none)."""
+
+    def __init__(self, message: str, *, status: int, retry_after_s: float | None = None) -> None:
+        self.status = status
+        self.retry_after_s = retry_after_s
+        super().__init__(message)
+
+
 class ConnectionClosed(TransportError):
     """The connection was closed; ``code`` and ``reason`` come from the close frame."""
 

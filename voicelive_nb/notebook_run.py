@@ -23,6 +23,7 @@ from .errors import (
     AuthenticationError,
     ConfigError,
     ConnectionClosed,
+    HandshakeRefused,
     TransportError,
     VoiceLiveError,
     WaitTimeout,
@@ -247,9 +248,8 @@ class ConnectionRunner:
         self.status = f"reconnecting ({self.host.reconnect_failures}/{self.host.max_reconnects}): {reason}"
         log.warning("voice session %s", self.status)
         self._notify()
-        delay = min(
-            self.host.reconnect_delay_s * 2 ** (self.host.reconnect_failures - 1),
-            self.host.reconnect_max_delay_s,
+        delay = reconnect_delay(
+            self.host.reconnect_failures, self.host.reconnect_delay_s, self.host.reconnect_max_delay_s, exc
         )
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self.stop_event.wait(), timeout=delay)
@@ -330,6 +330,14 @@ class ConnectionRunner:
 
 def _status_of_failure(exc: BaseException) -> str:
     return f"failed: {reason_of(exc)}"
+
+
+def reconnect_delay(failures: int, base_s: float, max_s: float, exc: BaseException | None) -> float:
+    """The wait before reconnect attempt ``failures`` (1, 2, ...): ``base_s`` doubled per failure up to
+    ``max_s``, but never shorter than a refusal's ``Retry-After`` (retrying sooner is refused again)."""
+    delay = min(base_s * 2.0 ** (failures - 1), max_s)
+    asked = exc.retry_after_s if isinstance(exc, HandshakeRefused) else None
+    return max(delay, asked) if asked is not None else delay
 
 
 def _retryable(exc: BaseException) -> bool:

@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
+import email.utils
 import logging
+import math
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -29,6 +33,7 @@ from .errors import (
     AuthenticationError,
     ConnectionClosed,
     ConnectTimeout,
+    HandshakeRefused,
     InvalidType,
     TransportError,
     VoiceLiveError,
@@ -135,6 +140,26 @@ _SECRET_QUERY_KEYS = frozenset(
         "password",
     }
 )
+
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header: delay-seconds (a fraction accepted too) or an
+    HTTP-date, counted from ``now`` (epoch seconds; a date in the past is 0). None when absent or
+    unreadable."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(text)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:  # RFC 9110 dates are GMT
+            when = when.replace(tzinfo=datetime.timezone.utc)
+        return max(0.0, when.timestamp() - now)
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
 
 
 def redact_url(url: str) -> str:
@@ -343,8 +368,13 @@ class Transport:
                     status=status,
                     credential_kind=credential_kind,
                 ) from None
-            raise TransportError(
-                f"handshake with {shown} failed: HTTP {status}" + (f": {body}" if body else "")
+            wait_s = parse_retry_after(exc.response.headers.get("Retry-After"), time.time())
+            raise HandshakeRefused(
+                f"handshake with {shown} failed: HTTP {status}"
+                + (f": {body}" if body else "")
+                + (f" (the service asks to retry after {wait_s:g} s)" if wait_s is not None else ""),
+                status=status,
+                retry_after_s=wait_s,
             ) from None
         except asyncio.TimeoutError:
             raise ConnectTimeout(
@@ -635,6 +665,7 @@ __all__ = [
     "connect_websocket",
     "describe_close",
     "open_transport",
+    "parse_retry_after",
     "redact_url",
     "wait_bounded",
 ]
