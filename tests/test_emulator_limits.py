@@ -34,6 +34,7 @@ from voicelive_nb.errors import HandshakeRefused, TransportError
 from voicelive_nb.lab.quota import retry_after_s
 from voicelive_nb.notebook_run import reconnect_delay
 from voicelive_nb.session import Session
+from voicelive_nb.testing import memory_emulator
 
 QUERY = "/voice-live/realtime?api-version=2026-07-15&model=gpt-realtime"
 GA_QUERY = "/voice-live/realtime?api-version=v1&model=gpt-realtime"
@@ -95,11 +96,17 @@ async def test_the_default_lifetime_is_an_hour() -> None:
         ({"tokens_per_minute": 0}, "tokens_per_minute"),
         ({"max_sessions": 0}, "max_sessions"),
         ({"max_sessions": 1.5}, "max_sessions"),
+        ({"chunk_ms": 10}, "chunk_ms"),
+        ({"chunk_ms": True}, "chunk_ms"),
+        ({"pace": "slow"}, "pace"),
     ],
 )
 def test_bad_limits_are_refused_naming_the_option(kwargs: dict[str, Any], name: str) -> None:
     with pytest.raises(ValueError, match=f"invalid {name}"):
         run_emulator(**kwargs)
+    if name in ("chunk_ms", "pace"):  # the in-memory emulator checks them alike
+        with pytest.raises(ValueError, match=f"invalid {name}"):
+            memory_emulator(**kwargs)
 
 
 # --- connection rate ------------------------------------------------------------------------------

@@ -44,6 +44,7 @@ from .connection import ConnectionOptions
 from .emulator.conversation import Conversation, ConversationOptions, EmulatorStats, Reply
 from .emulator.endpoint import DEFAULT_MAX_MESSAGE_BYTES, HandshakeRejected, parse_connect_request
 from .emulator.limits import MAX_CONNECTION_S, TOKENS_PER_MINUTE, TokenBudget, check_limit
+from .emulator.options import check_pacing
 from .emulator.wire_shapes import Edge, edge_for
 from .errors import AuthenticationError, ConnectionClosed, InvalidType, InvalidValue, TransportError
 from .transport import ConnectRequest, redact_url, wait_bounded
@@ -407,10 +408,7 @@ class MemoryEmulator:
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         capacity: int = DEFAULT_CAPACITY,
     ) -> None:
-        if pace not in ("realtime", "fast"):
-            raise InvalidValue(f"invalid pace {pace!r}; use 'realtime' or 'fast'")
-        if isinstance(chunk_ms, bool) or not isinstance(chunk_ms, int) or not 20 <= chunk_ms <= 1000:
-            raise InvalidValue(f"invalid chunk_ms {chunk_ms!r}; use 20 to 1000")
+        check_pacing(pace, chunk_ms)
         if isinstance(capacity, bool) or not isinstance(capacity, int) or not 1 <= capacity <= 65536:
             raise InvalidValue(f"invalid capacity {capacity!r}; use 1 to 65536 frames")
         if api_key is not None and (not isinstance(api_key, str) or not api_key):

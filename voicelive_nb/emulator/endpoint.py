@@ -51,6 +51,7 @@ from .limits import (
     capacity_refusal,
     check_limit,
 )
+from .options import check_pacing
 from .wire_shapes import Edge, PreviewEdge, edge_for, is_ga
 
 __all__ = [
@@ -389,8 +390,7 @@ class EmulatorServer:
         tokens_per_minute: int = TOKENS_PER_MINUTE,
         max_sessions: int | None = None,
     ) -> None:
-        if pace not in ("realtime", "fast"):
-            raise InvalidValue(f"invalid pace {pace!r}; use 'realtime' or 'fast'")
+        check_pacing(pace, chunk_ms)
         if max_sessions is not None:
             check_limit("max_sessions", max_sessions, integer=True)
         if not is_loopback_host(host):
@@ -400,8 +400,6 @@ class EmulatorServer:
                 )
             if not api_key:
                 raise InvalidValue(f"listening on {host!r} needs an api_key so that strangers cannot use it")
-        if chunk_ms <= 0 or chunk_ms > 1000:
-            raise InvalidValue(f"invalid chunk_ms {chunk_ms}; use 20 to 1000")
         check_limit("max_connection_s", max_connection_s, integer=False)
         if session_max_s is not None:  # the older name of max_connection_s
             check_limit("session_max_s", session_max_s, integer=False)

@@ -6,9 +6,10 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ..errors import InvalidValue
 from . import session_defaults as sd
 
-__all__ = ["ConversationOptions", "EmulatorStats", "Reply"]
+__all__ = ["ConversationOptions", "EmulatorStats", "Reply", "check_pacing"]
 
 #: What ``replies=`` may be: a list of texts used in order, or a function of the user's words.
 #: An entry of the list may instead be a scripted tool call, ``{"call": name, "arguments": {...}}``
@@ -56,3 +57,12 @@ class ConversationOptions:
     #: The server's limits.TokenBudget: ``rate_limits.updated`` after every response (None: not sent).
     tokens: Any = None
     stats: EmulatorStats = field(default_factory=EmulatorStats)
+
+
+def check_pacing(pace: Any, chunk_ms: Any) -> None:
+    """Refuse a ``pace`` other than realtime/fast and a ``chunk_ms`` outside 20 to 1000 (an integer),
+    naming the option (every server that builds :class:`ConversationOptions` checks these)."""
+    if pace not in ("realtime", "fast"):
+        raise InvalidValue(f"invalid pace {pace!r}; use 'realtime' or 'fast'")
+    if isinstance(chunk_ms, bool) or not isinstance(chunk_ms, int) or not 20 <= chunk_ms <= 1000:
+        raise InvalidValue(f"invalid chunk_ms {chunk_ms!r}; use 20 to 1000")
